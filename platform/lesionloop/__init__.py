@@ -1,0 +1,1 @@
+"""The LesionLoop Django project."""

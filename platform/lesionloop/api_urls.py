@@ -1,0 +1,7 @@
+"""One central API router; each app contributes its routes from ``<app>/api/urls.py``."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern, URLResolver
+
+urlpatterns: list[URLPattern | URLResolver] = []

@@ -1,0 +1,187 @@
+"""Settings shared by every environment. Everything comes from the environment.
+
+``DATABASE_URL``          default: SQLite file under ``var/`` (embedded mode)
+``DRAMATIQ_BROKER_URL``   ``redis://...`` or ``amqp://...``; empty = embedded
+                          in-process worker (one command serves the whole product)
+``LESIONLOOP_STORAGE``    where images, masks and model weights live (default ``var/storage``)
+``SECRET_KEY``            required when DEBUG is off
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from .env import env_bool, env_int, env_list, env_str
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+VAR_DIR = Path(env_str("LESIONLOOP_VAR", str(PROJECT_ROOT / "var")))
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_str("SECRET_KEY")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "django_dramatiq",
+    "lesionloop.core",
+    "lesionloop.accounts",
+    "lesionloop.audit",
+    "lesionloop.studies",
+    "lesionloop.review",
+    "lesionloop.registry",
+    "lesionloop.training",
+    "lesionloop.viewer",
+]
+
+# Every local app keeps its migrations in the top-level migrations/ folder.
+LOCAL_APPS = ["core", "accounts", "audit", "studies", "review", "registry", "training", "viewer"]
+MIGRATION_MODULES = {label: f"migrations.{label}" for label in LOCAL_APPS}
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "lesionloop.urls"
+WSGI_APPLICATION = "lesionloop.wsgi.application"
+ASGI_APPLICATION = "lesionloop.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "lesionloop.accounts.context_processors.roles",
+            ],
+        },
+    },
+]
+
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'lesionloop.sqlite3'}")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded worker writes from other threads; wait for locks instead of failing.
+    DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STATICFILES_DIRS = [PROJECT_ROOT / "frontend_static"]
+
+STORAGE_ROOT = Path(env_str("LESIONLOOP_STORAGE", str(VAR_DIR / "storage")))
+UPLOAD_MAX_BYTES = env_int("LESIONLOOP_UPLOAD_MAX_BYTES", 2 * 1024**3, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+# --- the model grid and the loop -------------------------------------------------
+LESIONLOOP_GRID = env_str("LESIONLOOP_GRID", "lite")
+LESIONLOOP_DEVICE = env_str("LESIONLOOP_DEVICE", "auto")
+LESIONLOOP_RETRAIN_AFTER_APPROVALS = env_int("LESIONLOOP_RETRAIN_AFTER_APPROVALS", 10, minimum=0)
+LESIONLOOP_TRAIN_MAX_MINUTES = env_int("LESIONLOOP_TRAIN_MAX_MINUTES", 60, minimum=1)
+LESIONLOOP_LEASE_SECONDS = env_int("LESIONLOOP_LEASE_SECONDS", 120, minimum=10)
+
+# --- Dramatiq ---------------------------------------------------------------------
+DRAMATIQ_BROKER_URL = env_str("DRAMATIQ_BROKER_URL")
+_DRAMATIQ_MIDDLEWARE = [
+    "dramatiq.middleware.AgeLimit",
+    "dramatiq.middleware.TimeLimit",
+    "dramatiq.middleware.Callbacks",
+    "dramatiq.middleware.Retries",
+    "dramatiq.middleware.CurrentMessage",
+    "django_dramatiq.middleware.DbConnectionsMiddleware",
+]
+
+
+def dramatiq_broker_settings(url: str) -> dict[str, object]:
+    """Pick the broker class from the URL scheme; empty means embedded (in-process)."""
+    if not url:
+        return {
+            "BROKER": "dramatiq.brokers.stub.StubBroker",
+            "OPTIONS": {},
+            "MIDDLEWARE": _DRAMATIQ_MIDDLEWARE,
+        }
+    scheme = url.split(":", 1)[0].lower()
+    if scheme in {"redis", "rediss", "unix"}:
+        broker = "dramatiq.brokers.redis.RedisBroker"
+    elif scheme in {"amqp", "amqps"}:
+        broker = "dramatiq.brokers.rabbitmq.RabbitmqBroker"
+    else:
+        raise ImproperlyConfigured(
+            f"DRAMATIQ_BROKER_URL={url!r}: the scheme must be redis://, rediss:// or amqp://"
+        )
+    return {"BROKER": broker, "OPTIONS": {"url": url}, "MIDDLEWARE": _DRAMATIQ_MIDDLEWARE}
+
+
+DRAMATIQ_BROKER = dramatiq_broker_settings(DRAMATIQ_BROKER_URL)
+EMBEDDED_WORKER = not DRAMATIQ_BROKER_URL
+DRAMATIQ_TASKS_DATABASE = "default"
+DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
+
+# --- DRF --------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "lesionloop.core.api.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "LesionLoop API",
+    "DESCRIPTION": "Studies, lesion review, model registry and audit trail for SRS contouring.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.server": {"level": "WARNING"}},
+}
+
+# Functions run when the embedded worker starts, to re-enqueue unfinished jobs.
+LESIONLOOP_RECOVERY_HOOKS: list[str] = []

@@ -1,0 +1,33 @@
+"""Settings for the test suite: PostgreSQL by default (``DATABASE_URL`` overrides)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import dj_database_url
+
+from .base import *  # noqa: F403
+from .base import dramatiq_broker_settings
+from .env import env_str
+
+DEBUG = False
+SECRET_KEY = "test-only-key"
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lesionloop"), conn_max_age=0
+    )
+}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGE_ROOT = Path(os.environ.get("LESIONLOOP_STORAGE") or tempfile.mkdtemp(prefix="ll-test-"))
+LESIONLOOP_GRID = env_str("LESIONLOOP_GRID", "tiny")
+# Unit tests use the StubBroker; end-to-end tests start real workers against Redis.
+DRAMATIQ_BROKER = dramatiq_broker_settings("")
+EMBEDDED_WORKER = False
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+WHITENOISE_USE_FINDERS = True

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Idempotent set-up shared by run.sh and test.sh: virtual environment, pinned install,
+# viewer libraries. Fast the second time (a stamp of requirements.txt skips pip).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-}
+if [ -z "$PY" ]; then
+  if command -v python3.11 >/dev/null 2>&1; then PY=python3.11; else PY=python3; fi
+fi
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+  echo "LesionLoop needs Python 3.11; $PY is $("$PY" --version 2>&1). Set PYTHON=/path/to/python3.11." >&2
+  exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+  echo "Creating .venv with $PY ..."
+  "$PY" -m venv .venv
+fi
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ "$(cat .venv/.requirements.sha256 2>/dev/null || true)" != "$want" ]; then
+  echo "Installing pinned requirements (torch==2.13.0 CPU wheel from the local disk) ..."
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
+  echo "$want" > .venv/.requirements.sha256
+fi
+.venv/bin/python scripts/fetch_vendor.py
