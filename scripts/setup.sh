@@ -19,7 +19,9 @@ fi
 want=$(sha256sum requirements.txt | cut -d' ' -f1)
 if [ "$(cat .venv/.requirements.sha256 2>/dev/null || true)" != "$want" ]; then
   echo "Installing pinned requirements (torch==2.13.0 CPU wheel from the local disk) ..."
-  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
+  # pip warns once per package about this machine's optional local indexes; hide only that.
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt 2>&1 \
+    | { grep -v "is ignored: it is neither a file nor a directory" || true; }
   echo "$want" > .venv/.requirements.sha256
 fi
 .venv/bin/python scripts/fetch_vendor.py
