@@ -1,0 +1,195 @@
+"""The ensemble predictor of ARCHITECTURE.md.
+
+Each network yields a tumour probability map over the whole study; the
+ensemble map is their voxel-wise mean (METHOD.md section 2); lesions are the
+connected components of the thresholded ensemble map, labelled 1..N by volume
+ascending.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ml.inference.sliding import head_bbox, predict_deepmedic, predict_in_box, predict_unet
+from ml.lesions import label_lesions, voxel_volume_mm3
+from ml.networks.checkpoint import load_checkpoint, network_from_checkpoint
+
+
+@dataclass(frozen=True)
+class LesionSummary:
+    label: int
+    volume_vox: int
+    volume_mm3: float
+    centroid_vox: tuple[float, float, float]  # (z, y, x) voxel coordinates
+    centroid_mm: tuple[
+        float, float, float
+    ]  # centroid_vox * spacing_mm (grid frame, origin ignored)
+    bbox: tuple[int, int, int, int, int, int]  # z0, y0, x0, z1, y1, x1 (exclusive)
+    mean_prob: float
+    max_prob: float
+    disagreement: float  # mean |unet_prob - deepmedic_prob| inside the lesion
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Prediction:
+    unet_prob: np.ndarray
+    deepmedic_prob: np.ndarray
+    ensemble_prob: np.ndarray
+    labels: np.ndarray
+    lesions: list[LesionSummary] = field(default_factory=list)
+    threshold: float = 0.5
+    spacing_mm: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+
+def summarise_lesions(
+    labels: np.ndarray,
+    n: int,
+    spacing_mm: Sequence[float],
+    ensemble_prob: np.ndarray,
+    unet_prob: np.ndarray,
+    deepmedic_prob: np.ndarray,
+) -> list[LesionSummary]:
+    if n == 0:
+        return []
+    vox_mm3 = voxel_volume_mm3(spacing_mm)
+    spacing = np.asarray(spacing_mm, dtype=np.float64)
+    idx = np.nonzero(labels)
+    lab = labels[idx]
+    counts = np.bincount(lab, minlength=n + 1)
+    coords = np.stack(idx, axis=1).astype(np.float64)
+    sums = np.stack([np.bincount(lab, weights=coords[:, k], minlength=n + 1) for k in range(3)], 1)
+    prob = ensemble_prob[idx].astype(np.float64)
+    prob_sum = np.bincount(lab, weights=prob, minlength=n + 1)
+    prob_max = np.zeros(n + 1)
+    np.maximum.at(prob_max, lab, prob)
+    dis = np.abs(unet_prob[idx].astype(np.float64) - deepmedic_prob[idx])
+    dis_sum = np.bincount(lab, weights=dis, minlength=n + 1)
+    lo = np.full((n + 1, 3), np.iinfo(np.int64).max)
+    hi = np.full((n + 1, 3), -1)
+    for k in range(3):
+        np.minimum.at(lo[:, k], lab, idx[k])
+        np.maximum.at(hi[:, k], lab, idx[k])
+    out = []
+    for i in range(1, n + 1):
+        c = sums[i] / counts[i]
+        out.append(
+            LesionSummary(
+                label=i,
+                volume_vox=int(counts[i]),
+                volume_mm3=float(counts[i] * vox_mm3),
+                centroid_vox=tuple(float(v) for v in c),
+                centroid_mm=tuple(float(v) for v in c * spacing),
+                bbox=(*(int(v) for v in lo[i]), *(int(v) + 1 for v in hi[i])),
+                mean_prob=float(prob_sum[i] / counts[i]),
+                max_prob=float(prob_max[i]),
+                disagreement=float(dis_sum[i] / counts[i]),
+            )
+        )
+    return out
+
+
+class EnsemblePredictor:
+    """U-Net + DeepMedic ensemble. Build with :meth:`from_dir` or from networks."""
+
+    def __init__(
+        self,
+        unet: nn.Module,
+        deepmedic: nn.Module,
+        *,
+        device: str | torch.device = "cpu",
+        threshold: float = 0.5,
+        slab_depth: int = 8,
+        slab_stride: int = 4,
+        tile_depth: int = 16,
+        crop_to_head: bool = True,
+        connectivity: int = 26,
+        manifest: dict[str, Any] | None = None,
+    ) -> None:
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+        self.device = torch.device(device)
+        self.unet = unet.to(self.device).eval()
+        self.deepmedic = deepmedic.to(self.device).eval()
+        self.threshold = float(threshold)
+        self.slab_depth = int(slab_depth)
+        self.slab_stride = int(slab_stride)
+        self.tile_depth = int(tile_depth)
+        self.crop_to_head = bool(crop_to_head)
+        self.connectivity = int(connectivity)
+        self.manifest = manifest or {}
+
+    @classmethod
+    def from_dir(
+        cls, model_dir: str | Path, device: str = "cpu", **overrides: Any
+    ) -> EnsemblePredictor:
+        """Load ``unet.pt`` and ``deepmedic.pt`` after checking their sha256 in ``manifest.json``."""
+        model_dir = Path(model_dir)
+        manifest = json.loads((model_dir / "manifest.json").read_text())
+        nets = {}
+        for arch in ("unet", "deepmedic"):
+            entry = manifest["files"][arch]
+            ckpt = load_checkpoint(model_dir / entry["path"], expected_sha256=entry["sha256"])
+            if ckpt["arch"] != arch:
+                raise ValueError(f"{entry['path']} holds a {ckpt['arch']!r}, expected {arch!r}")
+            nets[arch] = network_from_checkpoint(ckpt)
+        inference = dict(manifest.get("inference", {}))
+        inference.update(overrides)
+        return cls(nets["unet"], nets["deepmedic"], device=device, manifest=manifest, **inference)
+
+    def probabilities(self, model_input: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(unet_prob, deepmedic_prob), each float32 (D, H, W)."""
+        if model_input.ndim != 4 or model_input.shape[0] != 2:
+            raise ValueError(f"model_input must be (2, D, H, W), got {model_input.shape}")
+        image = np.ascontiguousarray(model_input, dtype=np.float32)
+        box = head_bbox(image) if self.crop_to_head else None
+        unet_prob = predict_in_box(
+            lambda im: predict_unet(
+                self.unet,
+                im,
+                slab_depth=self.slab_depth,
+                stride=self.slab_stride,
+                device=self.device,
+            ),
+            image,
+            box,
+        )
+        dm_prob = predict_in_box(
+            lambda im: predict_deepmedic(
+                self.deepmedic, im, tile_depth=self.tile_depth, device=self.device
+            ),
+            image,
+            box,
+        )
+        return unet_prob, dm_prob
+
+    def predict(self, model_input: np.ndarray, spacing_mm: Sequence[float]) -> Prediction:
+        unet_prob, dm_prob = self.probabilities(model_input)
+        return self.combine(unet_prob, dm_prob, spacing_mm)
+
+    def combine(
+        self, unet_prob: np.ndarray, dm_prob: np.ndarray, spacing_mm: Sequence[float]
+    ) -> Prediction:
+        """Ensemble two probability maps and list the lesions (also used by experiments)."""
+        ensemble = ((unet_prob + dm_prob) * 0.5).astype(np.float32)
+        labels, n = label_lesions(ensemble >= self.threshold, self.connectivity)
+        lesions = summarise_lesions(labels, n, spacing_mm, ensemble, unet_prob, dm_prob)
+        return Prediction(
+            unet_prob=unet_prob.astype(np.float32, copy=False),
+            deepmedic_prob=dm_prob.astype(np.float32, copy=False),
+            ensemble_prob=ensemble,
+            labels=labels,
+            lesions=lesions,
+            threshold=self.threshold,
+            spacing_mm=tuple(float(s) for s in spacing_mm),
+        )

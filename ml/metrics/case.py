@@ -1,0 +1,173 @@
+"""Per-case metrics and their aggregation over a data set.
+
+Conventions for empty masks (chosen so that no case is silently dropped):
+
+- DSC is 1.0 when both masks are empty, 0.0 when exactly one is.
+- Precision is ``None`` when nothing is predicted; recall is ``None`` when the
+  ground truth is empty (0/0 is undefined). ``aggregate`` averages over the
+  cases where the value is defined and says how many that were.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ml.lesions import label_lesions, voxel_volume_mm3
+
+SMALL_LESION_MAX_MM3 = 1500.0
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return None if den == 0 else float(num) / float(den)
+
+
+def evaluate_case(
+    pred_mask: np.ndarray,
+    gt_mask: np.ndarray,
+    spacing_mm: Sequence[float],
+    *,
+    connectivity: int = 26,
+    small_max_mm3: float = SMALL_LESION_MAX_MM3,
+    iou_threshold: float = 0.5,
+) -> dict[str, Any]:
+    """Metrics of one case. Masks are (D, H, W), nonzero = lesion; spacing (z, y, x) mm."""
+    if pred_mask.shape != gt_mask.shape:
+        raise ValueError(f"pred shape {pred_mask.shape} != gt shape {gt_mask.shape}")
+    vox_mm3 = voxel_volume_mm3(spacing_mm)
+    pred = pred_mask != 0
+    gt = gt_mask != 0
+    tp = int(np.count_nonzero(pred & gt))
+    n_pred, n_gt = int(np.count_nonzero(pred)), int(np.count_nonzero(gt))
+    fp, fn = n_pred - tp, n_gt - tp
+    dsc = 1.0 if n_pred + n_gt == 0 else 2.0 * tp / (n_pred + n_gt)
+
+    gt_labels, n_gt_les = label_lesions(gt, connectivity)
+    pred_labels, n_pred_les = label_lesions(pred, connectivity)
+    # Overlap table between ground-truth and predicted components (row/col 0 = background).
+    pair = gt_labels.astype(np.int64) * (n_pred_les + 1) + pred_labels
+    overlap = np.bincount(pair.ravel(), minlength=(n_gt_les + 1) * (n_pred_les + 1)).reshape(
+        n_gt_les + 1, n_pred_les + 1
+    )
+    gt_sizes = overlap.sum(axis=1)
+    pred_sizes = overlap.sum(axis=0)
+    inter = overlap[1:, 1:].astype(np.float64)
+    union = gt_sizes[1:, None] + pred_sizes[None, 1:] - inter
+    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+    # One-to-one matching, greedy by IoU: optimal whenever IoU > 0.5, since a
+    # component can then overlap only one partner that much.
+    matched_gt: dict[int, tuple[int, float]] = {}
+    used_pred: set[int] = set()
+    if iou.size:
+        for flat in np.argsort(-iou, axis=None, kind="stable"):
+            i, j = np.unravel_index(flat, iou.shape)
+            if iou[i, j] < iou_threshold or iou[i, j] <= 0:
+                break
+            if int(i) in matched_gt or int(j) in used_pred:
+                continue
+            matched_gt[int(i)] = (int(j) + 1, float(iou[i, j]))
+            used_pred.add(int(j))
+
+    lesions = []
+    for i in range(n_gt_les):
+        size = int(gt_sizes[i + 1])
+        hit = int(size - overlap[i + 1, 0])
+        volume_mm3 = size * vox_mm3
+        lesions.append(
+            {
+                "label": i + 1,
+                "volume_vox": size,
+                "volume_mm3": volume_mm3,
+                "group": "small" if volume_mm3 <= small_max_mm3 else "large",
+                "tp_vox": hit,
+                "pixel_recall": hit / size,
+                "detected": hit > 0,
+                "best_iou": float(iou[i].max()) if n_pred_les else 0.0,
+                "matched": i in matched_gt,
+            }
+        )
+
+    fp_any = int(np.count_nonzero(overlap[1:, 1:].sum(axis=0) == 0)) if n_pred_les else 0
+    if n_gt_les == 0:
+        fp_any = n_pred_les
+    groups = {}
+    for name in ("small", "large"):
+        members = [les for les in lesions if les["group"] == name]
+        voxels = sum(les["volume_vox"] for les in members)
+        groups[name] = {
+            "n_lesions": len(members),
+            "n_detected": sum(les["detected"] for les in members),
+            "n_matched": sum(les["matched"] for les in members),
+            "gt_vox": voxels,
+            "tp_vox": sum(les["tp_vox"] for les in members),
+            "detection_rate": _ratio(sum(les["detected"] for les in members), len(members)),
+            "pixel_recall": _ratio(sum(les["tp_vox"] for les in members), voxels),
+        }
+    return {
+        "spacing_mm": [float(s) for s in spacing_mm],
+        "dsc": dsc,
+        "precision": _ratio(tp, n_pred),
+        "recall": _ratio(tp, n_gt),
+        "tp_vox": tp,
+        "fp_vox": fp,
+        "fn_vox": fn,
+        "pred_volume_mm3": n_pred * vox_mm3,
+        "gt_volume_mm3": n_gt * vox_mm3,
+        "n_gt_lesions": n_gt_les,
+        "n_pred_lesions": n_pred_les,
+        "n_detected": sum(les["detected"] for les in lesions),
+        "n_matched": len(matched_gt),
+        "fp_lesions_any_overlap": fp_any,
+        "fp_lesions_iou": n_pred_les - len(used_pred),
+        "groups": groups,
+        "lesions": lesions,
+    }
+
+
+def _mean(values: Iterable[float | None]) -> tuple[float | None, int]:
+    defined = [v for v in values if v is not None]
+    return (float(np.mean(defined)) if defined else None), len(defined)
+
+
+def aggregate(cases: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Data-set summary: per-case means of DSC/precision/recall (with how many
+    cases defined each), lesion counts pooled over cases, and per size group
+    the pooled detection rate and pixel recall (as in the paper's Table 2)."""
+    out: dict[str, Any] = {"n_cases": len(cases)}
+    for key in ("dsc", "precision", "recall"):
+        out[key], out[f"{key}_n"] = _mean(c[key] for c in cases)
+    n_gt = sum(c["n_gt_lesions"] for c in cases)
+    out["n_gt_lesions"] = n_gt
+    out["detection_rate"] = _ratio(sum(c["n_detected"] for c in cases), n_gt)
+    out["match_rate"] = _ratio(sum(c["n_matched"] for c in cases), n_gt)
+    out["fp_lesions_per_case"] = _ratio(sum(c["fp_lesions_any_overlap"] for c in cases), len(cases))
+    out["fp_lesions_iou_per_case"] = _ratio(sum(c["fp_lesions_iou"] for c in cases), len(cases))
+    groups = {}
+    for name in ("small", "large"):
+        g = [c["groups"][name] for c in cases]
+        n = sum(x["n_lesions"] for x in g)
+        groups[name] = {
+            "n_lesions": n,
+            "median_volume_mm3": (
+                float(
+                    np.median(
+                        [
+                            les["volume_mm3"]
+                            for c in cases
+                            for les in c["lesions"]
+                            if les["group"] == name
+                        ]
+                    )
+                )
+                if n
+                else None
+            ),
+            "detection_rate": _ratio(sum(x["n_detected"] for x in g), n),
+            "match_rate": _ratio(sum(x["n_matched"] for x in g), n),
+            "pixel_recall": _ratio(sum(x["tp_vox"] for x in g), sum(x["gt_vox"] for x in g)),
+        }
+    out["groups"] = groups
+    return out

@@ -1,0 +1,109 @@
+"""Prepared-study directories as training cases, and the samplers that cut
+U-Net slabs and DeepMedic segments from them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ml.inference.sliding import head_bbox
+from ml.lesions import lesion_volume_map
+
+
+@dataclass
+class Case:
+    case_id: str
+    image: np.ndarray  # float32 (2, D, H, W), cropped to the head box when asked
+    gt: np.ndarray  # uint8 (D, H, W)
+    volume_map: np.ndarray  # int32 (D, H, W), lesion sizes on the *whole* ground truth
+    spacing_mm: tuple[float, float, float]
+
+    @property
+    def has_tumour(self) -> bool:
+        return bool(self.gt.any())
+
+
+def read_spacing(study_dir: Path) -> tuple[float, float, float]:
+    meta = json.loads((study_dir / "study.json").read_text())
+    spacing = meta["grid"]["spacing_mm"]
+    return (float(spacing[0]), float(spacing[1]), float(spacing[2]))
+
+
+def load_case(study_dir: str | Path, *, crop_to_head: bool = True, connectivity: int = 26) -> Case:
+    study_dir = Path(study_dir)
+    gt_path = study_dir / "ground_truth.npy"
+    if not gt_path.exists():
+        raise ValueError(f"{study_dir} has no ground_truth.npy; it cannot be used for training")
+    image = np.load(study_dir / "model_input.npy").astype(np.float32, copy=False)
+    gt = (np.load(gt_path) != 0).astype(np.uint8)
+    if image.ndim != 4 or image.shape[0] != 2 or image.shape[1:] != gt.shape:
+        raise ValueError(
+            f"{study_dir}: model_input {image.shape} and ground truth {gt.shape} disagree"
+        )
+    # Lesion volumes come from the whole mask before any crop (METHOD.md section 1).
+    volume_map = lesion_volume_map(gt, connectivity)
+    if crop_to_head:
+        y0, x0, y1, x1 = head_bbox(image)
+        image = np.ascontiguousarray(image[:, :, y0:y1, x0:x1])
+        gt = np.ascontiguousarray(gt[:, y0:y1, x0:x1])
+        volume_map = np.ascontiguousarray(volume_map[:, y0:y1, x0:x1])
+    return Case(study_dir.name, image, gt, volume_map, read_spacing(study_dir))
+
+
+def _crop(arr: np.ndarray, start: tuple[int, ...], size: tuple[int, ...]) -> np.ndarray:
+    """Crop the last len(size) axes at ``start`` (may be negative / overflow): zero padded."""
+    lead = arr.shape[: arr.ndim - len(size)]
+    out = np.zeros(lead + tuple(size), dtype=arr.dtype)
+    src, dst = [], []
+    for s, n, dim in zip(start, size, arr.shape[arr.ndim - len(size) :], strict=True):
+        a, b = max(0, s), min(dim, s + n)
+        if a >= b:
+            return out
+        src.append(slice(a, b))
+        dst.append(slice(a - s, b - s))
+    out[(..., *dst)] = arr[(..., *src)]
+    return out
+
+
+def sample_slab(
+    case: Case, slab_depth: int, *, want_tumour: bool, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(image, gt, volume_map) of ``slab_depth`` consecutive slices, full in-plane.
+
+    With ``want_tumour`` the slab contains a random tumour voxel's slice (cases
+    shorter than a slab are zero-padded along z).
+    """
+    d = case.gt.shape[0]
+    if want_tumour and case.has_tumour:
+        zs = np.flatnonzero(case.gt.any(axis=(1, 2)))
+        z = int(rng.choice(zs))
+        lo, hi = max(0, z - slab_depth + 1), min(z, d - slab_depth)
+        z0 = int(rng.integers(lo, hi + 1)) if hi >= lo else 0
+    else:
+        z0 = int(rng.integers(0, max(0, d - slab_depth) + 1))
+    h, w = case.gt.shape[1:]
+    start, size = (z0, 0, 0), (slab_depth, h, w)
+    return (
+        _crop(case.image, start, size),
+        _crop(case.gt, start, size),
+        _crop(case.volume_map, start, size),
+    )
+
+
+def sample_segment(
+    case: Case, segment_dhw: tuple[int, int, int], *, foreground: bool, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(image, gt) segment centred on a tumour voxel or on a background voxel inside the head."""
+    if foreground and case.has_tumour:
+        idx = np.flatnonzero(case.gt)
+    else:
+        inside = (np.abs(case.image[0] - case.image[0, 0, 0, 0]) > 1e-3) & (case.gt == 0)
+        idx = np.flatnonzero(inside)
+        if idx.size == 0:
+            idx = np.flatnonzero(case.gt == 0)
+    centre = np.unravel_index(int(rng.choice(idx)), case.gt.shape)
+    start = tuple(int(c) - s // 2 for c, s in zip(centre, segment_dhw, strict=True))
+    return _crop(case.image, start, segment_dhw), _crop(case.gt, start, segment_dhw)
