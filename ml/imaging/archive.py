@@ -1,0 +1,125 @@
+"""Safe unpacking of uploaded zip archives.
+
+A zip can name entries that escape the target folder (``../../etc/passwd``,
+absolute paths: "zip-slip") or expand to far more bytes than it occupies (a zip
+bomb). Both are refused with an ``IngestError`` before anything is written outside
+``dest``; the byte limit is enforced on the bytes actually inflated, not on the
+sizes the archive declares.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from ml.imaging.errors import IngestError
+
+DEFAULT_MAX_UNZIPPED_BYTES = int(os.environ.get("LESIONLOOP_MAX_UNZIPPED_BYTES", 8 * 1024**3))
+DEFAULT_MAX_MEMBERS = int(os.environ.get("LESIONLOOP_MAX_ZIP_MEMBERS", 50_000))
+_CHUNK = 1024 * 1024
+
+
+def _safe_relative(name: str) -> PurePosixPath | None:
+    """The entry's path relative to the target, or None when it would escape it."""
+    norm = name.replace("\\", "/")
+    if norm.startswith("/") or (len(norm) > 1 and norm[1] == ":"):
+        return None
+    parts: list[str] = []
+    for part in PurePosixPath(norm).parts:
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                return None
+            parts.pop()
+            continue
+        parts.append(part)
+    return PurePosixPath(*parts) if parts else PurePosixPath(".")
+
+
+def safe_extract(
+    zip_path: str | os.PathLike[str],
+    dest: str | os.PathLike[str],
+    *,
+    max_bytes: int = DEFAULT_MAX_UNZIPPED_BYTES,
+    max_members: int = DEFAULT_MAX_MEMBERS,
+) -> list[Path]:
+    """Extract regular files of ``zip_path`` under ``dest``; return their paths.
+
+    ``dest`` should be a fresh temporary folder: on refusal, what was already
+    written stays there for the caller to delete with the folder.
+    """
+    dest_dir = Path(dest).resolve()
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    zname = Path(zip_path).name
+    try:
+        zf = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise IngestError(
+            "bad_archive", f"the zip archive cannot be read ({exc})", file=zname
+        ) from exc
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > max_members:
+            raise IngestError(
+                "archive_too_large",
+                f"the zip holds {len(infos)} entries; the limit is {max_members}",
+                file=zname,
+            )
+        # Refuse unsafe names before writing anything.
+        plan: list[tuple[zipfile.ZipInfo, Path]] = []
+        declared = 0
+        for info in infos:
+            rel = _safe_relative(info.filename)
+            target = (dest_dir / rel).resolve() if rel is not None else None
+            if target is None or (target != dest_dir and dest_dir not in target.parents):
+                raise IngestError(
+                    "unsafe_archive",
+                    f"zip entry {info.filename!r} points outside the upload folder (zip-slip); "
+                    "the archive was refused",
+                    file=info.filename,
+                )
+            if info.is_dir():
+                continue
+            mode = (info.external_attr >> 16) & 0xFFFF
+            if stat.S_ISLNK(mode):
+                raise IngestError(
+                    "unsafe_archive",
+                    f"zip entry {info.filename!r} is a symbolic link; the archive was refused",
+                    file=info.filename,
+                )
+            declared += info.file_size
+            plan.append((info, target))
+        if declared > max_bytes:
+            raise IngestError(
+                "archive_too_large",
+                f"the zip would expand to {declared / 1e6:.1f} MB; the limit is "
+                f"{max_bytes / 1e6:.1f} MB",
+                file=zname,
+            )
+        written = 0
+        out: list[Path] = []
+        for info, target in plan:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with zf.open(info) as src, open(target, "wb") as dst:
+                    while True:
+                        chunk = src.read(_CHUNK)
+                        if not chunk:
+                            break
+                        written += len(chunk)
+                        if written > max_bytes:  # a lying header: stop inflating now
+                            raise IngestError(
+                                "archive_too_large",
+                                f"the zip expands beyond the limit of {max_bytes / 1e6:.1f} MB",
+                                file=info.filename,
+                            )
+                        dst.write(chunk)
+            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+                raise IngestError(
+                    "bad_archive", f"zip entry cannot be extracted ({exc})", file=info.filename
+                ) from exc
+            out.append(target)
+    return out

@@ -1,0 +1,646 @@
+"""Find the planning CT and the contrast T1 MR in an upload, and load them as volumes.
+
+An upload is a folder tree or a zip of DICOM files in any order and nesting. Files
+are grouped by study and series; the planning CT (the axial CT series with the most
+slices) and the contrast-enhanced T1 MR are chosen, everything else is listed as
+ignored with the reason. The two chosen series are then validated slice by slice;
+anything that would put a voxel in the wrong place raises ``IngestError`` naming
+the file and the tag.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import zipfile
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import SimpleITK as sitk
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
+
+from ml.imaging.archive import safe_extract
+from ml.imaging.errors import IngestError
+
+TAG_PIXEL_DATA = "PixelData (7FE0,0010)"
+TAG_IOP = "ImageOrientationPatient (0020,0037)"
+TAG_IPP = "ImagePositionPatient (0020,0032)"
+TAG_PIXEL_SPACING = "PixelSpacing (0028,0030)"
+TAG_ROWS_COLS = "Rows/Columns (0028,0010)/(0028,0011)"
+TAG_PATIENT_ID = "PatientID (0010,0020)"
+TAG_TRANSFER_SYNTAX = "TransferSyntaxUID (0002,0010)"
+TAG_MODALITY = "Modality (0008,0060)"
+TAG_SOP_INSTANCE = "SOPInstanceUID (0008,0018)"
+
+DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
+AXIAL_TOLERANCE_DEG = 3.0
+MIN_SLICES = 3
+
+_EXCLUDE_MR = re.compile(
+    r"FLAIR|T2|DWI|DIFF|ADC|TRACE|SWI|SWAN|PERF|DSC|DCE|DTI|TOF|ANGIO|MRA|PD\b|STIR|B0|FIELD|"
+    r"LOC|SCOUT|SURVEY|3.?PLANE|CALIB|ASSET|MIP|MPR|SUB|REFORM|MINIP",
+    re.I,
+)
+_T1 = re.compile(r"T1|MPRAGE|MP-RAGE|MP RAGE|SPGR|BRAVO|VIBE|TFE|FLASH|MPR\b|3D GRE|SE\b", re.I)
+_CONTRAST = re.compile(r"\+ ?C\b|C\+|POST|GAD|\bGD\b|CONTRAST|\bKM\b|MDC|\bCE\b|ENHANC", re.I)
+_PRE = re.compile(r"\bPRE\b|NATIVE|NON.?CON|W/?O\b|WITHOUT", re.I)
+
+
+@dataclass
+class FileHeader:
+    """The header fields of one DICOM file that grouping and selection need."""
+
+    path: Path
+    name: str  # path relative to the upload root, for messages
+    sop_class: str
+    sop_instance: str
+    modality: str
+    study_uid: str
+    series_uid: str
+    patient_id: str
+    patient_name: str
+    series_description: str
+    study_description: str
+    study_date: str
+    image_type: tuple[str, ...]
+    iop: tuple[float, ...] | None
+    ipp: tuple[float, ...] | None
+    pixel_spacing: tuple[float, ...] | None
+    rows: int | None
+    columns: int | None
+    n_frames: int
+    contrast_agent: str
+    acquisition_type: str
+    series_number: int | None
+
+
+@dataclass
+class Series:
+    study_uid: str
+    series_uid: str
+    modality: str
+    files: list[FileHeader] = field(default_factory=list)
+
+    @property
+    def first(self) -> FileHeader:
+        return self.files[0]
+
+    @property
+    def description(self) -> str:
+        return self.first.series_description
+
+    def n_positions(self) -> int:
+        pos = {tuple(np.round(f.ipp, 2)) for f in self.files if f.ipp is not None}
+        return len(pos)
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "study_uid": self.study_uid,
+            "series_uid": self.series_uid,
+            "modality": self.modality,
+            "series_description": self.description,
+            "series_number": self.first.series_number,
+            "n_files": len(self.files),
+            "orientation": orientation_name(self.majority_iop()),
+            "example_file": self.first.name,
+        }
+
+    def majority_iop(self) -> tuple[float, ...] | None:
+        iops = [tuple(np.round(f.iop, 3)) for f in self.files if f.iop is not None]
+        return Counter(iops).most_common(1)[0][0] if iops else None
+
+
+@dataclass
+class IngestResult:
+    ct: sitk.Image  # float32 HU
+    mr: sitk.Image  # float32, scanner units
+    ct_series: Series
+    mr_series: Series
+    report: dict[str, list]
+    dicom: dict[str, str]
+
+
+def _num_list(ds: pydicom.Dataset, keyword: str, n: int) -> tuple[float, ...] | None:
+    value = ds.get(keyword)
+    if value is None:
+        return None
+    try:
+        out = tuple(float(v) for v in (value if isinstance(value, Iterable) else [value]))
+    except (TypeError, ValueError):
+        return None
+    return out if len(out) == n and all(np.isfinite(out)) else None
+
+
+def _str(ds: pydicom.Dataset, keyword: str) -> str:
+    value = ds.get(keyword)
+    return "" if value is None else str(value).strip()
+
+
+def orientation_name(iop: tuple[float, ...] | None) -> str:
+    if iop is None:
+        return "unknown"
+    normal = np.cross(iop[:3], iop[3:])
+    axis = int(np.argmax(np.abs(normal)))
+    angle = np.degrees(np.arccos(min(1.0, abs(normal[axis]) / max(np.linalg.norm(normal), 1e-9))))
+    name = ("sagittal", "coronal", "axial")[axis]
+    return name if angle <= AXIAL_TOLERANCE_DEG else f"oblique ({name}-like, {angle:.0f} deg)"
+
+
+def is_axial(iop: tuple[float, ...] | None) -> bool:
+    return orientation_name(iop) == "axial"
+
+
+def read_header(path: Path, name: str) -> FileHeader | None:
+    """The file's header, or None if it is not DICOM at all."""
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except InvalidDicomError:
+        # Some exporters omit the 128-byte preamble: accept only if it parses as an image.
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+            if "SOPClassUID" not in ds or not str(ds.SOPClassUID).startswith("1.2"):
+                return None
+        except Exception:
+            return None
+    except Exception as exc:  # a DICOM preamble and then garbage
+        raise IngestError(
+            "corrupt_dicom", f"the file looks like DICOM but cannot be read ({exc})", file=name
+        ) from exc
+    try:
+        sop_class = _str(ds, "SOPClassUID") or _str(ds.file_meta, "MediaStorageSOPClassUID")
+        n_frames = int(ds.get("NumberOfFrames") or 1)
+        rows = ds.get("Rows")
+        cols = ds.get("Columns")
+        series_number = ds.get("SeriesNumber")
+        return FileHeader(
+            path=path,
+            name=name,
+            sop_class=sop_class,
+            sop_instance=_str(ds, "SOPInstanceUID"),
+            modality=_str(ds, "Modality").upper(),
+            study_uid=_str(ds, "StudyInstanceUID"),
+            series_uid=_str(ds, "SeriesInstanceUID"),
+            patient_id=_str(ds, "PatientID"),
+            patient_name=_str(ds, "PatientName"),
+            series_description=_str(ds, "SeriesDescription"),
+            study_description=_str(ds, "StudyDescription"),
+            study_date=_str(ds, "StudyDate"),
+            image_type=tuple(str(v).upper() for v in (ds.get("ImageType") or [])),
+            iop=_num_list(ds, "ImageOrientationPatient", 6),
+            ipp=_num_list(ds, "ImagePositionPatient", 3),
+            pixel_spacing=_num_list(ds, "PixelSpacing", 2),
+            rows=int(rows) if rows is not None else None,
+            columns=int(cols) if cols is not None else None,
+            n_frames=n_frames,
+            contrast_agent=_str(ds, "ContrastBolusAgent"),
+            acquisition_type=_str(ds, "MRAcquisitionType").upper(),
+            series_number=int(series_number) if series_number not in (None, "") else None,
+        )
+    except Exception as exc:
+        raise IngestError(
+            "corrupt_dicom", f"the DICOM header cannot be interpreted ({exc})", file=name
+        ) from exc
+
+
+def _walk(root: Path) -> list[Path]:
+    if root.is_file():
+        return [root]
+    out = []
+    for dirpath, _dirs, files in os.walk(root):
+        for f in files:
+            out.append(Path(dirpath) / f)
+    return sorted(out)
+
+
+def scan(root: Path, display_root: Path | None = None) -> tuple[list[Series], list[dict]]:
+    """Group every DICOM file under ``root`` by series; list what is not DICOM."""
+    ignored: list[dict] = []
+    series: dict[tuple[str, str], Series] = {}
+    base = display_root or (root if root.is_dir() else root.parent)
+    n_files = 0
+    for path in _walk(root):
+        n_files += 1
+        name = str(path.relative_to(base)) if path.is_relative_to(base) else path.name
+        if path.name.startswith("._") or path.name in (".DS_Store", "Thumbs.db"):
+            ignored.append({"file": name, "reason": "operating-system metadata file"})
+            continue
+        hdr = read_header(path, name)
+        if hdr is None:
+            ignored.append({"file": name, "reason": "not a DICOM file"})
+            continue
+        if hdr.sop_class == DICOMDIR_SOP_CLASS or path.name.upper() == "DICOMDIR":
+            ignored.append(
+                {"file": name, "reason": "DICOMDIR index (the files themselves are read)"}
+            )
+            continue
+        key = (hdr.study_uid, hdr.series_uid)
+        if key not in series:
+            series[key] = Series(hdr.study_uid, hdr.series_uid, hdr.modality)
+        series[key].files.append(hdr)
+    if not series:
+        first = ignored[0]["file"] if ignored else None
+        raise IngestError(
+            "not_dicom",
+            f"no DICOM files found in the upload ({n_files} file(s) examined)",
+            file=first,
+        )
+    return list(series.values()), ignored
+
+
+def check_single_patient(all_series: list[Series]) -> None:
+    seen: dict[str, FileHeader] = {}
+    for s in all_series:
+        for f in s.files:
+            if f.patient_id and f.patient_id not in seen:
+                seen[f.patient_id] = f
+    if len(seen) > 1:
+        (a, fa), (b, fb) = list(seen.items())[:2]
+        raise IngestError(
+            "multiple_patients",
+            f"the upload holds more than one patient: {a!r} ({fa.patient_name or 'no name'}) "
+            f"and {b!r} ({fb.patient_name or 'no name'}); upload one patient at a time",
+            file=fb.name,
+            tag=TAG_PATIENT_ID,
+        )
+
+
+def _is_localizer(s: Series) -> bool:
+    it = s.first.image_type
+    desc = s.description.upper()
+    return (
+        "LOCALIZER" in it
+        or "SCOUT" in it
+        or any(
+            k in desc for k in ("LOCALIZER", "SCOUT", "SURVEY", "TOPOGRAM", "3-PLANE", "3 PLANE")
+        )
+        or len({f.iop for f in s.files if f.iop}) > 2
+    )
+
+
+def _non_image_reason(s: Series) -> str | None:
+    f = s.first
+    if s.modality not in ("CT", "MR"):
+        return f"modality {s.modality or 'unknown'} is not used (only a planning CT and a contrast T1 MR are)"
+    if f.sop_class.startswith(SECONDARY_CAPTURE_PREFIX):
+        return "secondary capture (a screenshot or dose report), not a volume"
+    if f.n_frames > 1:
+        return "multi-frame (enhanced) image: not supported, export as single-frame slices"
+    if _is_localizer(s):
+        return "localizer / scout images"
+    if f.rows is None or f.columns is None:
+        return "no image matrix (Rows/Columns missing): not an image"
+    return None
+
+
+def _geometry_problem(s: Series) -> IngestError | None:
+    for f in s.files:
+        for value, tag in (
+            (f.iop, TAG_IOP),
+            (f.ipp, TAG_IPP),
+            (f.pixel_spacing, TAG_PIXEL_SPACING),
+        ):
+            if value is None:
+                return IngestError(
+                    "missing_tag",
+                    f"{s.modality} series {s.description!r}: a slice lacks a valid {tag.split()[0]}, "
+                    "so it cannot be placed in space",
+                    file=f.name,
+                    tag=tag,
+                )
+    return None
+
+
+def _mr_score(s: Series) -> tuple[bool, bool, bool]:
+    """(excluded, looks T1, looks contrast-enhanced)."""
+    desc = s.description
+    excluded = bool(_EXCLUDE_MR.search(desc)) and not re.search(r"MPRAGE|MP-RAGE", desc, re.I)
+    t1 = bool(_T1.search(desc))
+    contrast = bool(s.first.contrast_agent) or bool(_CONTRAST.search(desc))
+    if _PRE.search(desc) and not re.search(r"POST|\+ ?C|C\+", desc, re.I):
+        contrast = False
+    return excluded, t1, contrast
+
+
+def choose_series(
+    all_series: list[Series],
+) -> tuple[Series, Series, dict[str, list]]:
+    """Pick the planning CT and the contrast T1 MR; say why every other series is ignored."""
+    found: list[dict] = []
+    ignored: list[dict] = []
+    warnings: list[str] = []
+    ct_cands: list[Series] = []
+    mr_cands: list[Series] = []
+    ct_problems: list[IngestError] = []
+    mr_problems: list[IngestError] = []
+    for s in sorted(
+        all_series, key=lambda s: (s.modality, s.first.series_number or 0, s.series_uid)
+    ):
+        found.append(s.summary())
+        reason = _non_image_reason(s)
+        if reason:
+            ignored.append({**s.summary(), "reason": reason})
+            continue
+        problem = _geometry_problem(s)
+        if problem is not None:
+            (ct_problems if s.modality == "CT" else mr_problems).append(problem)
+            ignored.append({**s.summary(), "reason": problem.message})
+            continue
+        if s.modality == "CT":
+            if not is_axial(s.majority_iop()):
+                f = s.first
+                ct_problems.append(
+                    IngestError(
+                        "non_axial_ct",
+                        f"CT series {s.description!r} is {orientation_name(s.majority_iop())}, "
+                        "not axial; the planning CT must be an axial acquisition",
+                        file=f.name,
+                        tag=TAG_IOP,
+                    )
+                )
+                ignored.append({**s.summary(), "reason": "CT is not axial"})
+                continue
+            ct_cands.append(s)
+        else:
+            mr_cands.append(s)
+
+    if not ct_cands:
+        if ct_problems:
+            raise ct_problems[0]
+        raise IngestError(
+            "no_ct",
+            "no planning CT found in the upload"
+            + (f" (ignored: {_ignored_text(ignored)})" if ignored else ""),
+        )
+    ct = max(ct_cands, key=lambda s: (s.n_positions(), len(s.files)))
+    for s in ct_cands:
+        if s is not ct:
+            ignored.append({**s.summary(), "reason": "another CT series with fewer slices"})
+
+    if not mr_cands:
+        if mr_problems:
+            raise mr_problems[0]
+        raise IngestError(
+            "no_mr",
+            "no MR series found in the upload; a contrast-enhanced T1 MR is required"
+            + (f" (ignored: {_ignored_text(ignored)})" if ignored else ""),
+        )
+    scored = [(s, *_mr_score(s)) for s in mr_cands]
+    usable = [(s, t1, c) for s, ex, t1, c in scored if not ex]
+    for s, ex, _t1, _c in scored:
+        if ex:
+            ignored.append({**s.summary(), "reason": "MR sequence other than contrast T1"})
+    best = [s for s, t1, c in usable if t1 and c]
+    if not best:
+        best = [s for s, _t1, c in usable if c]
+    if not best and len(usable) == 1:
+        best = [usable[0][0]]
+        warnings.append(
+            f"MR series {best[0].description!r} is not recognisably a contrast-enhanced T1 "
+            "(no contrast agent tag or +C in its description); used as the only MR volume"
+        )
+    if not best:
+        if not usable:
+            raise IngestError(
+                "no_mr",
+                "no contrast-enhanced T1 MR found; MR series present: "
+                + ", ".join(repr(s.description) for s in mr_cands),
+            )
+        raise IngestError(
+            "ambiguous_mr",
+            "several MR series and none is recognisably a contrast-enhanced T1: "
+            + ", ".join(repr(s.description) for s, _t, _c in usable)
+            + "; upload only the contrast T1",
+            file=usable[0][0].first.name,
+            tag="SeriesDescription (0008,103E) / ContrastBolusAgent (0018,0010)",
+        )
+    mr = max(
+        best,
+        key=lambda s: (
+            s.first.acquisition_type == "3D",
+            "DERIVED" not in s.first.image_type,
+            s.n_positions(),
+        ),
+    )
+    for s, _t1, _c in usable:
+        if s is not mr:
+            ignored.append(
+                {**s.summary(), "reason": "another MR series; a better contrast T1 was chosen"}
+            )
+    for row in found:
+        row["role"] = (
+            "planning_ct"
+            if row["series_uid"] == ct.series_uid
+            else "contrast_t1_mr"
+            if row["series_uid"] == mr.series_uid
+            else None
+        )
+    return ct, mr, {"found": found, "ignored": ignored, "warnings": warnings}
+
+
+def _ignored_text(ignored: list[dict]) -> str:
+    return "; ".join(
+        f"{r.get('series_description') or r.get('file')!s}: {r['reason']}" for r in ignored[:5]
+    )
+
+
+def load_series(s: Series, notes: list[str] | None = None) -> sitk.Image:
+    """Validate the slices of ``s`` and stack them into a float32 volume (rescaled)."""
+    label = f"{s.modality} series {s.description!r}"
+    datasets: list[tuple[FileHeader, pydicom.Dataset]] = []
+    for f in s.files:
+        try:
+            ds = pydicom.dcmread(f.path)
+        except Exception as exc:
+            raise IngestError(
+                "corrupt_dicom", f"{label}: slice cannot be read ({exc})", file=f.name
+            ) from exc
+        if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+            raise IngestError(
+                "no_pixel_data",
+                f"{label}: a slice has no pixel data",
+                file=f.name,
+                tag=TAG_PIXEL_DATA,
+            )
+        datasets.append((f, ds))
+
+    ref_f = datasets[0][0]
+    ref_iop = np.asarray(ref_f.iop)
+    ref_ps = np.asarray(ref_f.pixel_spacing)
+    for f, _ds in datasets:
+        if (f.rows, f.columns) != (ref_f.rows, ref_f.columns):
+            raise IngestError(
+                "mixed_dimensions",
+                f"{label}: slices of {f.rows}x{f.columns} and {ref_f.rows}x{ref_f.columns} pixels "
+                "in one series",
+                file=f.name,
+                tag=TAG_ROWS_COLS,
+            )
+        if np.max(np.abs(np.asarray(f.iop) - ref_iop)) > 1e-3:
+            raise IngestError(
+                "mixed_orientation",
+                f"{label}: slices with different orientations in one series "
+                f"({_fmt(f.iop)} vs {_fmt(ref_f.iop)})",
+                file=f.name,
+                tag=TAG_IOP,
+            )
+        if np.max(np.abs(np.asarray(f.pixel_spacing) - ref_ps)) > 1e-3 * max(ref_ps.max(), 1.0):
+            raise IngestError(
+                "mixed_spacing",
+                f"{label}: slices with different pixel spacings in one series "
+                f"({_fmt(f.pixel_spacing)} vs {_fmt(ref_f.pixel_spacing)} mm)",
+                file=f.name,
+                tag=TAG_PIXEL_SPACING,
+            )
+
+    row_dir = ref_iop[:3] / np.linalg.norm(ref_iop[:3])
+    col_dir = ref_iop[3:] / np.linalg.norm(ref_iop[3:])
+    normal = np.cross(row_dir, col_dir)
+    pos = np.array([f.ipp for f, _ in datasets], dtype=float)
+    dist = pos @ normal
+    order = np.argsort(dist, kind="stable")
+    datasets = [datasets[i] for i in order]
+    pos, dist = pos[order], dist[order]
+
+    # Exact copies of a slice (same SOP instance) are dropped; different slices at one
+    # position are an error.
+    keep = [0]
+    for i in range(1, len(datasets)):
+        if abs(dist[i] - dist[keep[-1]]) < 1e-2:
+            fa, fb = datasets[keep[-1]][0], datasets[i][0]
+            if fa.sop_instance and fa.sop_instance == fb.sop_instance:
+                if notes is not None:
+                    notes.append(f"{label}: duplicate copy of a slice ignored ({fb.name})")
+                continue
+            raise IngestError(
+                "duplicate_slices",
+                f"{label}: two different slices at the same position "
+                f"({dist[i]:.2f} mm along the slice normal): {fa.name} and {fb.name}",
+                file=fb.name,
+                tag=TAG_IPP,
+            )
+        keep.append(i)
+    datasets = [datasets[i] for i in keep]
+    pos, dist = pos[keep], dist[keep]
+    if len(datasets) < MIN_SLICES:
+        raise IngestError(
+            "too_few_slices",
+            f"{label}: only {len(datasets)} slice(s); a volume needs at least {MIN_SLICES}",
+            file=datasets[0][0].name,
+        )
+    gaps = np.diff(dist)
+    step = float(np.median(gaps))
+    for i, g in enumerate(gaps):
+        if g > 1.5 * step:
+            n_missing = int(round(g / step)) - 1
+            raise IngestError(
+                "missing_slices",
+                f"{label}: about {max(n_missing, 1)} slice(s) missing between "
+                f"{datasets[i][0].name} and {datasets[i + 1][0].name} (gap of {g:.2f} mm where "
+                f"slices are {step:.2f} mm apart)",
+                file=datasets[i + 1][0].name,
+                tag=TAG_IPP,
+            )
+        if abs(g - step) > 0.1 * step:
+            raise IngestError(
+                "mixed_spacing",
+                f"{label}: irregular slice spacing ({g:.2f} mm where slices are {step:.2f} mm "
+                "apart)",
+                file=datasets[i + 1][0].name,
+                tag=TAG_IPP,
+            )
+    # Positions must advance along the normal; a sideways drift means gantry tilt or a
+    # sheared stack, which a regular grid cannot represent.
+    drift = pos - pos[0] - np.outer(dist - dist[0], normal)
+    if np.max(np.linalg.norm(drift, axis=1)) > 0.5 * float(ref_ps.min()):
+        worst = int(np.argmax(np.linalg.norm(drift, axis=1)))
+        raise IngestError(
+            "non_axial_ct" if s.modality == "CT" else "mixed_orientation",
+            f"{label}: slice positions are not stacked along the slice normal (gantry tilt "
+            "or a sheared series); reconstruct without tilt",
+            file=datasets[worst][0].name,
+            tag=TAG_IPP,
+        )
+
+    vol = np.empty((len(datasets), ref_f.rows, ref_f.columns), dtype=np.float32)
+    for k, (f, ds) in enumerate(datasets):
+        meta = getattr(ds, "file_meta", None)
+        ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+        try:
+            arr = ds.pixel_array
+        except Exception as exc:
+            ts_name = UID(ts).name if ts else "unknown"
+            raise IngestError(
+                "undecodable_pixels",
+                f"{label}: pixel data cannot be decoded (transfer syntax {ts_name}: {exc})",
+                file=f.name,
+                tag=TAG_TRANSFER_SYNTAX,
+            ) from exc
+        if arr.shape != (ref_f.rows, ref_f.columns):
+            raise IngestError(
+                "undecodable_pixels",
+                f"{label}: decoded pixel array has shape {arr.shape}, expected one "
+                f"{ref_f.rows}x{ref_f.columns} grey-level plane",
+                file=f.name,
+                tag=TAG_PIXEL_DATA,
+            )
+        slope = float(ds.get("RescaleSlope") or 1.0)
+        intercept = float(ds.get("RescaleIntercept") or 0.0)
+        plane = arr.astype(np.float32) * slope + intercept
+        if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
+            plane = plane.max() + plane.min() - plane
+        vol[k] = plane
+
+    img = sitk.GetImageFromArray(vol)
+    img.SetOrigin([float(v) for v in pos[0]])
+    img.SetSpacing([float(ref_ps[1]), float(ref_ps[0]), step])
+    img.SetDirection([float(v) for v in np.stack([row_dir, col_dir, normal], axis=1).ravel()])
+    return img
+
+
+def _fmt(values: Iterable[float] | None) -> str:
+    return "none" if values is None else "\\".join(f"{v:g}" for v in values)
+
+
+def ingest(source: str | os.PathLike[str]) -> IngestResult:
+    """Read a folder tree or a zip; return the validated planning CT and contrast T1 MR."""
+    src = Path(source)
+    if not src.exists():
+        raise IngestError("not_found", f"the upload {str(src)!r} does not exist", file=str(src))
+    with tempfile.TemporaryDirectory(prefix="lesionloop-ingest-") as tmp:
+        if src.is_file() and zipfile.is_zipfile(src):
+            safe_extract(src, Path(tmp) / "upload")
+            root = Path(tmp) / "upload"
+            display = root
+        else:
+            root = src
+            display = src if src.is_dir() else src.parent
+        all_series, non_dicom = scan(root, display)
+        check_single_patient(all_series)
+        ct_s, mr_s, report = choose_series(all_series)
+        notes: list[str] = []
+        ct = load_series(ct_s, notes)
+        mr = load_series(mr_s, notes)
+    report["ignored"] = non_dicom + report["ignored"]
+    report["warnings"] = report.get("warnings", []) + notes
+    f_ct = ct_s.first
+    dicom = {
+        "patient_id": f_ct.patient_id,
+        "patient_name": f_ct.patient_name,
+        "study_uid": ct_s.study_uid,
+        "study_description": f_ct.study_description,
+        "ct_series_uid": ct_s.series_uid,
+        "mr_series_uid": mr_s.series_uid,
+        "study_date": f_ct.study_date,
+        "mr_study_uid": mr_s.study_uid,
+        "ct_series_description": ct_s.description,
+        "mr_series_description": mr_s.description,
+        "mr_study_date": mr_s.first.study_date,
+    }
+    return IngestResult(ct=ct, mr=mr, ct_series=ct_s, mr_series=mr_s, report=report, dicom=dicom)

@@ -1,0 +1,151 @@
+"""``prepare_study``: DICOM upload -> the prepared-study directory (docs/ARCHITECTURE.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from ml.imaging.dicom_io import IngestResult, ingest
+from ml.imaging.errors import IngestError
+from ml.imaging.grid import ImageGeometry, mask_to_model, model_grid_for, resample_to
+from ml.imaging.intensity import head_mask_from_ct, model_input
+from ml.imaging.registration import bin_to, head_mask, register_mr_to_ct
+from ml.presets import grid_preset
+
+FORMAT_VERSION = 1
+
+
+def _head_centre_xy(ct: sitk.Image) -> np.ndarray:
+    """Centre of the head's bounding box (physical, x and y) from a coarse CT."""
+    coarse = bin_to(ct, 4.0)
+    mask = sitk.GetArrayViewFromImage(head_mask(coarse, -400.0)) > 0
+    geom = ImageGeometry.of(coarse)
+    idx = np.argwhere(mask)
+    if len(idx) == 0:
+        raise IngestError("no_ct", "the CT shows no head (nothing above -400 HU)")
+    pts = geom.zyx_to_physical(idx)
+    return (pts.min(axis=0) + pts.max(axis=0)) / 2.0
+
+
+def _read_ground_truth(path: str | os.PathLike[str], ct: sitk.Image) -> sitk.Image:
+    try:
+        gt = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        raise IngestError(
+            "bad_ground_truth", f"ground truth cannot be read ({exc})", file=str(path)
+        ) from exc
+    if gt.GetDimension() != 3 or gt.GetNumberOfComponentsPerPixel() != 1:
+        raise IngestError(
+            "bad_ground_truth", "ground truth must be a 3D single-channel mask", file=str(path)
+        )
+    if gt.GetSize() != ct.GetSize() or not np.allclose(gt.GetSpacing(), ct.GetSpacing(), rtol=1e-3):
+        raise IngestError(
+            "bad_ground_truth",
+            f"ground truth grid {gt.GetSize()} @ {np.round(gt.GetSpacing(), 3).tolist()} mm does not "
+            f"match the planning CT {ct.GetSize()} @ {np.round(ct.GetSpacing(), 3).tolist()} mm",
+            file=str(path),
+        )
+    return gt
+
+
+def _write_atomically(out: Path, build) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        build(tmp)
+        if out.exists():
+            trash = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+            out.rename(trash)
+            tmp.rename(out)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def prepare_study(
+    source: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    grid: str = "lite",
+    ground_truth: str | os.PathLike[str] | None = None,
+) -> dict[str, object]:
+    """Ingest ``source`` (folder or zip), register, resample, normalise; write ``out_dir``.
+
+    Returns the content of ``study.json``. Raises ``IngestError`` for uploads it
+    refuses; registration trouble is reported in ``study.json["registration"]``.
+    The directory is built in a temporary sibling and renamed into place, so a
+    failure never leaves a half-made ``out_dir`` (an existing one is replaced).
+    """
+    spec = grid_preset(grid)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    ing: IngestResult = ingest(source)
+    timings["ingest_s"] = time.perf_counter() - t0
+    gt_img = _read_ground_truth(ground_truth, ing.ct) if ground_truth is not None else None
+
+    t = time.perf_counter()
+    reg = register_mr_to_ct(ing.ct, ing.mr)
+    timings["registration_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    model = model_grid_for(ing.ct, _head_centre_xy(ing.ct), spec)
+    ct_hu = resample_to(ing.ct, model, default=-1024.0)
+    mr = resample_to(ing.mr, model, transform=reg.transform, default=0.0)
+    timings["resample_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    head = head_mask_from_ct(ct_hu)
+    x = model_input(mr, ct_hu, head)
+    display_ct = np.clip(np.round(ct_hu), -1024, 3071).astype(np.int16)
+    display_mr = np.clip(np.round(mr), 0, 32767).astype(np.int16)
+    gt_model = mask_to_model(gt_img, model) if gt_img is not None else None
+    timings["intensity_s"] = time.perf_counter() - t
+
+    ct_geom = ImageGeometry.of(ing.ct)
+    meta: dict[str, object] = {
+        "format_version": FORMAT_VERSION,
+        "grid": {**model.to_dict(), "preset": spec.name, "network_preset": spec.network_preset},
+        "ct_geometry": ct_geom.to_dict(),
+        "mr_geometry": ImageGeometry.of(ing.mr).to_dict(),
+        "registration": {
+            "transform": reg.transform_dict(),
+            "quality": reg.quality,
+            "ok": bool(reg.ok),
+            "message": reg.message,
+        },
+        "dicom": ing.dicom,
+        "report": ing.report,
+        "head_voxels": int(head.sum()),
+        "has_ground_truth": gt_model is not None,
+    }
+
+    def build(tmp: Path) -> None:
+        np.save(tmp / "model_input.npy", x)
+        np.save(tmp / "display_mr.npy", display_mr)
+        np.save(tmp / "display_ct.npy", display_ct)
+        ct_i16 = sitk.Cast(
+            sitk.Clamp(sitk.Round(ing.ct), sitk.sitkFloat32, -1024, 3071), sitk.sitkInt16
+        )
+        sitk.WriteImage(ct_i16, str(tmp / "ct_reference.nii.gz"), True, 1)
+        sitk.WriteTransform(reg.transform, str(tmp / "registration.tfm"))
+        if gt_model is not None:
+            np.save(tmp / "ground_truth.npy", gt_model)
+        timings["write_s"] = time.perf_counter() - tw
+        timings["total_s"] = time.perf_counter() - t0
+        meta["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
+        (tmp / "study.json").write_text(json.dumps(meta, indent=2))
+
+    tw = time.perf_counter()
+    _write_atomically(Path(out_dir), build)
+    return meta
