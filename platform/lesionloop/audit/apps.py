@@ -7,3 +7,12 @@ class AuditConfig(AppConfig):
     name = "lesionloop.audit"
     label = "audit"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.contrib.auth.signals import user_login_failed
+
+        from .signals import on_user_login_failed
+
+        user_login_failed.connect(
+            on_user_login_failed, dispatch_uid="lesionloop-audit-login-failed"
+        )

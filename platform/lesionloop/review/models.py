@@ -1,0 +1,98 @@
+"""Review: the lesions of a study, the working mask's revisions, approvals."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Lesion(models.Model):
+    class Decision(models.TextChoices):
+        PENDING = "pending"
+        ACCEPTED = "accepted"
+        REJECTED = "rejected"
+        EDITED = "edited"
+        ADDED = "added"
+
+    study = models.ForeignKey("studies.Study", on_delete=models.CASCADE, related_name="lesions")
+    label = models.PositiveIntegerField()
+    volume_vox = models.PositiveIntegerField(default=0)
+    volume_mm3 = models.FloatField()
+    centroid_vox = models.JSONField(default=list)
+    centroid_mm = models.JSONField(default=list)
+    bbox = models.JSONField(default=list)
+    largest_slice = models.PositiveIntegerField(default=0)
+    mean_prob = models.FloatField(null=True, blank=True)
+    max_prob = models.FloatField(null=True, blank=True)
+    disagreement = models.FloatField(null=True, blank=True)
+    model_version = models.ForeignKey(
+        "registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decision = models.CharField(max_length=16, choices=Decision.choices, default=Decision.PENDING)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["volume_mm3", "id"]
+        indexes = [models.Index(fields=["study", "volume_mm3", "id"], name="lesion_study_volume")]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "label"], name="one_lesion_per_label")
+        ]
+
+    def __str__(self) -> str:
+        return f"Lesion {self.label} of study {self.study_id} ({self.decision})"
+
+
+class MaskRevision(models.Model):
+    """One saved state of the working label mask; the file is never rewritten."""
+
+    study = models.ForeignKey("studies.Study", on_delete=models.CASCADE, related_name="revisions")
+    number = models.PositiveIntegerField()
+    file = models.CharField(max_length=255)  # relative to STORAGE_ROOT; raw uint16, gzip
+    sha256 = models.CharField(max_length=64)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    author_label = models.CharField(max_length=150)  # username, or "model <name>"
+    model_version = models.ForeignKey(
+        "registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["study", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "number"], name="one_revision_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"Revision {self.number} of study {self.study_id}"
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.number}"'
+
+
+class Approval(models.Model):
+    """An approval of a study at one revision, with its frozen training snapshot."""
+
+    study = models.ForeignKey("studies.Study", on_delete=models.CASCADE, related_name="approvals")
+    revision = models.ForeignKey(MaskRevision, on_delete=models.PROTECT, related_name="+")
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_at = models.DateTimeField(auto_now_add=True)
+    training_eligible = models.BooleanField(default=True)
+    # Relative to STORAGE_ROOT: a complete prepared-study dir plus ground_truth.npy.
+    snapshot_dir = models.CharField(max_length=255, blank=True)
+    lesion_labels = models.JSONField(default=list, blank=True)
+    superseded = models.BooleanField(default=False)  # set on reopen
+
+    class Meta:
+        ordering = ["approved_at", "id"]
+
+    def __str__(self) -> str:
+        return f"Approval {self.pk} of study {self.study_id}"

@@ -1,0 +1,618 @@
+"""Writes for review: leases, lesion decisions, mask revisions, approval, export.
+
+Every write locks the study row first (``select_for_update``), then touches lesions
+and revisions, so concurrent editors serialise on one row in a fixed order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import zlib
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from lesionloop.audit.services import audit_record
+from lesionloop.core.api import Conflict, DomainError
+from lesionloop.studies import storage
+from lesionloop.studies.models import Study
+
+from .masks import changed_labels, label_stats
+from .models import Approval, Lesion, MaskRevision
+
+log = logging.getLogger(__name__)
+
+KEPT_DECISIONS = (Lesion.Decision.ACCEPTED, Lesion.Decision.EDITED, Lesion.Decision.ADDED)
+EDITABLE_STATUSES = (Study.Status.READY, Study.Status.IN_REVIEW)
+
+
+# --- helpers ------------------------------------------------------------------------
+
+
+def _lock(study_id: int) -> Study:
+    try:
+        return Study.objects.select_for_update().get(pk=study_id)
+    except Study.DoesNotExist:
+        raise DomainError("No such study.", code="not_found", status_code=404) from None
+
+
+def _shape(study: Study) -> tuple[int, int, int]:
+    return tuple(int(v) for v in study.grid["shape_dhw"])  # type: ignore[return-value]
+
+
+def _spacing(study: Study) -> tuple[float, float, float]:
+    return tuple(float(v) for v in study.grid["spacing_mm"])  # type: ignore[return-value]
+
+
+def _require_editable(study: Study) -> None:
+    if study.status == Study.Status.APPROVED:
+        raise Conflict(
+            "The study is approved and its contour frozen; reopen it to change anything.",
+            code="approved",
+        )
+    if study.status not in EDITABLE_STATUSES:
+        raise Conflict(
+            f"The study is {study.status}; it can be reviewed once it is ready.",
+            code="not_ready",
+        )
+
+
+def _lease_live(study: Study, now: Any = None) -> bool:
+    now = now or timezone.now()
+    return (
+        study.lease_user_id is not None
+        and study.lease_expires_at is not None
+        and (study.lease_expires_at > now)
+    )
+
+
+def _lease_conflict(study: Study) -> Conflict:
+    holder = study.lease_user.get_username() if study.lease_user else "someone"
+    return Conflict(
+        f"This study is being reviewed by {holder} (lease until "
+        f"{study.lease_expires_at:%H:%M:%S} UTC).",
+        code="leased",
+        extra={"user": holder, "expires_at": study.lease_expires_at.isoformat()},
+    )
+
+
+def _lease_hold(study: Study, user: Any) -> bool:
+    """Take or renew the lease on a locked study row; True when newly taken."""
+    now = timezone.now()
+    if _lease_live(study, now) and study.lease_user_id != user.pk:
+        raise _lease_conflict(study)
+    fresh = not (_lease_live(study, now) and study.lease_user_id == user.pk)
+    study.lease_user = user
+    study.lease_expires_at = now + timedelta(seconds=settings.LESIONLOOP_LEASE_SECONDS)
+    fields = ["lease_user", "lease_expires_at", "updated_at"]
+    if study.status == Study.Status.READY:
+        study.status = Study.Status.IN_REVIEW
+        study.status_reason = ""
+        fields += ["status", "status_reason"]
+    study.save(update_fields=fields)
+    if fresh:
+        audit_record(
+            event_type="lease_taken", actor=user, study=study, expires_at=study.lease_expires_at
+        )
+    return fresh
+
+
+def _denormalise(study: Study) -> None:
+    """Refresh the worklist columns from the lesions (call with the study locked)."""
+    live = study.lesions.exclude(decision=Lesion.Decision.REJECTED)
+    volumes = list(live.values_list("volume_mm3", flat=True))
+    study.lesion_count = len(volumes)
+    study.smallest_lesion_mm3 = min(volumes) if volumes else None
+
+
+# --- revisions ----------------------------------------------------------------------
+
+
+def mask_revision_create(
+    *,
+    study: Study,
+    data_gz: bytes,
+    author: Any = None,
+    model_version: Any = None,
+    reason: str = "",
+) -> MaskRevision:
+    """Keep ``data_gz`` (gzip of raw uint16 (D,H,W)) as the next revision. Study locked."""
+    number = study.revision_number + 1
+    path = storage.study_dir(study.pk) / "revisions" / f"{number}.u16.gz"
+    storage.atomic_write_bytes(path, data_gz)
+    if author is not None:
+        label = author.get_username()
+    elif model_version is not None:
+        label = f"model {model_version.name}"
+    else:
+        label = "system"
+    revision = MaskRevision.objects.create(
+        study=study,
+        number=number,
+        file=storage.relative(path),
+        sha256=hashlib.sha256(data_gz).hexdigest(),
+        author=author,
+        author_label=label,
+        model_version=model_version,
+        reason=reason[:500],
+    )
+    study.revision_number = number
+    study.save(update_fields=["revision_number", "updated_at"])
+    audit_record(
+        event_type="mask_revision",
+        actor=author,
+        actor_label=label,
+        study=study,
+        model_version=model_version,
+        revision=number,
+        sha256=revision.sha256,
+        reason=reason,
+    )
+    return revision
+
+
+def current_mask(study: Study) -> np.ndarray:
+    if not study.revision_number:
+        return np.zeros(_shape(study), dtype=np.uint16)
+    revision = MaskRevision.objects.get(study=study, number=study.revision_number)
+    return storage.read_gz_array(
+        storage.absolute(revision.file), dtype="uint16", shape=_shape(study)
+    )
+
+
+def study_prediction_apply(
+    *,
+    study: Study,
+    model_version: Any,
+    labels_gz: bytes,
+    lesions: list[dict[str, Any]],
+    priority: float,
+) -> MaskRevision:
+    """A model's prediction becomes the working mask of an unreviewed study (locked)."""
+    revision = mask_revision_create(
+        study=study,
+        data_gz=labels_gz,
+        model_version=model_version,
+        reason=f"pre-segmentation by model {model_version.name}",
+    )
+    study.lesions.all().delete()
+    Lesion.objects.bulk_create(
+        [
+            Lesion(
+                study=study,
+                model_version=model_version,
+                **{k: row[k] for k in _LESION_FIELDS if k in row},
+            )
+            for row in lesions
+        ]
+    )
+    study.model_version = model_version
+    study.priority = priority
+    study.status = Study.Status.READY
+    study.status_reason = ""
+    _denormalise(study)
+    study.save()
+    return revision
+
+
+_LESION_FIELDS = (
+    "label",
+    "volume_vox",
+    "volume_mm3",
+    "centroid_vox",
+    "centroid_mm",
+    "bbox",
+    "largest_slice",
+    "mean_prob",
+    "max_prob",
+    "disagreement",
+)
+
+
+def study_ground_truth_apply(
+    *, study: Study, approved_by: Any = None, training_eligible: bool = True
+) -> Approval:
+    """Ground truth (prepared ``ground_truth.npy``) becomes revision 1, approved (locked)."""
+    from ml.lesions import label_lesions
+
+    gt = np.load(storage.prepared_dir(study.pk) / "ground_truth.npy")
+    labels, _ = label_lesions(gt)
+    labels = labels.astype(np.uint16)
+    revision = mask_revision_create(
+        study=study,
+        data_gz=storage.gzip_array(labels, dtype="uint16"),
+        author=approved_by,
+        reason="ground truth import",
+    )
+    now = timezone.now()
+    stats = label_stats(labels, _spacing(study))
+    Lesion.objects.bulk_create(
+        [
+            Lesion(
+                study=study,
+                decision=Lesion.Decision.ACCEPTED,
+                decided_by=approved_by,
+                decided_at=now,
+                **{k: row[k] for k in _LESION_FIELDS if k in row},
+            )
+            for row in stats.values()
+        ]
+    )
+    study.status = Study.Status.IN_REVIEW
+    _denormalise(study)
+    study.save()
+    return _approve_locked(
+        study=study, user=approved_by, revision=revision, training_eligible=training_eligible
+    )
+
+
+# --- leases -------------------------------------------------------------------------
+
+
+def lease_take(*, study_id: int, user: Any) -> Study:
+    """Take or renew the review lease; 409 ``leased`` while someone else holds it."""
+    with transaction.atomic():
+        study = _lock(study_id)
+        if study.status not in (*EDITABLE_STATUSES, Study.Status.APPROVED):
+            raise Conflict(
+                f"The study is {study.status}; it can be reviewed once it is ready.",
+                code="not_ready",
+            )
+        _lease_hold(study, user)
+    return study
+
+
+def lease_release(*, study_id: int, user: Any) -> None:
+    with transaction.atomic():
+        study = _lock(study_id)
+        if study.lease_user_id != user.pk:
+            if _lease_live(study):
+                raise _lease_conflict(study)
+            return
+        study.lease_user = None
+        study.lease_expires_at = None
+        study.save(update_fields=["lease_user", "lease_expires_at", "updated_at"])
+        audit_record(event_type="lease_released", actor=user, study=study)
+
+
+# --- lesion decisions ---------------------------------------------------------------
+
+
+def lesion_decide(*, study_id: int, lesion_id: int, user: Any, decision: str) -> Lesion:
+    if decision not in ("accepted", "rejected", "pending"):
+        raise DomainError(
+            "decision must be accepted, rejected or pending.", code="invalid_decision"
+        )
+    with transaction.atomic():
+        study = _lock(study_id)
+        try:
+            lesion = Lesion.objects.select_for_update().get(pk=lesion_id, study=study)
+        except Lesion.DoesNotExist:
+            raise DomainError(
+                "No such lesion in this study.", code="not_found", status_code=404
+            ) from None
+        _require_editable(study)
+        _lease_hold(study, user)
+        before = lesion.decision
+        lesion.decision = decision
+        lesion.decided_by = None if decision == "pending" else user
+        lesion.decided_at = None if decision == "pending" else timezone.now()
+        lesion.save(update_fields=["decision", "decided_by", "decided_at"])
+        _denormalise(study)
+        study.save(update_fields=["lesion_count", "smallest_lesion_mm3", "updated_at"])
+        audit_record(
+            event_type="lesion_decision",
+            actor=user,
+            study=study,
+            lesion=lesion.pk,
+            label=lesion.label,
+            before=before,
+            decision=decision,
+        )
+    return lesion
+
+
+# --- mask save ----------------------------------------------------------------------
+
+
+def parse_if_match(value: str | None) -> int:
+    if not value:
+        raise DomainError(
+            'Send If-Match: "<revision>" with the revision the edit started from.',
+            code="if_match_required",
+            status_code=428,
+        )
+    token = value.strip()
+    if token.startswith("W/"):
+        token = token[2:]
+    token = token.strip().strip('"')
+    if not token.isdigit():
+        raise DomainError(f"If-Match {value!r} is not a revision number.", code="bad_if_match")
+    return int(token)
+
+
+def decode_mask(body: bytes, *, shape: tuple[int, int, int], gzipped: bool) -> np.ndarray:
+    expected = int(np.prod(shape)) * 2
+    raw = body
+    if gzipped or body[:2] == b"\x1f\x8b":
+        try:
+            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            raw = inflater.decompress(body, expected + 1)  # never inflate beyond one mask
+        except zlib.error as exc:
+            raise DomainError(f"The mask is not valid gzip ({exc}).", code="bad_mask") from None
+    if len(raw) != expected:
+        raise DomainError(
+            f"The mask must be {expected} bytes of uint16 {list(shape)} (D,H,W); got "
+            f"{len(raw) if len(raw) <= expected else 'more'} bytes.",
+            code="bad_mask",
+        )
+    return np.frombuffer(raw, dtype="<u2").reshape(shape)
+
+
+def mask_save(
+    *,
+    study_id: int,
+    user: Any,
+    body: bytes,
+    gzipped: bool,
+    if_match: str | None,
+    reason: str = "",
+) -> tuple[MaskRevision, list[Lesion]]:
+    """Save an edited mask as a new revision and update the lesions from the diff.
+
+    Labels new in the mask become ``added`` lesions, labels whose voxels changed become
+    ``edited``, labels erased entirely become ``rejected``.
+    """
+    base = parse_if_match(if_match)
+    with transaction.atomic():
+        study = _lock(study_id)
+        _require_editable(study)
+        if base != study.revision_number:
+            current = (
+                MaskRevision.objects.select_related("author")
+                .filter(study=study, number=study.revision_number)
+                .first()
+            )
+            raise Conflict(
+                f"Someone saved revision {study.revision_number} after revision {base}, "
+                f"which this edit started from"
+                + (
+                    f" ({current.author_label}, {current.created_at:%H:%M:%S} UTC)."
+                    if current
+                    else "."
+                ),
+                code="stale_revision",
+                extra={
+                    "current_revision": study.revision_number,
+                    "changed_by": current.author_label if current else None,
+                    "changed_at": current.created_at.isoformat() if current else None,
+                    "reason": current.reason if current else "",
+                },
+            )
+        _lease_hold(study, user)
+        shape = _shape(study)
+        new = decode_mask(body, shape=shape, gzipped=gzipped)
+        old = current_mask(study)
+        changed = changed_labels(old, new)
+        revision = mask_revision_create(
+            study=study,
+            data_gz=storage.gzip_array(new, dtype="uint16"),
+            author=user,
+            reason=reason or "edit",
+        )
+        if changed:
+            stats = label_stats(new, _spacing(study), only=sorted(changed), prob=_prob(study))
+            existing = {les.label: les for les in study.lesions.select_for_update()}
+            now = timezone.now()
+            summary: dict[str, list[int]] = {"added": [], "edited": [], "rejected": []}
+            for label in sorted(changed):
+                lesion = existing.get(label)
+                row = stats.get(label)
+                if row is None:
+                    if lesion is None:
+                        continue
+                    lesion.decision = Lesion.Decision.REJECTED
+                    lesion.decided_by, lesion.decided_at = user, now
+                    lesion.save(update_fields=["decision", "decided_by", "decided_at"])
+                    summary["rejected"].append(label)
+                    continue
+                if lesion is None:
+                    lesion = Lesion(study=study, label=label, decision=Lesion.Decision.ADDED)
+                    summary["added"].append(label)
+                else:
+                    if lesion.decision != Lesion.Decision.ADDED:
+                        lesion.decision = Lesion.Decision.EDITED
+                    summary["edited"].append(label)
+                for key in _LESION_FIELDS:
+                    if key in row:
+                        setattr(lesion, key, row[key])
+                lesion.decided_by, lesion.decided_at = user, now
+                lesion.save()
+            audit_record(
+                event_type="lesions_changed_by_edit",
+                actor=user,
+                study=study,
+                revision=revision.number,
+                **summary,
+            )
+        _denormalise(study)
+        study.save(update_fields=["lesion_count", "smallest_lesion_mm3", "updated_at"])
+        lesions = list(
+            study.lesions.select_related("model_version", "decided_by").order_by("volume_mm3", "id")
+        )
+    return revision, lesions
+
+
+def _prob(study: Study) -> np.ndarray | None:
+    """The current model's ensemble probability map, if kept (for added lesions)."""
+    if study.model_version_id is None:
+        return None
+    path = (
+        storage.study_dir(study.pk)
+        / "predictions"
+        / f"mv{study.model_version_id}"
+        / "ensemble_prob.f16.npy"
+    )
+    return np.load(path) if path.exists() else None
+
+
+# --- approval -----------------------------------------------------------------------
+
+
+def _snapshot(*, study: Study, approval: Approval, labels: list[int]) -> Path:
+    """A complete prepared-study dir for training: hard links + the approved ground truth."""
+    prepared = storage.prepared_dir(study.pk)
+    target = storage.study_dir(study.pk) / "approvals" / str(approval.pk)
+    tmp = storage.temp_dir_beside(target)
+    try:
+        for src in prepared.iterdir():
+            # Training reads the arrays; the viewer's precompressed copies stay behind.
+            if not src.is_file() or src.name == "ground_truth.npy" or src.name.endswith(".i16.gz"):
+                continue
+            try:
+                os.link(src, tmp / src.name)
+            except OSError:
+                shutil.copy2(src, tmp / src.name)
+        mask = current_mask(study)
+        gt = np.isin(mask, np.asarray(labels, dtype=np.uint16)).astype(np.uint8)
+        np.save(tmp / "ground_truth.npy", gt)
+        storage.publish_dir(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _approve_locked(
+    *, study: Study, user: Any, revision: MaskRevision, training_eligible: bool
+) -> Approval:
+    labels = list(study.lesions.filter(decision__in=KEPT_DECISIONS).values_list("label", flat=True))
+    approval = Approval.objects.create(
+        study=study,
+        revision=revision,
+        approved_by=user,
+        training_eligible=training_eligible,
+        lesion_labels=labels,
+    )
+    approval.snapshot_dir = storage.relative(
+        _snapshot(study=study, approval=approval, labels=labels)
+    )
+    approval.save(update_fields=["snapshot_dir"])
+    study.status = Study.Status.APPROVED
+    study.status_reason = ""
+    study.approved_at = approval.approved_at
+    study.approved_by = user
+    study.training_eligible = training_eligible
+    study.lease_user = None
+    study.lease_expires_at = None
+    study.save()
+    audit_record(
+        event_type="study_approved",
+        actor=user,
+        study=study,
+        model_version=study.model_version_id,
+        approval=approval.pk,
+        revision=revision.number,
+        training_eligible=training_eligible,
+        lesions=labels,
+    )
+    if training_eligible:
+        transaction.on_commit(_training_maybe_autostart)
+    return approval
+
+
+def _training_maybe_autostart() -> None:
+    try:
+        from lesionloop.training.services import training_maybe_autostart
+    except ImportError:
+        return
+    try:
+        training_maybe_autostart()
+    except Exception:  # retraining trouble must never undo or hide an approval
+        log.exception("training_maybe_autostart failed after an approval")
+
+
+def study_approve(*, study_id: int, user: Any, training_eligible: bool = True) -> Study:
+    with transaction.atomic():
+        study = _lock(study_id)
+        _require_editable(study)
+        if _lease_live(study) and study.lease_user_id != user.pk:
+            raise _lease_conflict(study)
+        pending = list(
+            study.lesions.filter(decision=Lesion.Decision.PENDING)
+            .order_by("volume_mm3")
+            .values_list("id", flat=True)
+        )
+        if pending:
+            raise Conflict(
+                f"{len(pending)} lesion(s) still need a decision (accept, reject or edit).",
+                code="undecided_lesions",
+                extra={"pending_lesions": pending},
+            )
+        revision = MaskRevision.objects.get(study=study, number=study.revision_number)
+        _approve_locked(
+            study=study, user=user, revision=revision, training_eligible=training_eligible
+        )
+    return study
+
+
+def study_reopen(*, study_id: int, user: Any) -> Study:
+    with transaction.atomic():
+        study = _lock(study_id)
+        if study.status != Study.Status.APPROVED:
+            raise Conflict("Only an approved study can be reopened.", code="not_approved")
+        if _lease_live(study) and study.lease_user_id != user.pk:
+            raise _lease_conflict(study)
+        Approval.objects.filter(study=study, superseded=False).update(superseded=True)
+        study.status = Study.Status.IN_REVIEW
+        study.approved_at = None
+        study.approved_by = None
+        study.training_eligible = False
+        study.save()
+        _lease_hold(study, user)
+        audit_record(event_type="study_reopened", actor=user, study=study)
+    return study
+
+
+# --- export -------------------------------------------------------------------------
+
+
+def study_export_nifti(*, study_id: int, user: Any) -> tuple[bytes, str]:
+    """Accepted/edited/added lesions as NIfTI labels on the planning-CT grid."""
+    import SimpleITK as sitk
+
+    from ml.imaging.grid import mask_to_ct_grid
+
+    study = Study.objects.filter(pk=study_id).first()
+    if study is None:
+        raise DomainError("No such study.", code="not_found", status_code=404)
+    if not study.prepared or not study.revision_number:
+        raise Conflict("The study has no contour to export yet.", code="not_ready")
+    mask = current_mask(study)
+    kept = list(study.lesions.filter(decision__in=KEPT_DECISIONS).values_list("label", flat=True))
+    out = np.where(np.isin(mask, np.asarray(kept, dtype=np.uint16)), mask, 0).astype(np.uint16)
+    image = mask_to_ct_grid(out, storage.prepared_dir(study.pk))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "labels.nii.gz"
+        sitk.WriteImage(image, str(path), True)
+        data = path.read_bytes()
+    audit_record(
+        event_type="study_exported",
+        actor=user,
+        study=study,
+        format="nifti",
+        revision=study.revision_number,
+        lesions=kept,
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+    name = f"study-{study.pk}-rev{study.revision_number}-labels.nii.gz"
+    return data, name

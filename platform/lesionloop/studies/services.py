@@ -1,0 +1,570 @@
+"""Writes for studies: upload, ingest, pre-segmentation, jobs, recovery, import.
+
+ml is imported lazily inside the functions that need it: the web process never loads
+torch. Background work runs as ``Job`` rows claimed with a conditional update, so a
+redelivered message finds its job taken or finished and does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+import zipfile
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.text import get_valid_filename
+
+from lesionloop.audit.services import audit_record
+from lesionloop.core.api import DomainError
+
+from . import storage
+from .models import Job, Prediction, Study
+from .priority import review_priority
+
+log = logging.getLogger(__name__)
+
+# A running job whose worker vanished may be claimed again after this long.
+STALE_CLAIM = timedelta(minutes=45)
+REVIEWED_STATUSES = {Study.Status.IN_REVIEW, Study.Status.APPROVED}
+
+
+# --- jobs ---------------------------------------------------------------------------
+
+
+def job_create(*, study: Study, kind: str, model_version: Any = None) -> Job:
+    """Create a job and enqueue its actor once the surrounding transaction commits."""
+    job = Job.objects.create(study=study, kind=kind, model_version=model_version)
+    transaction.on_commit(lambda: job_enqueue(job_id=job.pk, kind=kind))
+    return job
+
+
+def job_enqueue(*, job_id: int, kind: str) -> None:
+    from . import tasks
+
+    actor = tasks.study_ingest_task if kind == Job.Kind.INGEST else tasks.study_presegment_task
+    actor.send(job_id)
+
+
+def job_claim(*, job_id: int) -> Job | None:
+    """Take a queued (or stale running) job; None if another worker has it or it is done."""
+    now = timezone.now()
+    taken = (
+        Job.objects.filter(pk=job_id)
+        .filter(
+            Q(state=Job.State.QUEUED) | Q(state=Job.State.RUNNING, claimed_at__lt=now - STALE_CLAIM)
+        )
+        .update(state=Job.State.RUNNING, claimed_at=now, attempts=F("attempts") + 1)
+    )
+    if not taken:
+        log.info("job %s already claimed or finished; ignoring the message", job_id)
+        return None
+    return Job.objects.select_related("study", "model_version").get(pk=job_id)
+
+
+def job_finish(*, job: Job, ok: bool, message: str = "") -> None:
+    Job.objects.filter(pk=job.pk).update(
+        state=Job.State.SUCCEEDED if ok else Job.State.FAILED,
+        message=message[:4000],
+        finished_at=timezone.now(),
+    )
+
+
+def jobs_recover() -> int:
+    """Re-enqueue unfinished jobs (a recovery hook: runs when the embedded worker starts).
+
+    The embedded broker keeps messages in memory, so jobs queued or running when the
+    process stopped have no message any more. Running ones are put back to queued:
+    the hook runs before this process has claimed anything.
+    """
+    Job.objects.filter(state=Job.State.RUNNING).update(state=Job.State.QUEUED)
+    jobs = list(Job.objects.filter(state=Job.State.QUEUED).values_list("pk", "kind"))
+    for pk, kind in jobs:
+        job_enqueue(job_id=pk, kind=kind)
+    if jobs:
+        log.info("re-enqueued %d unfinished jobs", len(jobs))
+    return len(jobs)
+
+
+# --- upload -------------------------------------------------------------------------
+
+
+def _copy_upload(src: UploadedFile, dest: Path, *, budget: list[int]) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with dest.open("wb") as fh:
+        for chunk in src.chunks():
+            budget[0] -= len(chunk)
+            if budget[0] < 0:
+                raise DomainError(
+                    f"The upload is larger than the limit of {settings.UPLOAD_MAX_BYTES} bytes.",
+                    code="too_large",
+                    status_code=413,
+                )
+            fh.write(chunk)
+
+
+def _is_zip(f: UploadedFile) -> bool:
+    if (f.name or "").lower().endswith(".zip"):
+        return True
+    try:
+        pos = f.tell()
+        head = f.read(4)
+        f.seek(pos)
+    except (OSError, ValueError):
+        return False
+    return head == b"PK\x03\x04"
+
+
+def study_upload(
+    *,
+    files: list[UploadedFile],
+    ground_truth: UploadedFile | None = None,
+    user: Any,
+) -> Study:
+    """Store an upload under ``studies/<id>/upload`` and queue its ingest. Returns at once."""
+    if not files:
+        raise DomainError("Send one or more DICOM files, or one zip, as 'files'.", code="no_files")
+    total = sum(f.size or 0 for f in files) + (ground_truth.size if ground_truth else 0)
+    if total > settings.UPLOAD_MAX_BYTES:
+        raise DomainError(
+            f"The upload ({total} bytes) is larger than the limit of "
+            f"{settings.UPLOAD_MAX_BYTES} bytes.",
+            code="too_large",
+            status_code=413,
+        )
+    budget = [settings.UPLOAD_MAX_BYTES]
+    with transaction.atomic():
+        study = Study.objects.create(created_by=user, status=Study.Status.RECEIVED)
+        target = storage.upload_dir(study.pk)
+        try:
+            if len(files) == 1 and _is_zip(files[0]):
+                _copy_upload(files[0], target / "archive.zip", budget=budget)
+            else:
+                for i, f in enumerate(files):
+                    name = get_valid_filename(Path(f.name or "file").name) or "file"
+                    _copy_upload(f, target / "dicom" / f"{i:05d}_{name}", budget=budget)
+            if ground_truth is not None:
+                _copy_upload(ground_truth, target / "ground_truth.nii.gz", budget=budget)
+        except BaseException:
+            shutil.rmtree(storage.study_dir(study.pk), ignore_errors=True)
+            raise
+        audit_record(
+            event_type="study_uploaded",
+            actor=user,
+            study=study,
+            files=len(files),
+            bytes=total,
+            ground_truth=ground_truth is not None,
+        )
+        job_create(study=study, kind=Job.Kind.INGEST)
+    return study
+
+
+def _upload_source(study_id: int) -> tuple[Path, Path | None]:
+    up = storage.upload_dir(study_id)
+    source = up / "archive.zip" if (up / "archive.zip").exists() else up / "dicom"
+    gt = up / "ground_truth.nii.gz"
+    return source, gt if gt.exists() else None
+
+
+# --- ingest -------------------------------------------------------------------------
+
+
+def _study_fail(*, study_id: int, reason: str, job: Job | None, **payload: Any) -> None:
+    Study.objects.filter(pk=study_id).update(
+        status=Study.Status.FAILED, status_reason=reason[:4000], updated_at=timezone.now()
+    )
+    if job is not None:
+        job_finish(job=job, ok=False, message=reason)
+    audit_record(event_type="study_failed", study=study_id, reason=reason, **payload)
+
+
+def _prepare(*, study_id: int, source: Path, ground_truth: Path | None) -> dict[str, Any]:
+    """Build the prepared dir under a temporary name, precompress displays, publish."""
+    from ml.imaging.pipeline import prepare_study
+
+    target = storage.prepared_dir(study_id)
+    tmp = storage.temp_dir_beside(target)
+    try:
+        prepare_study(source, tmp, grid=settings.LESIONLOOP_GRID, ground_truth=ground_truth)
+        for channel in storage.DISPLAY_CHANNELS:
+            volume = np.load(tmp / f"display_{channel}.npy", mmap_mode="r")
+            storage.atomic_write_bytes(
+                tmp / f"display_{channel}.i16.gz", storage.gzip_array(volume, dtype="int16")
+            )
+        info = json.loads((tmp / "study.json").read_text())
+        storage.publish_dir(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return info
+
+
+def _study_fields_from_info(info: dict[str, Any]) -> dict[str, Any]:
+    grid = info.get("grid", {})
+    dicom = info.get("dicom", {}) or {}
+    registration = info.get("registration", {}) or {}
+    return {
+        "grid": {
+            "preset": grid.get("preset"),
+            "shape_dhw": list(grid.get("shape_dhw", [])),
+            "spacing_mm": list(grid.get("spacing_mm", [])),
+            "origin_xyz_mm": list(grid.get("origin_xyz_mm", [])),
+            "direction": list(grid.get("direction", [])),
+        },
+        "dicom": dicom,
+        "report": info.get("report", {}) or {},
+        "registration": registration,
+        "registration_ok": bool(registration.get("ok", False)),
+        "patient_label": str(dicom.get("patient_id") or dicom.get("patient_name") or "")[:128],
+        "description": str(dicom.get("study_description") or "")[:255],
+        "prepared": True,
+    }
+
+
+def study_ingest(*, job_id: int) -> None:
+    """Ingest, register and pre-process an uploaded study, then queue pre-segmentation."""
+    from ml.imaging.errors import IngestError
+
+    job = job_claim(job_id=job_id)
+    if job is None:
+        return
+    study_id = job.study_id
+    Study.objects.filter(pk=study_id).update(
+        status=Study.Status.PROCESSING,
+        status_reason="Ingest and registration",
+        updated_at=timezone.now(),
+    )
+    audit_record(event_type="ingest_started", study=study_id, job=job.pk)
+    source, gt = _upload_source(study_id)
+    started = time.monotonic()
+    try:
+        info = _prepare(study_id=study_id, source=source, ground_truth=gt)
+    except IngestError as exc:
+        _study_fail(
+            study_id=study_id, reason=str(exc), job=job, code=exc.code, file=exc.file, tag=exc.tag
+        )
+        return
+    except Exception as exc:  # a bug or a broken disk: fail the study, keep the worker alive
+        log.exception("ingest of study %s failed", study_id)
+        _study_fail(
+            study_id=study_id,
+            reason=f"Processing failed unexpectedly ({type(exc).__name__}: {exc}).",
+            job=job,
+            code="internal",
+        )
+        return
+    fields = _study_fields_from_info(info)
+    with transaction.atomic():
+        study = Study.objects.select_for_update().get(pk=study_id)
+        for key, value in fields.items():
+            setattr(study, key, value)
+        study.save()
+        audit_record(
+            event_type="ingest_done",
+            study=study,
+            seconds=round(time.monotonic() - started, 2),
+            grid=study.grid,
+            report=study.report,
+        )
+        audit_record(
+            event_type="registration_checked",
+            study=study,
+            ok=study.registration_ok,
+            quality=study.registration.get("quality"),
+            message=study.registration.get("message", ""),
+        )
+        if gt is not None:
+            from lesionloop.review.services import study_ground_truth_apply
+
+            study_ground_truth_apply(study=study, approved_by=study.created_by)
+        else:
+            study_presegment_or_wait(study=study)
+        job_finish(job=job, ok=True)
+
+
+def _active_model() -> Any:
+    from lesionloop.registry.models import ModelVersion
+
+    return ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
+
+
+def study_presegment_or_wait(*, study: Study, model_version: Any = None) -> Job | None:
+    """Queue pre-segmentation with ``model_version`` (default: the active one) or wait."""
+    mv = model_version or _active_model()
+    if mv is None:
+        study.status = Study.Status.AWAITING_MODEL
+        study.status_reason = "No active model yet; pre-segmentation starts when one is promoted."
+        study.save(update_fields=["status", "status_reason", "updated_at"])
+        audit_record(event_type="awaiting_model", study=study)
+        return None
+    if study.status not in REVIEWED_STATUSES:
+        study.status = Study.Status.PROCESSING
+        study.status_reason = f"Pre-segmentation with model {mv.name}"
+        study.save(update_fields=["status", "status_reason", "updated_at"])
+    audit_record(event_type="presegment_queued", study=study, model_version=mv)
+    return job_create(study=study, kind=Job.Kind.PRESEGMENT, model_version=mv)
+
+
+# --- pre-segmentation ---------------------------------------------------------------
+
+_PREDICTORS: dict[tuple[str, float], Any] = {}
+
+
+def _device() -> str:
+    wanted = settings.LESIONLOOP_DEVICE
+    if wanted != "auto":
+        return wanted
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _predictor(model_version: Any) -> Any:
+    """The model version's predictor, loaded once per worker process."""
+    from ml.inference import EnsemblePredictor
+
+    model_dir = storage.absolute(model_version.weights_dir)
+    manifest = model_dir / "manifest.json"
+    if not manifest.exists():
+        raise FileNotFoundError(f"model {model_version.name}: no manifest.json in {model_dir}")
+    key = (str(model_dir), manifest.stat().st_mtime)
+    if key not in _PREDICTORS:
+        _PREDICTORS.clear()  # one model in memory at a time
+        _PREDICTORS[key] = EnsemblePredictor.from_dir(model_dir, device=_device())
+    return _PREDICTORS[key]
+
+
+def _predict(*, study: Study, model_version: Any) -> tuple[Path, list[dict[str, Any]], float]:
+    from lesionloop.review.masks import label_stats
+
+    prepared = storage.prepared_dir(study.pk)
+    model_input = np.load(prepared / "model_input.npy")
+    spacing = tuple(float(s) for s in study.grid["spacing_mm"])
+    started = time.monotonic()
+    prediction = _predictor(model_version).predict(model_input, spacing)
+    seconds = time.monotonic() - started
+    labels = prediction.labels.astype(np.uint16)
+    slices = label_stats(labels, spacing)
+    lesions = []
+    for s in prediction.lesions:
+        row = {
+            "label": int(s.label),
+            "volume_vox": int(s.volume_vox),
+            "volume_mm3": float(s.volume_mm3),
+            "centroid_vox": [round(float(v), 3) for v in s.centroid_vox],
+            "centroid_mm": [round(float(v), 3) for v in s.centroid_mm],
+            "bbox": [int(v) for v in s.bbox],
+            "largest_slice": slices.get(int(s.label), {}).get("largest_slice", 0),
+            "mean_prob": float(s.mean_prob),
+            "max_prob": float(s.max_prob),
+            "disagreement": float(s.disagreement),
+        }
+        lesions.append(row)
+    target = storage.study_dir(study.pk) / "predictions" / f"mv{model_version.pk}"
+    tmp = storage.temp_dir_beside(target)
+    try:
+        (tmp / "labels.u16.gz").write_bytes(storage.gzip_array(labels, dtype="uint16"))
+        np.save(tmp / "ensemble_prob.f16.npy", prediction.ensemble_prob.astype(np.float16))
+        (tmp / "lesions.json").write_text(json.dumps({"lesions": lesions, "seconds": seconds}))
+        storage.publish_dir(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target, lesions, seconds
+
+
+def _study_unreviewed(study: Study) -> bool:
+    """No human has touched the working mask or any lesion: a new model may replace it."""
+    if study.status in REVIEWED_STATUSES or not study.prepared:
+        return False
+    if study.revisions.filter(author__isnull=False).exists():
+        return False
+    return not study.lesions.exclude(decision="pending").exists()
+
+
+def study_presegment(*, job_id: int) -> None:
+    """Run the job's model on the study; make it the working mask if nobody reviewed yet."""
+    job = job_claim(job_id=job_id)
+    if job is None:
+        return
+    study, mv = job.study, job.model_version
+    audit_record(event_type="presegment_started", study=study, model_version=mv, job=job.pk)
+    try:
+        target, lesions, seconds = _predict(study=study, model_version=mv)
+    except Exception as exc:
+        log.exception("pre-segmentation of study %s with %s failed", study.pk, mv)
+        reason = f"Pre-segmentation with model {mv.name} failed ({type(exc).__name__}: {exc})."
+        job_finish(job=job, ok=False, message=reason)
+        with transaction.atomic():
+            locked = Study.objects.select_for_update().get(pk=study.pk)
+            if locked.revision_number == 0 and locked.status != Study.Status.APPROVED:
+                locked.status = Study.Status.FAILED
+                locked.status_reason = reason
+                locked.save(update_fields=["status", "status_reason", "updated_at"])
+        audit_record(event_type="presegment_failed", study=study, model_version=mv, reason=reason)
+        return
+    priority = review_priority(lesions)
+    with transaction.atomic():
+        study = Study.objects.select_for_update().get(pk=study.pk)
+        Prediction.objects.update_or_create(
+            study=study,
+            model_version=mv,
+            defaults={
+                "directory": storage.relative(target),
+                "lesions": lesions,
+                "priority": priority,
+                "seconds": round(seconds, 3),
+            },
+        )
+        audit_record(
+            event_type="prediction_created",
+            study=study,
+            model_version=mv,
+            lesions=len(lesions),
+            priority=priority,
+            seconds=round(seconds, 3),
+        )
+        if _study_unreviewed(study):
+            from lesionloop.review.services import study_prediction_apply
+
+            study_prediction_apply(
+                study=study,
+                model_version=mv,
+                labels_gz=(target / "labels.u16.gz").read_bytes(),
+                lesions=lesions,
+                priority=priority,
+            )
+        else:
+            audit_record(
+                event_type="prediction_kept_aside",
+                study=study,
+                model_version=mv,
+                reason="the study is already under review; its working mask is unchanged",
+            )
+        job_finish(job=job, ok=True)
+
+
+# --- services for the registry and training (platform B) ----------------------------
+
+
+def studies_presegment_unreviewed(*, model_version_id: int) -> int:
+    """Queue pre-segmentation with a (newly promoted) model of every unreviewed study.
+
+    Earlier predictions stay (one ``Prediction`` per study and model version); studies
+    that a clinician has opened, edited or approved keep their working mask.
+    Returns the number of jobs queued.
+    """
+    from lesionloop.registry.models import ModelVersion
+
+    mv = ModelVersion.objects.get(pk=model_version_id)
+    busy = Job.objects.filter(
+        kind=Job.Kind.PRESEGMENT,
+        model_version=mv,
+        state__in=[Job.State.QUEUED, Job.State.RUNNING],
+    ).values("study_id")
+    candidates = (
+        Study.objects.filter(
+            prepared=True,
+            status__in=[Study.Status.READY, Study.Status.AWAITING_MODEL, Study.Status.FAILED],
+        )
+        .exclude(pk__in=busy)
+        .exclude(predictions__model_version=mv)
+        .exclude(revisions__author__isnull=False)
+        .exclude(lesions__decision__in=["accepted", "rejected", "edited", "added"])
+        .distinct()
+    )
+    count = 0
+    with transaction.atomic():
+        for study in candidates.select_for_update(of=("self",)).order_by("pk"):
+            study_presegment_or_wait(study=study, model_version=mv)
+            count += 1
+    return count
+
+
+def studies_awaiting_model_enqueue() -> int:
+    """Queue pre-segmentation with the active model of every study awaiting one."""
+    mv = _active_model()
+    if mv is None:
+        return 0
+    count = 0
+    with transaction.atomic():
+        for study in (
+            Study.objects.select_for_update()
+            .filter(status=Study.Status.AWAITING_MODEL)
+            .order_by("pk")
+        ):
+            study_presegment_or_wait(study=study, model_version=mv)
+            count += 1
+    return count
+
+
+def study_import(
+    *,
+    source: Path,
+    ground_truth: Path | None = None,
+    approved_by: Any = None,
+    training_eligible: bool = True,
+    description: str = "",
+) -> Study:
+    """Import a study synchronously (management command, demo data).
+
+    With ``ground_truth`` (NIfTI on the CT grid) the study becomes an approved training
+    case whose working mask (revision 1) is the ground truth; without it, it is queued
+    for pre-segmentation like an upload. Raises ``IngestError`` for bad input, after
+    marking the study failed.
+    """
+    from ml.imaging.errors import IngestError
+
+    source = Path(source)
+    with transaction.atomic():
+        study = Study.objects.create(
+            created_by=approved_by,
+            status=Study.Status.PROCESSING,
+            source="import",
+            description=description[:255],
+        )
+        audit_record(
+            event_type="study_imported",
+            actor=approved_by,
+            study=study,
+            source=str(source),
+            ground_truth=str(ground_truth) if ground_truth else None,
+        )
+    try:
+        info = _prepare(study_id=study.pk, source=source, ground_truth=ground_truth)
+    except IngestError as exc:
+        _study_fail(study_id=study.pk, reason=str(exc), job=None, code=exc.code)
+        raise
+    fields = _study_fields_from_info(info)
+    if description:
+        fields["description"] = description[:255]
+    with transaction.atomic():
+        study = Study.objects.select_for_update().get(pk=study.pk)
+        for key, value in fields.items():
+            setattr(study, key, value)
+        study.save()
+        audit_record(event_type="ingest_done", study=study, grid=study.grid, report=study.report)
+        if ground_truth is not None:
+            from lesionloop.review.services import study_ground_truth_apply
+
+            study_ground_truth_apply(
+                study=study, approved_by=approved_by, training_eligible=training_eligible
+            )
+        else:
+            study_presegment_or_wait(study=study)
+    study.refresh_from_db()
+    return study
+
+
+def is_zip_path(path: Path) -> bool:
+    return path.is_file() and zipfile.is_zipfile(path)
