@@ -39,6 +39,8 @@ class ModelVersion(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     promotion_note = models.TextField(blank=True)
+    # Why a version failed or was retired, in words an admin can act on.
+    status_reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from lesionloop.registry.models import ModelVersion
+
+
+class VersionRefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ModelVersion
+        fields = ["id", "name", "status"]
+
+
+class WeightsFileSerializer(serializers.Serializer):
+    file = serializers.CharField()
+    sha256 = serializers.CharField()
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    parent = VersionRefSerializer(read_only=True)
+    created_by = serializers.SerializerMethodField()
+    promoted_by = serializers.SerializerMethodField()
+    weights = WeightsFileSerializer(many=True, read_only=True)
+    metrics = serializers.JSONField(read_only=True)
+    hyperparameters = serializers.JSONField(read_only=True)
+    train_study_ids = serializers.ListField(child=serializers.IntegerField(), read_only=True)
+    val_study_ids = serializers.ListField(child=serializers.IntegerField(), read_only=True)
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "id",
+            "name",
+            "parent",
+            "status",
+            "status_reason",
+            "preset",
+            "metrics",
+            "created_at",
+            "created_by",
+            "promoted_at",
+            "promoted_by",
+            "promotion_note",
+            "train_study_ids",
+            "val_study_ids",
+            "weights",
+            "code_version",
+            "hyperparameters",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_created_by(self, obj: ModelVersion) -> str | None:
+        return obj.created_by.get_username() if obj.created_by else None
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_promoted_by(self, obj: ModelVersion) -> str | None:
+        return obj.promoted_by.get_username() if obj.promoted_by else None
+
+
+class PromoteInputSerializer(serializers.Serializer):
+    override_reason = serializers.CharField(
+        required=False, allow_blank=True, max_length=2000, default=""
+    )
+
+
+class RollbackInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
+class LineageStudySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    patient_label = serializers.CharField(allow_null=True)
+    status = serializers.CharField()
+
+
+class PresegmentedStudySerializer(LineageStudySerializer):
+    predicted_at = serializers.DateTimeField()
+    lesion_count = serializers.IntegerField()
+
+
+class LineageSerializer(serializers.Serializer):
+    version = ModelVersionSerializer()
+    parents = VersionRefSerializer(many=True, help_text="nearest parent first, root last")
+    trained_on = LineageStudySerializer(many=True)
+    validated_on = LineageStudySerializer(many=True)
+    presegmented = PresegmentedStudySerializer(many=True)

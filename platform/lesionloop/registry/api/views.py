@@ -1,0 +1,88 @@
+"""Model registry endpoints (docs/API.md, "Models and training"). Writes: admin only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from lesionloop.accounts.permissions import ReadAnyRoleWriteAdmin
+from lesionloop.core.api import DomainError
+from lesionloop.registry import selectors, services
+from lesionloop.registry.models import ModelVersion
+
+from .serializers import (
+    LineageSerializer,
+    ModelVersionSerializer,
+    PromoteInputSerializer,
+    RollbackInputSerializer,
+)
+
+
+def _version(version_id: int) -> ModelVersion:
+    try:
+        return selectors.model_version_get(version_id=version_id)
+    except ModelVersion.DoesNotExist:
+        raise DomainError("No such model version.", code="not_found", status_code=404) from None
+
+
+class ModelVersionListView(generics.ListAPIView):
+    permission_classes = [ReadAnyRoleWriteAdmin]
+    serializer_class = ModelVersionSerializer
+
+    def get_queryset(self) -> Any:
+        return selectors.model_version_list()
+
+
+class ModelVersionDetailView(generics.RetrieveAPIView):
+    permission_classes = [ReadAnyRoleWriteAdmin]
+    serializer_class = ModelVersionSerializer
+    lookup_url_kwarg = "version_id"
+
+    def get_object(self) -> ModelVersion:
+        return _version(self.kwargs["version_id"])
+
+
+class ModelVersionPromoteView(APIView):
+    permission_classes = [ReadAnyRoleWriteAdmin]
+
+    @extend_schema(request=PromoteInputSerializer, responses={200: ModelVersionSerializer})
+    def post(self, request: Request, version_id: int) -> Response:
+        data = PromoteInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        _version(version_id)
+        version = services.model_version_promote(
+            version_id=version_id,
+            user=request.user,
+            override_reason=data.validated_data["override_reason"],
+        )
+        return Response(
+            ModelVersionSerializer(_version(version.pk)).data, status=status.HTTP_200_OK
+        )
+
+
+class ModelVersionRollbackView(APIView):
+    permission_classes = [ReadAnyRoleWriteAdmin]
+
+    @extend_schema(request=RollbackInputSerializer, responses={200: ModelVersionSerializer})
+    def post(self, request: Request, version_id: int) -> Response:
+        data = RollbackInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        _version(version_id)
+        version = services.model_version_rollback(
+            version_id=version_id, user=request.user, reason=data.validated_data["reason"]
+        )
+        return Response(ModelVersionSerializer(_version(version.pk)).data)
+
+
+class ModelVersionLineageView(APIView):
+    permission_classes = [ReadAnyRoleWriteAdmin]
+
+    @extend_schema(responses={200: LineageSerializer})
+    def get(self, request: Request, version_id: int) -> Response:
+        lineage = selectors.model_version_lineage(_version(version_id))
+        return Response(LineageSerializer(lineage).data)

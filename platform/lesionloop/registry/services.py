@@ -1,0 +1,197 @@
+"""Writes for the model registry: create, publish, fail, promote, roll back."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from lesionloop.audit.services import audit_record
+from lesionloop.core.api import Conflict, DomainError
+
+from . import policy
+from .models import ModelVersion
+
+log = logging.getLogger(__name__)
+Status = ModelVersion.Status
+
+
+def _next_name() -> str:
+    n = ModelVersion.objects.count() + 1
+    while ModelVersion.objects.filter(name=f"v{n}").exists():
+        n += 1
+    return f"v{n}"
+
+
+def model_version_create(
+    *,
+    parent: ModelVersion | None,
+    preset: str,
+    created_by: Any,
+    hyperparameters: dict[str, Any],
+    code_version: str,
+    train_study_ids: list[int],
+    val_study_ids: list[int],
+) -> ModelVersion:
+    """A new version in ``training``; its weights arrive with ``model_version_publish``."""
+    for _ in range(3):
+        try:
+            with transaction.atomic():
+                return ModelVersion.objects.create(
+                    name=_next_name(),
+                    parent=parent,
+                    status=Status.TRAINING,
+                    preset=preset,
+                    created_by=created_by,
+                    hyperparameters=hyperparameters,
+                    code_version=code_version,
+                    train_study_ids=train_study_ids,
+                    val_study_ids=val_study_ids,
+                )
+        except IntegrityError:  # a name taken concurrently; take the next
+            continue
+    raise Conflict("Could not allocate a model version name; try again.", code="name_taken")
+
+
+def model_version_publish(
+    *,
+    version_id: int,
+    weights_dir: str,
+    weights: list[dict[str, str]],
+    metrics: dict[str, Any],
+) -> ModelVersion:
+    """Training finished and the files are in place: the version becomes a candidate."""
+    updated = ModelVersion.objects.filter(pk=version_id, status=Status.TRAINING).update(
+        status=Status.CANDIDATE, weights_dir=weights_dir, weights=weights, metrics=metrics
+    )
+    if not updated:
+        raise Conflict("This version is no longer training.", code="not_training")
+    return ModelVersion.objects.get(pk=version_id)
+
+
+def model_version_fail(*, version_id: int, reason: str) -> None:
+    ModelVersion.objects.filter(pk=version_id, status=Status.TRAINING).update(
+        status=Status.FAILED, status_reason=reason[:4000]
+    )
+
+
+def _activate(*, target: ModelVersion, user: Any, note: str) -> tuple[ModelVersion | None, bool]:
+    """Make ``target`` the one active version (caller holds the locks). Returns the
+    previous active version and whether this is the first version ever active."""
+    previous = (
+        ModelVersion.objects.select_for_update()
+        .filter(status=Status.ACTIVE)
+        .exclude(pk=target.pk)
+        .first()
+    )
+    first_ever = not ModelVersion.objects.filter(promoted_at__isnull=False).exists()
+    if previous is not None:
+        previous.status = Status.RETIRED
+        previous.status_reason = f"replaced by {target.name}"
+        previous.save(update_fields=["status", "status_reason"])
+    target.status = Status.ACTIVE
+    target.status_reason = ""
+    target.promoted_at = timezone.now()
+    target.promoted_by = user if getattr(user, "is_authenticated", False) else None
+    target.promotion_note = note
+    target.save(
+        update_fields=["status", "status_reason", "promoted_at", "promoted_by", "promotion_note"]
+    )
+    return previous, first_ever
+
+
+def _after_activation(*, target: ModelVersion, first_ever: bool) -> None:
+    """Pre-segment what still waits for review with the new active version (earlier
+    predictions are kept); on the first activation, release the studies waiting for a model."""
+    from lesionloop.studies import services as studies
+
+    if first_ever:
+        studies.studies_awaiting_model_enqueue()
+    studies.studies_presegment_unreviewed(model_version_id=target.pk)
+
+
+def _lock(version_id: int) -> ModelVersion:
+    # Lock the active version first, then the target: one fixed order everywhere.
+    list(ModelVersion.objects.select_for_update().filter(status=Status.ACTIVE).order_by("pk"))
+    try:
+        return ModelVersion.objects.select_for_update().get(pk=version_id)
+    except ModelVersion.DoesNotExist:
+        raise DomainError("No such model version.", code="not_found", status_code=404) from None
+
+
+@transaction.atomic
+def model_version_promote(
+    *, version_id: int, user: Any, override_reason: str = "", automatic: bool = False
+) -> ModelVersion:
+    """Make a candidate active when it is not worse than the active version on the
+    validation split (``policy``), or when an admin overrides with a written reason."""
+    target = _lock(version_id)
+    if target.status != Status.CANDIDATE:
+        raise Conflict(
+            f"{target.name} is {target.status}; only candidates can be promoted"
+            + (" (use rollback for earlier versions)." if target.status == Status.RETIRED else "."),
+            code="not_candidate",
+        )
+    override_reason = (override_reason or "").strip()
+    active = ModelVersion.objects.filter(status=Status.ACTIVE).first()
+    comparison: dict[str, Any] = {"worse": False, "checks": [], "reference": None}
+    if active is not None:
+        reference, source = policy.reference_metrics(target, active)
+        comparison = {**policy.compare(target.metrics or {}, reference), "reference": source}
+        if comparison["worse"] and not override_reason:
+            raise Conflict(
+                f"{target.name} is worse than the active version {active.name} on the "
+                "validation split; give an override_reason to promote it anyway.",
+                code="worse_than_active",
+                extra={"active": active.name, "comparison": comparison},
+            )
+    overridden = bool(comparison["worse"] and override_reason)
+    note = override_reason or (
+        "first model (no active version)" if active is None else "not worse than active"
+    )
+    previous, first_ever = _activate(target=target, user=user, note=note)
+    payload = {
+        "version": target.name,
+        "previous": previous.name if previous else None,
+        "comparison": comparison,
+        "automatic": automatic,
+    }
+    audit_record(event_type="model.promoted", actor=user, model_version=target, **payload)
+    if overridden:
+        audit_record(
+            event_type="model.promotion_override",
+            actor=user,
+            model_version=target,
+            version=target.name,
+            override_reason=override_reason,
+            comparison=comparison,
+        )
+    _after_activation(target=target, first_ever=first_ever)
+    return target
+
+
+@transaction.atomic
+def model_version_rollback(*, version_id: int, user: Any, reason: str = "") -> ModelVersion:
+    """Make an earlier, once-active version active again, in one step."""
+    target = _lock(version_id)
+    if target.status == Status.ACTIVE:
+        raise Conflict(f"{target.name} is already active.", code="already_active")
+    if target.status not in (Status.RETIRED, Status.CANDIDATE) or target.promoted_at is None:
+        raise Conflict(
+            f"{target.name} was never active ({target.status}); only earlier active versions "
+            "can be rolled back to (promote a candidate instead).",
+            code="not_rollback_target",
+        )
+    previous, first_ever = _activate(target=target, user=user, note=reason or "rollback")
+    audit_record(
+        event_type="model.rolled_back",
+        actor=user,
+        model_version=target,
+        version=target.name,
+        previous=previous.name if previous else None,
+        reason=reason,
+    )
+    _after_activation(target=target, first_ever=first_ever)
+    return target

@@ -1,0 +1,586 @@
+"""Writes for training: start, auto-start, cancel, execute (the actor's body), recover.
+
+One training at a time: the database refuses a second open run (a partial unique
+index), and the actor claims its run with a conditional update. The networks
+train in a supervised subprocess (``runner.py``) writing into a per-attempt
+folder that is renamed to ``STORAGE_ROOT/models/<name>/`` only when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from lesionloop.audit.services import audit_record
+from lesionloop.core.api import Conflict, DomainError
+from lesionloop.registry import services as registry
+from lesionloop.registry.models import ModelVersion
+from lesionloop.registry.selectors import model_version_active
+
+from . import selectors, supervisor
+from .config import code_version, training_config, validate_overrides
+from .models import SplitAssignment, TrainingRun
+
+log = logging.getLogger(__name__)
+Status = TrainingRun.Status
+
+# A queued run waits this long for enough prepared, approved studies (e.g. the
+# demo's imports still being ingested) before it gives up.
+WAIT_FOR_CASES_S = 30 * 60
+WAIT_RETRY_MS = 5_000
+# A running run whose supervisor has not written for this long lost its worker.
+ORPHAN_AFTER_S = 120
+MIN_TRAIN_CASES = 1
+MIN_VAL_CASES = 1
+
+
+def models_root() -> Path:
+    return Path(settings.STORAGE_ROOT) / "models"
+
+
+def attempts_root() -> Path:
+    return models_root() / ".attempts"
+
+
+# --- the validation split --------------------------------------------------------
+
+
+def split_ensure(
+    records: list[selectors.CaseRecord],
+) -> tuple[list[selectors.CaseRecord], list[selectors.CaseRecord]]:
+    """Assign unseen studies to train or validation once, for good; return (train, val).
+
+    A study is validation when the hash of its key falls in one bucket of
+    ``VALIDATION_MODULUS``; while the split has no validation study yet the
+    first new one goes there, and a study never goes to validation when that
+    would leave nothing to train on. Assignments never change afterwards.
+    """
+    with transaction.atomic():
+        known = {
+            row.study_id: row.split
+            for row in SplitAssignment.objects.select_for_update().filter(
+                study_id__in=[r.study_id for r in records]
+            )
+        }
+        n_val = SplitAssignment.objects.filter(split=SplitAssignment.Split.VALIDATION).count()
+        n_train = SplitAssignment.objects.filter(split=SplitAssignment.Split.TRAIN).count()
+        unseen = [r for r in records if r.study_id not in known]
+        for i, record in enumerate(unseen):
+            remaining = len(unseen) - i - 1
+            wants_val = selectors.split_hash_is_validation(record.key) or n_val < MIN_VAL_CASES
+            leaves_train = n_train > 0 or remaining > 0
+            split = (
+                SplitAssignment.Split.VALIDATION
+                if wants_val and leaves_train
+                else SplitAssignment.Split.TRAIN
+            )
+            SplitAssignment.objects.get_or_create(
+                study_id=record.study_id, defaults={"study_key": record.key, "split": split}
+            )
+            known[record.study_id] = split
+            n_val += split == SplitAssignment.Split.VALIDATION
+            n_train += split == SplitAssignment.Split.TRAIN
+    train = [r for r in records if known[r.study_id] == SplitAssignment.Split.TRAIN]
+    val = [r for r in records if known[r.study_id] == SplitAssignment.Split.VALIDATION]
+    return train, val
+
+
+# --- start, auto-start, cancel ------------------------------------------------------
+
+
+def training_run_enqueue(run_id: int, *, delay_ms: int | None = None) -> None:
+    from .tasks import training_run_execute_task
+
+    if delay_ms:
+        training_run_execute_task.send_with_options(args=(run_id,), delay=delay_ms)
+    else:
+        training_run_execute_task.send(run_id)
+
+
+def training_run_start(
+    *,
+    started_by: Any,
+    trigger: str = TrainingRun.Trigger.MANUAL,
+    overrides: dict[str, Any] | None = None,
+) -> TrainingRun:
+    """Queue a retraining; 409 ``training_running`` when one is queued or running."""
+    overrides = validate_overrides(overrides)
+    eligible = len(selectors.training_case_records())
+    user = started_by if getattr(started_by, "is_authenticated", False) else None
+    try:
+        with transaction.atomic():
+            run = TrainingRun.objects.create(
+                trigger=trigger, started_by=user, overrides=overrides, eligible_count=eligible
+            )
+    except IntegrityError:
+        open_run = selectors.training_run_open()
+        detail = f" (run {open_run.pk}, {open_run.status})" if open_run else ""
+        raise Conflict(
+            f"A training run is already in progress{detail}; wait for it to finish or cancel it.",
+            code="training_running",
+            extra={"training_run": open_run.pk if open_run else None},
+        ) from None
+    audit_record(
+        event_type="training.requested",
+        actor=user,
+        training_run=run.pk,
+        trigger=trigger,
+        eligible_studies=eligible,
+        overrides=overrides,
+    )
+    transaction.on_commit(lambda: training_run_enqueue(run.pk))
+    return run
+
+
+def training_maybe_autostart() -> TrainingRun | None:
+    """Start retraining once ``LESIONLOOP_RETRAIN_AFTER_APPROVALS`` new training-eligible
+    approvals have accumulated since the last run (0 disables). Never raises on a busy
+    trainer: the next approval will try again."""
+    threshold = settings.LESIONLOOP_RETRAIN_AFTER_APPROVALS
+    if threshold <= 0 or selectors.training_run_open() is not None:
+        return None
+    _total, new = selectors.eligible_approvals_since_last_run()
+    if new < threshold:
+        return None
+    try:
+        return training_run_start(started_by=None, trigger=TrainingRun.Trigger.AUTO)
+    except Conflict:
+        return None
+
+
+def training_run_cancel(*, run_id: int, user: Any) -> TrainingRun:
+    """Cancel a queued run at once; ask the supervisor to kill a running one."""
+    now = timezone.now()
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None:
+            raise DomainError("No such training run.", code="not_found", status_code=404)
+        if run.status == Status.QUEUED:
+            run.status = Status.CANCELLED
+            run.cancel_requested = True
+            run.cancelled_by = user
+            run.finished_at = now
+            run.message = f"Cancelled by {user.get_username()} before it started."
+            run.save(
+                update_fields=[
+                    "status",
+                    "cancel_requested",
+                    "cancelled_by",
+                    "finished_at",
+                    "message",
+                ]
+            )
+            audit_record(
+                event_type="training.cancelled",
+                actor=user,
+                training_run=run.pk,
+                while_status="queued",
+            )
+        elif run.status == Status.RUNNING:
+            if not run.cancel_requested:
+                run.cancel_requested = True
+                run.cancelled_by = user
+                run.message = (
+                    f"Cancel requested by {user.get_username()}; stopping the training process."
+                )
+                run.save(update_fields=["cancel_requested", "cancelled_by", "message"])
+        else:
+            raise Conflict(f"Training run {run.pk} already {run.status}.", code="not_running")
+    return run
+
+
+# --- executing a run (the gpu-train actor) ------------------------------------------
+
+
+def _fail_orphan(run: TrainingRun, reason: str) -> None:
+    with transaction.atomic():
+        updated = TrainingRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(
+            status=Status.FAILED, finished_at=timezone.now(), message=reason
+        )
+        if updated:
+            if run.model_version_id:
+                registry.model_version_fail(version_id=run.model_version_id, reason=reason)
+            audit_record(
+                event_type="training.failed",
+                model_version=run.model_version_id,
+                training_run=run.pk,
+                reason=reason,
+            )
+    for path in attempts_root().glob(f"run{run.pk}-*"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def training_run_execute(*, run_id: int) -> None:
+    """Claim a queued run and train it. Safe to call twice for one run."""
+    run = TrainingRun.objects.filter(pk=run_id).first()
+    if run is None:
+        return
+    if run.status == Status.RUNNING:
+        beat = run.heartbeat_at or run.started_at or run.created_at
+        if timezone.now() - beat > timedelta(seconds=ORPHAN_AFTER_S):
+            _fail_orphan(run, "The worker running this training stopped; run it again.")
+        return  # another worker is on it (or it was just failed above)
+    if run.status != Status.QUEUED:
+        return
+
+    records = selectors.training_case_records()
+    train, val = split_ensure(records)
+    if len(train) < MIN_TRAIN_CASES or len(val) < MIN_VAL_CASES:
+        waited = (timezone.now() - run.created_at).total_seconds()
+        message = (
+            f"Waiting for approved, prepared training studies: {len(train)} to train on and "
+            f"{len(val)} for validation (needs {MIN_TRAIN_CASES} and {MIN_VAL_CASES})."
+        )
+        if waited < WAIT_FOR_CASES_S:
+            TrainingRun.objects.filter(pk=run.pk, status=Status.QUEUED).update(
+                message=message, stage="waiting"
+            )
+            training_run_enqueue(run.pk, delay_ms=WAIT_RETRY_MS)
+            return
+        with transaction.atomic():
+            if TrainingRun.objects.filter(pk=run.pk, status=Status.QUEUED).update(
+                status=Status.FAILED, finished_at=timezone.now(), message=message + " Gave up."
+            ):
+                audit_record(event_type="training.failed", training_run=run.pk, reason=message)
+        return
+
+    now = timezone.now()
+    with transaction.atomic():
+        claimed = TrainingRun.objects.filter(
+            pk=run.pk, status=Status.QUEUED, cancel_requested=False
+        ).update(
+            status=Status.RUNNING, started_at=now, heartbeat_at=now, stage="preparing", message=""
+        )
+        if not claimed:
+            return
+        run = TrainingRun.objects.select_related("started_by").get(pk=run.pk)
+        active = model_version_active()
+        config = training_config(
+            grid=settings.LESIONLOOP_GRID, seed=run.pk, overrides=run.overrides
+        )
+        warm = _usable_weights(active, config["preset"])
+        version = registry.model_version_create(
+            parent=active,
+            preset=config["preset"],
+            created_by=run.started_by,
+            hyperparameters={
+                **config,
+                "grid": settings.LESIONLOOP_GRID,
+                "warm_start": active.name if warm else None,
+            },
+            code_version=code_version(),
+            train_study_ids=[r.study_id for r in train],
+            val_study_ids=[r.study_id for r in val],
+        )
+        run.model_version = version
+        run.save(update_fields=["model_version"])
+        audit_record(
+            event_type="training.started",
+            actor=run.started_by,
+            model_version=version,
+            training_run=run.pk,
+            version=version.name,
+            parent=active.name if active else None,
+            train_study_ids=version.train_study_ids,
+            val_study_ids=version.val_study_ids,
+            trigger=run.trigger,
+        )
+    _train(run=run, version=version, config=config, train=train, val=val, warm=warm, active=active)
+
+
+def _usable_weights(version: ModelVersion | None, preset: str) -> Path | None:
+    if version is None or not version.weights_dir or version.preset != preset:
+        return None
+    path = Path(settings.STORAGE_ROOT) / version.weights_dir
+    return path if (path / "manifest.json").exists() else None
+
+
+def _stage_case(record: selectors.CaseRecord, cases_dir: Path) -> dict[str, Any]:
+    """A prepared-study dir whose ground_truth.npy is the approved mask; symlinks
+    into a staging folder when the approved mask lives elsewhere."""
+    if record.ground_truth == record.directory / "ground_truth.npy":
+        directory = record.directory
+    else:
+        directory = cases_dir / f"study-{record.study_id}"
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in ("model_input.npy", "study.json"):
+            (directory / name).symlink_to(record.directory / name)
+        (directory / "ground_truth.npy").symlink_to(record.ground_truth)
+    return {"study_id": record.study_id, "dir": str(directory)}
+
+
+class _ProgressWriter:
+    """Folds the runner's events into the run row, at most one write a second."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self.fields: dict[str, Any] = {"losses": [], "val": None}
+        self.last_write = 0.0
+        self._sums: dict[tuple[str, int], tuple[float, int]] = {}
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        force = False
+        if kind == "progress":
+            stage = str(event.get("stage") or "")
+            net = str(event.get("net") or stage)
+            epoch, epochs = int(event.get("epoch") or 0), int(event.get("epochs") or 0)
+            step, steps = int(event.get("step") or 0), int(event.get("steps") or 0)
+            self.fields.update(stage=stage, epoch=epoch, epochs=epochs, step=step, steps=steps)
+            index = 1 if net == "deepmedic" else 0
+            within = ((max(epoch, 1) - 1) + (step / steps if steps else 1.0)) / max(epochs, 1)
+            self.fields["progress"] = round(min(0.95, 0.95 * (index + min(within, 1.0)) / 2), 4)
+            loss = event.get("loss")
+            if stage == "validate":
+                force = True
+                self.fields["val"] = {"net": net, "epoch": epoch, **(event.get("val") or {})}
+                self._set_loss(net, epoch, loss, final=True)
+            elif loss is not None:
+                self._set_loss(net, epoch, loss, final=False)
+        elif kind == "stage":
+            force = True
+            self.fields.update(stage=event.get("stage", ""), progress=0.95)
+        elif kind == "done":
+            force = True
+            self.fields.update(stage="publishing", progress=0.99)
+        self.flush(force=force)
+
+    def _set_loss(self, net: str, epoch: int, loss: Any, *, final: bool) -> None:
+        if loss is None:
+            return
+        key = (net, epoch)
+        if final:
+            value = float(loss)
+        else:
+            total, n = self._sums.get(key, (0.0, 0))
+            self._sums[key] = (total + float(loss), n + 1)
+            value = (total + float(loss)) / (n + 1)
+        losses = self.fields["losses"]
+        if losses and (losses[-1]["stage"], losses[-1]["epoch"]) == key:
+            losses[-1]["loss"] = round(value, 6)
+        else:
+            losses.append({"stage": net, "epoch": epoch, "loss": round(value, 6)})
+
+    def flush(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last_write < 1.0:
+            return
+        self.last_write = now
+        TrainingRun.objects.filter(pk=self.run_id, status=Status.RUNNING).update(
+            heartbeat_at=timezone.now(), **{k: v for k, v in self.fields.items()}
+        )
+
+
+def _runner_command(spec_path: Path) -> list[str]:
+    prefix = getattr(settings, "LESIONLOOP_TRAINING_RUNNER", None)
+    return [*prefix, str(spec_path)] if prefix else supervisor.runner_command(spec_path)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _publish(out_dir: Path, final_dir: Path, done: dict[str, Any]) -> list[dict[str, str]]:
+    """Check every weights file against the manifest, drop scratch files, then rename
+    the attempt's folder into place (never over an existing version)."""
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    weights = []
+    for _arch, entry in sorted(manifest["files"].items()):
+        path = out_dir / entry["path"]
+        actual = _sha256(path)
+        if actual != entry["sha256"]:
+            raise RuntimeError(f"{entry['path']}: sha256 {actual} does not match the manifest")
+        weights.append({"file": entry["path"], "sha256": actual})
+    keep = {w["file"] for w in weights} | {"manifest.json"}
+    for path in out_dir.iterdir():
+        if path.name not in keep:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    evaluation = {k: done.get(k) for k in ("metrics", "baseline_metrics")}
+    tmp = out_dir / ".evaluation.json.tmp"
+    tmp.write_text(json.dumps(evaluation, indent=2, sort_keys=True))
+    os.replace(tmp, out_dir / "evaluation.json")
+    weights.append({"file": "manifest.json", "sha256": _sha256(out_dir / "manifest.json")})
+    if final_dir.exists():
+        raise RuntimeError(f"{final_dir} exists already; versions are never overwritten")
+    final_dir.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(out_dir, final_dir)
+    fd = os.open(final_dir.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return weights
+
+
+def _train(
+    *,
+    run: TrainingRun,
+    version: ModelVersion,
+    config: dict[str, Any],
+    train: list[selectors.CaseRecord],
+    val: list[selectors.CaseRecord],
+    warm: Path | None,
+    active: ModelVersion | None,
+) -> None:
+    attempt = attempts_root() / f"run{run.pk}-{version.name}-{uuid.uuid4().hex[:8]}"
+    out_dir = attempt / "model"
+    cancel_file = attempt / "CANCEL"
+    final_dir = models_root() / version.name
+    try:
+        attempt.mkdir(parents=True)
+        cases_dir = attempt / "cases"
+        spec = {
+            "config": config,
+            "train_cases": [_stage_case(r, cases_dir) for r in train],
+            "val_cases": [_stage_case(r, cases_dir) for r in val],
+            "out_dir": str(out_dir),
+            "warm_start_dir": str(warm) if warm else None,
+            "baseline_dir": str(warm) if warm else None,
+            "cancel_file": str(cancel_file),
+            "torch_threads": getattr(settings, "LESIONLOOP_TRAIN_THREADS", None),
+        }
+        spec_path = attempt / "spec.json"
+        spec_path.write_text(json.dumps(spec, indent=2))
+        writer = _ProgressWriter(run.pk)
+        last_beat = [0.0]
+
+        def should_cancel() -> bool:
+            now = time.monotonic()
+            if now - last_beat[0] > 5:
+                last_beat[0] = now
+                TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
+            return TrainingRun.objects.filter(pk=run.pk, cancel_requested=True).exists()
+
+        timeout_s = getattr(settings, "LESIONLOOP_TRAIN_MAX_SECONDS", None) or (
+            settings.LESIONLOOP_TRAIN_MAX_MINUTES * 60
+        )
+        outcome = supervisor.supervise(
+            _runner_command(spec_path),
+            log_path=attempt / "train.log",
+            timeout_s=float(timeout_s),
+            on_start=lambda pid: TrainingRun.objects.filter(pk=run.pk).update(pid=pid),
+            on_event=writer,
+            should_cancel=should_cancel,
+            cancel_file=cancel_file,
+        )
+        writer.flush(force=True)
+        if outcome.status == "succeeded" and outcome.done is not None:
+            weights = _publish(out_dir, final_dir, outcome.done)
+            metrics = dict(outcome.done.get("metrics") or {})
+            if outcome.done.get("baseline_metrics"):
+                metrics["baseline"] = outcome.done["baseline_metrics"]
+                metrics["baseline"]["version"] = active.name if active else None
+            _finish_success(run=run, version=version, weights=weights, metrics=metrics)
+        elif outcome.status == "cancelled":
+            _finish_failure(run=run, version=version, status=Status.CANCELLED, reason="")
+        elif outcome.status == "timeout":
+            _finish_failure(
+                run=run,
+                version=version,
+                status=Status.FAILED,
+                reason=f"Stopped after {timeout_s / 60:.1f} minutes (LESIONLOOP_TRAIN_MAX_MINUTES).",
+            )
+        else:
+            tail = outcome.log_tail.strip().splitlines()[-12:]
+            _finish_failure(
+                run=run,
+                version=version,
+                status=Status.FAILED,
+                reason=f"The training process exited with code {outcome.returncode}.\n"
+                + "\n".join(tail),
+            )
+    except Exception as exc:  # any failure leaves a failed version, never a half-published one
+        log.exception("training run %s failed", run.pk)
+        _finish_failure(
+            run=run, version=version, status=Status.FAILED, reason=f"{type(exc).__name__}: {exc}"
+        )
+    finally:
+        shutil.rmtree(attempt, ignore_errors=True)
+
+
+def _finish_success(
+    *,
+    run: TrainingRun,
+    version: ModelVersion,
+    weights: list[dict[str, str]],
+    metrics: dict[str, Any],
+) -> None:
+    with transaction.atomic():
+        version = registry.model_version_publish(
+            version_id=version.pk,
+            weights_dir=f"models/{version.name}",
+            weights=weights,
+            metrics=metrics,
+        )
+        TrainingRun.objects.filter(pk=run.pk).update(
+            status=Status.SUCCEEDED,
+            stage="done",
+            progress=1.0,
+            finished_at=timezone.now(),
+            message=f"{version.name} is a candidate.",
+        )
+        audit_record(
+            event_type="training.finished",
+            actor=run.started_by,
+            model_version=version,
+            training_run=run.pk,
+            version=version.name,
+            metrics={k: v for k, v in metrics.items() if k not in ("per_study", "baseline")},
+        )
+    if model_version_active() is None:
+        # Cold start: with nothing active, the first good version goes live by itself.
+        try:
+            registry.model_version_promote(version_id=version.pk, user=None, automatic=True)
+        except Conflict:
+            log.warning("could not activate %s automatically", version.name)
+
+
+def _finish_failure(*, run: TrainingRun, version: ModelVersion, status: str, reason: str) -> None:
+    fresh = TrainingRun.objects.select_related("cancelled_by").get(pk=run.pk)
+    if status == Status.CANCELLED:
+        who = fresh.cancelled_by.get_username() if fresh.cancelled_by else "an admin"
+        reason = f"Cancelled by {who}."
+    with transaction.atomic():
+        updated = TrainingRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(
+            status=status, finished_at=timezone.now(), message=reason[:4000]
+        )
+        registry.model_version_fail(version_id=version.pk, reason=reason)
+        if updated:
+            audit_record(
+                event_type="training.cancelled"
+                if status == Status.CANCELLED
+                else "training.failed",
+                actor=fresh.cancelled_by if status == Status.CANCELLED else None,
+                model_version=version,
+                training_run=run.pk,
+                version=version.name,
+                reason=reason[:2000],
+            )
+
+
+# --- recovery ---------------------------------------------------------------------
+
+
+def training_runs_recover() -> None:
+    """Embedded start-up hook: the process that ran any ``running`` run is gone, so
+    those failed; queued runs lost their in-memory message and are sent again."""
+    for run in TrainingRun.objects.filter(status=Status.RUNNING):
+        _fail_orphan(run, "The server restarted while this training ran; start it again.")
+    for run_id in TrainingRun.objects.filter(status=Status.QUEUED).values_list("pk", flat=True):
+        training_run_enqueue(run_id)
