@@ -1,0 +1,179 @@
+/* Models page: versions with metrics and a plot across versions; retraining with live
+ * progress; promote (with an override reason when worse), roll back. */
+(function () {
+  "use strict";
+  const { esc, fmtNum, fmtDate, userName, statusBadge } = LL;
+  const $ = (id) => document.getElementById(id);
+  const manage = $("training-card").dataset.manage === "1";
+  const RUNNING = new Set(["queued", "running"]);
+  const COLORS = { dsc: "#3ea6ff", small_sensitivity: "#ffd600", large_sensitivity: "#56d364", fp_per_study: "#ff7b72" };
+  let versions = [];
+  let run = null;
+
+  function metric(v, key) { const m = v.metrics || {}; return m[key] == null ? null : Number(m[key]); }
+
+  function renderVersions() {
+    const tbody = document.querySelector("#versions tbody");
+    const active = versions.find((v) => v.status === "active");
+    $("active-box").innerHTML = active ? `Active: <strong>${esc(active.name)}</strong> since ${esc(fmtDate(active.promoted_at))}` : "No active version: studies wait for a model.";
+    if (!versions.length) { tbody.innerHTML = '<tr><td colspan="11" class="muted empty">No model versions yet.</td></tr>'; return; }
+    const cmp = (v, key, higherBetter) => {
+      const x = metric(v, key), a = active && active !== v ? metric(active, key) : null;
+      if (x == null) return "—";
+      let cls = "";
+      if (a != null && Math.abs(x - a) > 1e-9) cls = (x > a) === higherBetter ? "metric-good" : "metric-bad";
+      return `<span class="${cls}">${fmtNum(x, key === "fp_per_study" ? 2 : 3)}</span>`;
+    };
+    tbody.innerHTML = versions.map((v) => {
+      const actions = [];
+      if (manage && v.status === "candidate") actions.push(`<button class="small primary" data-act="promote" data-id="${v.id}">Promote</button>`);
+      if (manage && v.status === "retired" && v.promoted_at) actions.push(`<button class="small" data-act="rollback" data-id="${v.id}">Roll back to this</button>`);
+      if (LL.me.canAudit) actions.push(`<a class="button small" href="/audit/models/${v.id}/">Lineage</a>`);
+      const note = v.status_reason ? `<div class="muted small">${esc(v.status_reason)}</div>` : v.promotion_note ? `<div class="muted small" title="promotion note">“${esc(v.promotion_note)}”</div>` : "";
+      return `<tr class="${v.status === "active" ? "active-version" : ""}" data-id="${v.id}">
+        <td><strong>${esc(v.name)}</strong> <span class="muted small">${esc(v.preset || "")}</span>${note}</td>
+        <td>${statusBadge(v.status)}</td>
+        <td>${v.parent ? esc(v.parent.name) : '<span class="muted">—</span>'}</td>
+        <td class="num">${cmp(v, "dsc", true)}</td>
+        <td class="num">${cmp(v, "small_sensitivity", true)}</td>
+        <td class="num">${cmp(v, "large_sensitivity", true)}</td>
+        <td class="num">${cmp(v, "fp_per_study", false)}</td>
+        <td class="num">${(v.train_study_ids || []).length} / ${(v.val_study_ids || []).length}</td>
+        <td class="nowrap">${esc(fmtDate(v.created_at))}<div class="muted small">${esc(userName(v.created_by) || "system")}</div></td>
+        <td class="nowrap">${v.promoted_at ? esc(fmtDate(v.promoted_at)) + `<div class="muted small">${esc(userName(v.promoted_by) || "")}</div>` : '<span class="muted">—</span>'}</td>
+        <td class="nowrap">${actions.join(" ")}</td>
+      </tr>`;
+    }).join("");
+  }
+
+  function renderChart() {
+    const ordered = versions.filter((v) => v.metrics && Object.keys(v.metrics).length).slice().sort((a, b) => new Date(a.created_at) - new Date(b.created_at));
+    const box = $("metrics-chart");
+    if (!ordered.length) { box.innerHTML = '<p class="muted">No validated versions yet.</p>'; $("metrics-legend").innerHTML = ""; return; }
+    const fpMax = LLCharts.niceMax(Math.max(1, ...ordered.map((v) => metric(v, "fp_per_study") || 0)));
+    const series = [
+      { key: "dsc", name: "DSC", axis: "left" }, { key: "small_sensitivity", name: "Small-lesion sensitivity", axis: "left" },
+      { key: "large_sensitivity", name: "Large-lesion sensitivity", axis: "left", dash: "4 3" },
+      { key: "fp_per_study", name: "FP per study (right axis)", axis: "right", dash: "2 3" },
+    ].map((s) => ({ ...s, color: COLORS[s.key], values: ordered.map((v) => metric(v, s.key)) }));
+    LLCharts.lineChart(box, { labels: ordered.map((v) => v.name), series, leftMax: 1, rightMax: fpMax, height: 190 });
+    $("metrics-legend").innerHTML = series.map((s) => `<span><i style="background:${s.color}"></i>${esc(s.name)}</span>`).join("");
+  }
+
+  function renderRun() {
+    const body = $("run-body");
+    const startBtn = $("start-training"), cancelBtn = $("cancel-training");
+    if (!run) {
+      $("run-status").innerHTML = "";
+      body.innerHTML = '<p class="muted">No retraining has run yet.</p>';
+      if (startBtn) startBtn.disabled = false;
+      if (cancelBtn) cancelBtn.hidden = true;
+      return;
+    }
+    const live = RUNNING.has(run.status);
+    $("run-status").innerHTML = statusBadge(run.status);
+    if (startBtn) startBtn.disabled = live;
+    if (cancelBtn) { cancelBtn.hidden = !live; cancelBtn.disabled = !!run.cancel_requested; cancelBtn.textContent = run.cancel_requested ? "Cancelling…" : "Cancel training"; }
+    const pct = Math.round((Number(run.progress) || 0) * 100);
+    const epochPct = run.epochs ? Math.round((Number(run.epoch || 0) / Number(run.epochs)) * 100) : 0;
+    const stage = run.stage ? esc(run.stage) : "—";
+    let html = `<dl class="kv">
+      <dt>Run</dt><dd>#${run.id} · ${esc(run.trigger || "")} · started by ${esc(userName(run.started_by) || "the loop")} ${esc(fmtDate(run.started_at || run.created_at))}</dd>
+      <dt>Stage</dt><dd id="run-stage">${stage}</dd>
+      <dt>Epoch</dt><dd>${run.epoch != null ? esc(run.epoch) : "—"} / ${run.epochs != null ? esc(run.epochs) : "—"}${run.steps ? ` · step ${esc(run.step)} / ${esc(run.steps)}` : ""}</dd>
+    </dl>
+    <div class="muted small" style="margin-top:6px">Epoch ${epochPct}%</div><div class="progress" title="epoch"><span style="width:${epochPct}%"></span></div>
+    <div class="muted small">Overall <span id="run-pct">${pct}%</span></div><div class="progress" title="overall" id="run-progress"><span style="width:${pct}%"></span></div>`;
+    if (run.message) html += `<p class="${run.status === "failed" ? "error" : "muted"} small">${esc(run.message)}</p>`;
+    if (run.model_version) html += `<p class="small">Produced <strong>${esc(run.model_version.name)}</strong> ${statusBadge(run.model_version.status)}</p>`;
+    html += '<div id="loss-chart"></div><div class="legend" id="loss-legend"></div>';
+    body.innerHTML = html;
+    body.classList.remove("muted");
+    const losses = (run.losses || []).filter((p) => p.loss != null);
+    if (losses.length) {
+      const stages = [...new Set(losses.map((p) => p.stage))];
+      const palette = ["#3ea6ff", "#ffd600", "#56d364", "#d2a8ff"];
+      const series = stages.map((st, k) => ({ name: st, color: palette[k % palette.length], values: losses.map((p) => (p.stage === st ? Number(p.loss) : null)), dots: losses.length < 60 }));
+      const mx = LLCharts.niceMax(Math.max(...losses.map((p) => Number(p.loss))));
+      LLCharts.lineChart($("loss-chart"), { labels: losses.map((p) => String(p.epoch)), series, leftMax: mx, height: 150 });
+      $("loss-legend").innerHTML = series.map((s) => `<span><i style="background:${s.color}"></i>${esc(s.name)} loss</span>`).join("") + '<span class="muted">x: epoch</span>';
+    }
+  }
+
+  async function loadVersions() {
+    try { versions = await LL.getAll("/api/models/"); renderVersions(); renderChart(); }
+    catch (e) { document.querySelector("#versions tbody").innerHTML = `<tr><td colspan="11" class="error">Could not load versions: ${esc(e.message)}</td></tr>`; }
+  }
+  let timer = null;
+  async function loadRun() {
+    let wasLive = run && RUNNING.has(run.status);
+    try {
+      const runs = await LL.getAll("/api/training-runs/", 1);
+      runs.sort((a, b) => new Date(b.created_at) - new Date(a.created_at) || b.id - a.id);
+      run = runs[0] || null;
+      renderRun();
+    } catch (e) { $("run-body").innerHTML = `<p class="error">Could not load training runs: ${esc(e.message)}</p>`; }
+    const live = run && RUNNING.has(run.status);
+    if (wasLive && !live) loadVersions();  // a finished run adds a version
+    clearTimeout(timer);
+    timer = setTimeout(loadRun, live ? 1500 : 10000);
+  }
+
+  async function startTraining() {
+    $("start-training").disabled = true;
+    try {
+      run = await LL.post("/api/training-runs/", {});
+      renderRun(); LL.toast("Retraining queued", "ok");
+    } catch (e) {
+      LL.toast(e.code === "training_running" ? "A training run is already running." : `Could not start: ${e.message}`, "warn", 5000);
+    }
+    loadRun();
+  }
+  async function cancelTraining() {
+    if (!run || !confirm(`Cancel training run #${run.id}? The partial model is discarded.`)) return;
+    try { run = await LL.post(`/api/training-runs/${run.id}/cancel/`); renderRun(); } catch (e) { LL.toast(`Could not cancel: ${e.message}`, "bad"); }
+    loadRun();
+  }
+
+  let pendingOverride = null;
+  async function promote(id, reason) {
+    try {
+      await LL.post(`/api/models/${id}/promote/`, reason ? { override_reason: reason } : {});
+      LL.toast("Promoted: new studies use this version", "ok");
+      loadVersions();
+    } catch (e) {
+      if (e.code === "worse_than_active") {
+        pendingOverride = id;
+        const v = versions.find((x) => x.id === id);
+        $("override-text").textContent = `${e.message} ${v ? `(${v.name})` : ""} To promote it anyway, give a reason.`;
+        $("override-reason").value = "";
+        $("override").showModal();
+      } else LL.toast(`Could not promote: ${e.message}`, "bad", 6000);
+    }
+  }
+  async function rollback(id) {
+    const v = versions.find((x) => x.id === id);
+    const reason = prompt(`Roll back to ${v ? v.name : "this version"}? It becomes active again. Reason (for the audit trail):`, "");
+    if (reason === null) return;
+    try { await LL.post(`/api/models/${id}/rollback/`, { reason }); LL.toast("Rolled back", "ok"); loadVersions(); }
+    catch (e) { LL.toast(`Could not roll back: ${e.message}`, "bad", 6000); }
+  }
+
+  document.querySelector("#versions").addEventListener("click", (ev) => {
+    const b = ev.target.closest("button[data-act]"); if (!b) return;
+    const id = Number(b.dataset.id);
+    if (b.dataset.act === "promote") promote(id);
+    else if (b.dataset.act === "rollback") rollback(id);
+  });
+  if ($("start-training")) $("start-training").addEventListener("click", startTraining);
+  if ($("cancel-training")) $("cancel-training").addEventListener("click", cancelTraining);
+  $("override-cancel").addEventListener("click", () => $("override").close());
+  $("override-confirm").addEventListener("click", () => {
+    const reason = $("override-reason").value.trim();
+    if (!reason) { $("override-reason").focus(); return; }
+    $("override").close(); promote(pendingOverride, reason);
+  });
+
+  loadVersions();
+  loadRun();
+})();
