@@ -1,8 +1,17 @@
-"""One central API router; each app contributes its routes from ``<app>/api/urls.py``."""
+"""One central API router; each app contributes its routes from ``<app>/api/urls.py``.
+
+Mounted under ``/api/`` by ``lesionloop.urls``. Add an app by appending one include.
+"""
 
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, include, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
-urlpatterns.append(__import__("django.urls").urls.path("", __import__("django.urls").urls.include("lesionloop.registry.api.urls")))
+urlpatterns: list[URLPattern | URLResolver] = [
+    # studies, review, audit (platform A)
+    path("", include("lesionloop.studies.api.urls")),
+    path("", include("lesionloop.review.api.urls")),
+    path("", include("lesionloop.audit.api.urls")),
+    # models and training runs (platform B)
+    path("", include("lesionloop.registry.api.urls")),
+]

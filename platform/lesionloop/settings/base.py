@@ -186,3 +186,4 @@ LOGGING = {
 # Functions run when the embedded worker starts, to re-enqueue unfinished jobs.
 LESIONLOOP_RECOVERY_HOOKS: list[str] = []
 LESIONLOOP_RECOVERY_HOOKS.append("lesionloop.training.services.training_runs_recover")
+LESIONLOOP_RECOVERY_HOOKS.append("lesionloop.studies.services.jobs_recover")

@@ -1,0 +1,55 @@
+"""Input and output shapes of the review API (docs/API.md)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from lesionloop.studies.api.serializers import ModelVersionRefSerializer, RevisionSerializer
+
+from ..models import Lesion
+
+
+class LesionSerializer(serializers.ModelSerializer):
+    model_version = ModelVersionRefSerializer(allow_null=True, read_only=True)
+    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    centroid_vox = serializers.ListField(child=serializers.FloatField(), read_only=True)
+    centroid_mm = serializers.ListField(child=serializers.FloatField(), read_only=True)
+    bbox = serializers.ListField(child=serializers.IntegerField(), read_only=True)
+
+    class Meta:
+        model = Lesion
+        fields = [
+            "id",
+            "label",
+            "volume_mm3",
+            "centroid_vox",
+            "centroid_mm",
+            "bbox",
+            "largest_slice",
+            "mean_prob",
+            "max_prob",
+            "disagreement",
+            "model_version",
+            "decision",
+            "decided_by",
+            "decided_at",
+        ]
+        read_only_fields = fields
+
+
+class LesionDecisionSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=["accepted", "rejected", "pending"])
+
+
+class MaskSavedSerializer(serializers.Serializer):
+    revision = RevisionSerializer()
+    lesions = LesionSerializer(many=True)
+
+
+class ApproveSerializer(serializers.Serializer):
+    training_eligible = serializers.BooleanField(default=True)
+
+
+class ConflictSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField()

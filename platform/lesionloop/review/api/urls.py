@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("studies/<int:pk>/mask/", views.MaskView.as_view(), name="study-mask"),
+    path("studies/<int:pk>/lesions/", views.LesionListView.as_view(), name="study-lesions"),
+    path(
+        "studies/<int:pk>/lesions/<int:lesion_id>/",
+        views.LesionDecisionView.as_view(),
+        name="study-lesion",
+    ),
+    path("studies/<int:pk>/lease/", views.LeaseView.as_view(), name="study-lease"),
+    path("studies/<int:pk>/approve/", views.ApproveView.as_view(), name="study-approve"),
+    path("studies/<int:pk>/reopen/", views.ReopenView.as_view(), name="study-reopen"),
+    path("studies/<int:pk>/export/nifti", views.ExportNiftiView.as_view(), name="study-export"),
+]

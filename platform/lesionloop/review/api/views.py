@@ -1,0 +1,222 @@
+"""Thin views of the review API: mask, lesions, lease, approval, export."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import FileResponse, HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.parsers import BaseParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from lesionloop.accounts.permissions import HasRole, IsReviewer, ReadAnyRoleWriteReviewer
+from lesionloop.core.api import DomainError
+from lesionloop.studies import selectors as study_selectors
+from lesionloop.studies import storage
+from lesionloop.studies.api.serializers import (
+    LeaseSerializer,
+    StudyDetailSerializer,
+    lease_of,
+)
+from lesionloop.studies.api.views import volume_headers
+
+from .. import selectors, services
+from .serializers import (
+    ApproveSerializer,
+    ConflictSerializer,
+    LesionDecisionSerializer,
+    LesionSerializer,
+    MaskSavedSerializer,
+)
+
+
+class RawMaskParser(BaseParser):
+    """The request body as bytes, capped so a client cannot exhaust memory."""
+
+    media_type = "application/octet-stream"
+
+    def parse(
+        self, stream: Any, media_type: str | None = None, parser_context: Any = None
+    ) -> bytes:
+        cap = parser_context.get("max_bytes", 1 << 30) if parser_context else 1 << 30
+        data = stream.read(cap + 1) if stream is not None else b""
+        if len(data) > cap:
+            raise DomainError("The mask body is too large.", code="too_large", status_code=413)
+        return data
+
+
+class MaskView(APIView):
+    permission_classes = [ReadAnyRoleWriteReviewer]
+    parser_classes = [RawMaskParser]
+
+    @extend_schema(
+        operation_id="studies_mask_retrieve",
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+    )
+    def get(self, request: Request, pk: int) -> HttpResponse:
+        study = study_selectors.study_get(study_id=pk)
+        revision = selectors.revision_current(study_id=pk, number=study.revision_number)
+        if revision is None:
+            raise DomainError(
+                f"The study is {study.status}; it has no mask yet.",
+                code="not_ready",
+                status_code=409,
+            )
+        etag = revision.etag
+        if request.headers.get("If-None-Match") == etag:
+            response: HttpResponse = HttpResponse(status=304)
+        else:
+            response = FileResponse(
+                storage.absolute(revision.file).open("rb"), content_type="application/octet-stream"
+            )
+            response["Content-Encoding"] = "gzip"
+        volume_headers(response, shape=study.grid["shape_dhw"], spacing=study.grid["spacing_mm"])
+        response["X-Volume-Dtype"] = "uint16"
+        response["ETag"] = etag
+        response["X-Revision"] = str(revision.number)
+        response["Cache-Control"] = "private, no-cache"
+        return response
+
+    @extend_schema(
+        operation_id="studies_mask_update",
+        parameters=[
+            OpenApiParameter(
+                "If-Match",
+                str,
+                OpenApiParameter.HEADER,
+                required=True,
+                description='The revision the edit started from, e.g. "3".',
+            ),
+            OpenApiParameter("X-Reason", str, OpenApiParameter.HEADER),
+        ],
+        request={"application/octet-stream": OpenApiTypes.BINARY},
+        responses={200: MaskSavedSerializer, 409: ConflictSerializer},
+    )
+    def put(self, request: Request, pk: int) -> Response:
+        study = study_selectors.study_get(study_id=pk)
+        if not study.grid:
+            raise DomainError("The study has no images yet.", code="not_ready", status_code=409)
+        d, h, w = study.grid["shape_dhw"]
+        # gzip of incompressible data is barely larger than the data itself.
+        request.parser_context["max_bytes"] = 2 * d * h * w + (1 << 20)
+        body = request.data
+        if not isinstance(body, bytes):
+            raise DomainError("Send the mask as application/octet-stream.", code="bad_mask")
+        revision, lesions = services.mask_save(
+            study_id=pk,
+            user=request.user,
+            body=body,
+            gzipped="gzip" in request.headers.get("Content-Encoding", "").lower(),
+            if_match=request.headers.get("If-Match"),
+            reason=request.headers.get("X-Reason", "")[:500],
+        )
+        data = MaskSavedSerializer({"revision": revision, "lesions": lesions}).data
+        response = Response(data)
+        response["ETag"] = revision.etag
+        response["X-Revision"] = str(revision.number)
+        return response
+
+
+class LesionListView(APIView):
+    permission_classes = [HasRole]
+
+    @extend_schema(
+        operation_id="studies_lesions_list",
+        parameters=[OpenApiParameter("ordering", str, enum=["volume_mm3", "-volume_mm3"])],
+        responses=LesionSerializer(many=True),
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        study_selectors.study_get(study_id=pk)
+        lesions = selectors.study_lesions(
+            study_id=pk, ordering=request.query_params.get("ordering")
+        )
+        return Response(LesionSerializer(lesions, many=True).data)
+
+
+class LesionDecisionView(APIView):
+    permission_classes = [IsReviewer]
+
+    @extend_schema(
+        operation_id="studies_lesions_decide",
+        request=LesionDecisionSerializer,
+        responses={200: LesionSerializer, 409: ConflictSerializer},
+    )
+    def patch(self, request: Request, pk: int, lesion_id: int) -> Response:
+        payload = LesionDecisionSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        lesion = services.lesion_decide(
+            study_id=pk,
+            lesion_id=lesion_id,
+            user=request.user,
+            decision=payload.validated_data["decision"],
+        )
+        lesion = selectors.study_lesions(study_id=pk).get(pk=lesion.pk)
+        return Response(LesionSerializer(lesion).data)
+
+
+class LeaseView(APIView):
+    permission_classes = [IsReviewer]
+
+    @extend_schema(
+        operation_id="studies_lease_take",
+        request=None,
+        responses={200: LeaseSerializer, 409: ConflictSerializer},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        study = services.lease_take(study_id=pk, user=request.user)
+        return Response(LeaseSerializer(lease_of(study)).data)
+
+    @extend_schema(operation_id="studies_lease_release", request=None, responses={204: None})
+    def delete(self, request: Request, pk: int) -> Response:
+        services.lease_release(study_id=pk, user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ApproveView(APIView):
+    permission_classes = [IsReviewer]
+
+    @extend_schema(
+        operation_id="studies_approve",
+        request=ApproveSerializer,
+        responses={200: StudyDetailSerializer, 409: ConflictSerializer},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        payload = ApproveSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        services.study_approve(
+            study_id=pk,
+            user=request.user,
+            training_eligible=payload.validated_data["training_eligible"],
+        )
+        return Response(StudyDetailSerializer(study_selectors.study_get(study_id=pk)).data)
+
+
+class ReopenView(APIView):
+    permission_classes = [IsReviewer]
+
+    @extend_schema(
+        operation_id="studies_reopen",
+        request=None,
+        responses={200: StudyDetailSerializer, 409: ConflictSerializer},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        services.study_reopen(study_id=pk, user=request.user)
+        return Response(StudyDetailSerializer(study_selectors.study_get(study_id=pk)).data)
+
+
+class ExportNiftiView(APIView):
+    permission_classes = [HasRole]
+
+    @extend_schema(
+        operation_id="studies_export_nifti",
+        responses={(200, "application/gzip"): OpenApiTypes.BINARY, 409: ConflictSerializer},
+    )
+    def get(self, request: Request, pk: int) -> HttpResponse:
+        data, name = services.study_export_nifti(study_id=pk, user=request.user)
+        response = HttpResponse(data, content_type="application/gzip")
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response

@@ -1,0 +1,136 @@
+"""Thin views of the studies API: parse, call a selector or service, serialise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.http import FileResponse, HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import generics, status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from lesionloop.accounts.permissions import HasRole, ReadAnyRoleWriteReviewer
+from lesionloop.accounts.roles import can_manage_models
+from lesionloop.core.api import DomainError
+
+from .. import selectors, services, storage
+from .serializers import StudyDetailSerializer, StudyRowSerializer, StudyUploadSerializer
+
+STATUS_PARAM = OpenApiParameter(
+    "status", str, description="One status or several, comma-separated."
+)
+SEARCH_PARAM = OpenApiParameter("search", str, description="Patient label, description or id.")
+ORDERING_PARAM = OpenApiParameter(
+    "ordering", str, enum=list(selectors.WORKLIST_ORDERINGS), description="Default -priority."
+)
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="studies_list", parameters=[STATUS_PARAM, SEARCH_PARAM, ORDERING_PARAM]
+    )
+)
+class StudyListView(generics.ListAPIView):
+    """The worklist (GET) and the upload of a new study (POST)."""
+
+    permission_classes = [ReadAnyRoleWriteReviewer]
+    parser_classes = [MultiPartParser, FormParser]
+    serializer_class = StudyRowSerializer
+
+    def get_queryset(self) -> Any:
+        params = self.request.query_params
+        return selectors.study_worklist(
+            status=params.get("status"),
+            search=params.get("search"),
+            ordering=params.get("ordering"),
+        )
+
+    @extend_schema(
+        operation_id="studies_upload",
+        request={"multipart/form-data": StudyUploadSerializer},
+        responses={202: StudyRowSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        if length > settings.UPLOAD_MAX_BYTES:
+            raise DomainError(
+                f"The upload ({length} bytes) is larger than the limit of "
+                f"{settings.UPLOAD_MAX_BYTES} bytes.",
+                code="too_large",
+                status_code=413,
+            )
+        ground_truth = request.FILES.get("ground_truth")
+        if ground_truth is not None and not can_manage_models(request.user):
+            raise PermissionDenied("Only admins can upload ground truth.")
+        study = services.study_upload(
+            files=request.FILES.getlist("files"), ground_truth=ground_truth, user=request.user
+        )
+        return Response(StudyRowSerializer(study).data, status=status.HTTP_202_ACCEPTED)
+
+
+class StudyDetailView(APIView):
+    permission_classes = [HasRole]
+
+    @extend_schema(operation_id="studies_retrieve", responses=StudyDetailSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(StudyDetailSerializer(selectors.study_get(study_id=pk)).data)
+
+
+def volume_headers(response: HttpResponse, *, shape: list[int], spacing: list[float]) -> None:
+    response["X-Volume-Shape"] = ",".join(str(int(v)) for v in shape)
+    response["X-Volume-Spacing"] = ",".join(f"{float(v):g}" for v in spacing)
+    response["Access-Control-Expose-Headers"] = (
+        "X-Volume-Shape, X-Volume-Spacing, X-Volume-Dtype, ETag, X-Revision"
+    )
+
+
+class VolumeView(APIView):
+    permission_classes = [HasRole]
+
+    @extend_schema(
+        operation_id="studies_volume",
+        parameters=[
+            OpenApiParameter("channel", str, OpenApiParameter.PATH, enum=["mr", "ct"]),
+            OpenApiParameter("slice", int, description="One axial slice k instead of the volume."),
+        ],
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+    )
+    def get(self, request: Request, pk: int, channel: str) -> HttpResponse:
+        if channel not in storage.DISPLAY_CHANNELS:
+            raise DomainError("channel must be mr or ct.", code="bad_channel", status_code=404)
+        study = selectors.study_get(study_id=pk)
+        if not study.prepared:
+            raise DomainError(
+                f"The study is {study.status}; its images are not ready yet.",
+                code="not_ready",
+                status_code=409,
+            )
+        shape = list(study.grid["shape_dhw"])
+        spacing = list(study.grid["spacing_mm"])
+        raw_slice = request.query_params.get("slice")
+        if raw_slice is not None:
+            if not raw_slice.lstrip("-").isdigit() or not 0 <= int(raw_slice) < shape[0]:
+                raise DomainError(
+                    f"slice must be an integer in 0..{shape[0] - 1}.", code="bad_slice"
+                )
+            volume = np.load(storage.prepared_dir(pk) / f"display_{channel}.npy", mmap_mode="r")
+            body = storage.gzip_array(volume[int(raw_slice)], dtype="int16")
+            response: HttpResponse = HttpResponse(body, content_type="application/octet-stream")
+            volume_headers(response, shape=[1, *shape[1:]], spacing=spacing)
+        else:
+            response = FileResponse(
+                storage.display_file(pk, channel).open("rb"),
+                content_type="application/octet-stream",
+            )
+            volume_headers(response, shape=shape, spacing=spacing)
+        response["Content-Encoding"] = "gzip"
+        response["X-Volume-Dtype"] = "int16"
+        response["Cache-Control"] = "private, max-age=31536000, immutable"
+        return response
