@@ -91,7 +91,9 @@ class DeepMedic(nn.Module):
         d, h, w = x.shape[-3:]
         outs = [self.normal(x)]
         for f, path in zip(self.factors, self.low, strict=True):
-            low = F.avg_pool3d(x, kernel_size=(1, f, f), stride=(1, f, f), ceil_mode=True)
+            # Zero-pad in-plane to a multiple of f so any size pools (and tiny inputs work).
+            low = F.pad(x, (0, (-w) % f, 0, (-h) % f))
+            low = F.avg_pool3d(low, kernel_size=(1, f, f), stride=(1, f, f))
             y = path(low)
             y = y.repeat_interleave(f, dim=-2).repeat_interleave(f, dim=-1)
             outs.append(y[..., :h, :w])

@@ -14,8 +14,10 @@ Choices the paper leaves open, made here:
   always runs on slabs of the training size (``ml.inference``), so the
   statistics match.
 - "same" padding, so output size equals input size. ``H`` and ``W`` that are not
-  multiples of 16 are zero-padded inside ``forward`` and cropped back; ``D`` can
-  be anything >= 1 because no layer changes it.
+  multiples of 16 are zero-padded inside ``forward`` and cropped back; no layer
+  changes ``D``. Instance norm needs more than one voxel per channel at the
+  deepest level, so ``D >= 2`` unless ``H`` or ``W`` exceeds 16 (inference pads
+  studies thinner than a slab to the slab depth anyway).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,6 +69,7 @@ def write_manifest(
         "torch_version": torch.__version__,
         **(extra or {}),
     }
+    manifest = json.loads(json.dumps(manifest))  # what readers of the file will see
     atomic_write_json(out_dir / "manifest.json", manifest)
     return manifest
 

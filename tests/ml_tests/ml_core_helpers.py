@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 
 
-def blob_mask(shape: Sequence[int], centre: Sequence[float], radius_vox: Sequence[float]) -> np.ndarray:
+def blob_mask(
+    shape: Sequence[int], centre: Sequence[float], radius_vox: Sequence[float]
+) -> np.ndarray:
     zz, yy, xx = np.meshgrid(*(np.arange(n) for n in shape), indexing="ij")
     d = sum(((g - c) / r) ** 2 for g, c, r in zip((zz, yy, xx), centre, radius_vox, strict=True))
     return d <= 1.0
@@ -33,7 +35,11 @@ def make_prepared_study(
     gt = np.zeros(shape, dtype=bool)
     for _ in range(n_lesions):
         r = rng.uniform(1.2, 3.0)
-        centre = (rng.uniform(2, d - 3), rng.uniform(h * 0.3, h * 0.7), rng.uniform(w * 0.3, w * 0.7))
+        centre = (
+            rng.uniform(min(2, (d - 1) / 2), max(d - 3, (d - 1) / 2)),
+            rng.uniform(h * 0.3, h * 0.7),
+            rng.uniform(w * 0.3, w * 0.7),
+        )
         gt |= blob_mask(shape, centre, (max(r * 0.75, 1.0), r, r)) & head
     mr = np.where(head, rng.normal(0.0, 0.5, shape), -1.0)
     ct = np.where(head, rng.normal(0.0, 0.5, shape), -1.0)
@@ -58,4 +64,6 @@ def make_prepared_study(
 
 def make_studies(root: str | Path, n: int, *, seed: int = 0, **kwargs) -> list[Path]:
     root = Path(root)
-    return [make_prepared_study(root / f"case{seed + i:03d}", seed=seed + i, **kwargs) for i in range(n)]
+    return [
+        make_prepared_study(root / f"case{seed + i:03d}", seed=seed + i, **kwargs) for i in range(n)
+    ]

@@ -1,0 +1,223 @@
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ml.networks.checkpoint import load_checkpoint, sha256_file
+from ml.training import (
+    DeepMedicTrainConfig,
+    EnsembleTrainConfig,
+    TrainingCancelled,
+    UNetTrainConfig,
+    load_case,
+    train_ensemble,
+    train_network,
+)
+from ml.training.data import sample_segment, sample_slab
+from ml.training.trainer import _deepmedic_plan, _unet_plan
+from tests.ml_tests.ml_core_helpers import make_prepared_study, make_studies
+
+torch.set_num_threads(2)
+
+
+def small_config(**kwargs) -> EnsembleTrainConfig:
+    return EnsembleTrainConfig(
+        preset="lite",
+        seed=kwargs.pop("seed", 3),
+        unet=UNetTrainConfig(epochs=kwargs.pop("unet_epochs", 2), steps_per_epoch=2),
+        deepmedic=DeepMedicTrainConfig(
+            epochs=kwargs.pop("dm_epochs", 1),
+            batch_size=4,
+            segments_per_epoch=8,
+            segment_dhw=(6, 20, 20),
+            loss_margin_dhw=(1, 4, 4),
+        ),
+        **kwargs,
+    )
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory):
+    root = tmp_path_factory.mktemp("studies")
+    return make_studies(root / "train", 3, seed=0), make_studies(root / "val", 1, seed=50)
+
+
+@pytest.mark.slow
+def test_train_ensemble_writes_self_describing_model_dir(studies, tmp_path):
+    train, val = studies
+    events = []
+    manifest = train_ensemble(
+        small_config(), train_dirs=train, val_dirs=val, out_dir=tmp_path, progress=events.append
+    )
+    assert json.loads((tmp_path / "manifest.json").read_text()) == manifest
+    for arch in ("unet", "deepmedic"):
+        entry = manifest["files"][arch]
+        assert entry["sha256"] == sha256_file(tmp_path / entry["path"])
+        ckpt = load_checkpoint(tmp_path / entry["path"], expected_sha256=entry["sha256"])
+        for key in (
+            "arch",
+            "class_name",
+            "preset",
+            "net_kwargs",
+            "config",
+            "state_dict",
+            "optimizer",
+            "epoch",
+            "metrics",
+            "train_case_ids",
+            "val_case_ids",
+            "seed",
+        ):
+            assert key in ckpt
+        assert ckpt["arch"] == arch and ckpt["train_case_ids"] == ["case000", "case001", "case002"]
+        assert (tmp_path / f"{arch}.last.pt").exists()
+    assert manifest["val_case_ids"] == ["case050"]
+    assert not list(tmp_path.glob("*.tmp"))
+    stages = {e["stage"] for e in events}
+    assert stages == {"unet", "deepmedic", "validate"}
+    for e in events:
+        assert {"stage", "epoch", "epochs", "step", "steps", "loss", "val"} <= e.keys()
+        assert math.isfinite(e["loss"])
+    val_events = [e for e in events if e["stage"] == "validate"]
+    assert len(val_events) == 3 and "dsc" in val_events[0]["val"]
+    assert EnsembleTrainConfig.from_dict(manifest["config"]) == small_config()
+
+
+def test_config_json_round_trip_and_validation(tmp_path):
+    cfg = small_config(max_minutes=1.5)
+    path = tmp_path / "cfg.json"
+    path.write_text(cfg.to_json())
+    assert EnsembleTrainConfig.from_json(path) == cfg
+    assert EnsembleTrainConfig.from_json(cfg.to_json()) == cfg
+    with pytest.raises(ValueError):
+        EnsembleTrainConfig.from_dict({"unet": {"loss": "focal"}}).validate()
+    with pytest.raises(ValueError):
+        EnsembleTrainConfig.from_dict({"learning_rate": 1})
+    with pytest.raises(ValueError):
+        EnsembleTrainConfig(
+            deepmedic=DeepMedicTrainConfig(segment_dhw=(4, 8, 8), loss_margin_dhw=(2, 2, 2))
+        ).validate()
+
+
+def test_same_seed_same_weights_and_resume_matches(studies, tmp_path):
+    train, _ = studies
+    cases = [load_case(d) for d in train]
+    cfg = small_config(unet_epochs=2)
+    a = train_network(
+        "unet", cfg, train_cases=cases, val_cases=[], out_path=tmp_path / "a" / "unet.pt"
+    )
+    b = train_network(
+        "unet", cfg, train_cases=cases, val_cases=[], out_path=tmp_path / "b" / "unet.pt"
+    )
+    wa = load_checkpoint(tmp_path / "a" / "unet.last.pt")["state_dict"]
+    wb = load_checkpoint(tmp_path / "b" / "unet.last.pt")["state_dict"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert a["history"][-1]["loss"] == b["history"][-1]["loss"]
+    # One epoch, then resume to two: same weights as two epochs in one go.
+    train_network(
+        "unet",
+        small_config(unet_epochs=1),
+        train_cases=cases,
+        val_cases=[],
+        out_path=tmp_path / "c" / "unet.pt",
+    )
+    c = train_network(
+        "unet",
+        cfg,
+        train_cases=cases,
+        val_cases=[],
+        out_path=tmp_path / "c" / "unet.pt",
+        resume=True,
+    )
+    wc = load_checkpoint(tmp_path / "c" / "unet.last.pt")["state_dict"]
+    assert c["epochs_run"] == 2
+    assert all(torch.allclose(wa[k], wc[k]) for k in wa)
+
+
+def test_cancel_raises_and_time_budget_stops(studies, tmp_path):
+    train, val = studies
+    cases = [load_case(d) for d in train]
+    calls = []
+
+    def stop() -> bool:
+        calls.append(1)
+        return len(calls) > 1
+
+    with pytest.raises(TrainingCancelled):
+        train_ensemble(
+            small_config(), train_dirs=train, val_dirs=val, out_dir=tmp_path / "x", should_stop=stop
+        )
+    res = train_network(
+        "deepmedic",
+        small_config(dm_epochs=50),
+        train_cases=cases,
+        val_cases=[],
+        out_path=tmp_path / "dm.pt",
+        max_minutes=1e-6,
+    )
+    assert res["stopped"] == "time_budget" and res["epochs_run"] == 1
+    assert (tmp_path / "dm.pt").exists()
+
+
+def test_warm_start(studies, tmp_path):
+    train, _ = studies
+    cases = [load_case(d) for d in train]
+    train_network(
+        "unet",
+        small_config(unet_epochs=1),
+        train_cases=cases,
+        val_cases=[],
+        out_path=tmp_path / "unet.pt",
+    )
+    res = train_network(
+        "unet",
+        small_config(unet_epochs=1, seed=9),
+        train_cases=cases,
+        val_cases=[],
+        out_path=tmp_path / "w" / "unet.pt",
+        warm_start=tmp_path / "unet.pt",
+    )
+    assert res["epochs_run"] == 1
+    with pytest.raises(ValueError):
+        train_network(
+            "deepmedic",
+            small_config(),
+            train_cases=cases,
+            val_cases=[],
+            out_path=tmp_path / "d.pt",
+            warm_start=tmp_path / "unet.pt",
+        )
+
+
+def test_plans_respect_tumour_fraction(studies):
+    train, _ = studies
+    cases = [load_case(d) for d in train]
+    rng = np.random.default_rng(0)
+    cfg = UNetTrainConfig(steps_per_epoch=10, tumour_fraction=0.7)
+    plan = [item for batch in _unet_plan(cases, cfg, rng) for item in batch]
+    assert len(plan) == 10 and sum(want for _, want in plan) == 7
+    slabs = [sample_slab(cases[ci], 8, want_tumour=want, rng=rng) for ci, want in plan]
+    assert sum(bool(gt.any()) for _, gt, _ in slabs) >= 7
+    dm = DeepMedicTrainConfig(segments_per_epoch=12, batch_size=5)
+    batches = _deepmedic_plan(cases, dm, rng)
+    assert [len(b) for b in batches] == [5, 5, 2]
+    assert sum(fg for b in batches for _, fg in b) == 6
+
+
+def test_thin_case_and_segment_padding(tmp_path):
+    case = load_case(make_prepared_study(tmp_path / "thin", seed=1, shape=(3, 20, 24), n_lesions=1))
+    rng = np.random.default_rng(1)
+    img, gt, vm = sample_slab(case, 8, want_tumour=True, rng=rng)
+    assert img.shape == (2, 8, *case.gt.shape[1:]) and gt[:3].any() and not gt[3:].any()
+    assert vm.max() == case.volume_map.max()
+    seg, sgt = sample_segment(case, (5, 9, 9), foreground=True, rng=rng)
+    assert seg.shape == (2, 5, 9, 9) and sgt[2, 4, 4] == 1
+
+
+def test_case_without_ground_truth_is_rejected(tmp_path):
+    with pytest.raises(ValueError):
+        load_case(make_prepared_study(tmp_path / "nogt", seed=1, with_gt=False))
