@@ -20,6 +20,7 @@
     const p = e.payload || {};
     const mv = e.model_version ? modelLink(e.model_version, p.version) : p.version ? esc(p.version) : "";
     switch (e.event_type) {
+      case "study_imported": return `Imported${p.ground_truth ? " with ground truth (training case)" : ""}`;
       case "study_uploaded": return `Uploaded ${esc(p.files)} file(s)${p.ground_truth ? " with ground truth" : ""}`;
       case "ingest_started": return "Import and pre-processing started";
       case "ingest_done": return `Images imported and resampled to the model grid${p.seconds != null ? ` in ${esc(p.seconds)} s` : ""}`;

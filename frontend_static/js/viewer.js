@@ -129,15 +129,31 @@
     }
   }
 
-  function autoWindowMR() {
+  let mrStats = null;
+  function mrPercentiles() {
+    if (mrStats) return mrStats;
     const vol = LLVolume.getVolume(studyId, "mr");
     if (!vol) return null;
-    // 1st..99.5th percentile of the non-zero voxels of a sample: robust against hot spots.
-    const d = vol.data; const step = Math.max(1, Math.floor(d.length / 200000)); const vals = [];
+    // Percentiles of the non-zero voxels of a sample. Enhancing lesions are the brightest
+    // and rarest voxels: the top of the window must reach them, or they vanish in the white.
+    const d = vol.data; const step = Math.max(1, Math.floor(d.length / 300000)); const vals = [];
     for (let i = 0; i < d.length; i += step) if (d[i] !== 0) vals.push(d[i]);
     if (!vals.length) return null;
     vals.sort((a, b) => a - b);
-    const lo = vals[Math.floor(vals.length * 0.01)], hi = vals[Math.floor(vals.length * 0.995)];
+    const q = (f) => vals[Math.min(vals.length - 1, Math.floor(vals.length * f))];
+    mrStats = { p1: q(0.01), p50: q(0.5), p90: q(0.9), p999: q(0.999) };
+    return mrStats;
+  }
+  function autoWindowMR() {
+    const p = mrPercentiles();
+    if (!p) return null;
+    const lo = p.p1, hi = Math.max(p.p999, p.p90 * 1.25);
+    return { wc: (lo + hi) / 2, ww: Math.max(1, hi - lo) };
+  }
+  function contrastWindowMR() {
+    const p = mrPercentiles();
+    if (!p) return null;
+    const lo = p.p50, hi = Math.max(p.p999, p.p90 * 1.25);
     return { wc: (lo + hi) / 2, ww: Math.max(1, hi - lo) };
   }
 
@@ -147,7 +163,7 @@
     let items;
     if (ch === "ct") items = Object.entries(CT_PRESETS).map(([k, v]) => [k, () => setVoi("ct", v[0], v[1])]);
     else items = [["Auto", () => { const w = autoWindowMR(); if (w) setVoi("mr", w.wc, w.ww); }],
-      ["Bright", () => { const w = autoWindowMR(); if (w) setVoi("mr", w.wc - w.ww * 0.15, w.ww * 0.7); }]];
+      ["Enhancement", () => { const w = contrastWindowMR(); if (w) setVoi("mr", w.wc, w.ww); }]];
     if (S.channel === "fused") items = items.concat(Object.entries(CT_PRESETS).filter(([k]) => k === "Bone" || k === "Brain")
       .map(([k, v]) => [`CT ${k.toLowerCase()}`, () => { S.fused.setWindow(v[0], v[1]); redraw(); }]));
     box.innerHTML = "";
@@ -213,7 +229,8 @@
     $("l-count").textContent = `(${list.length})`;
     $("sort-dir").innerHTML = (S.sortAsc ? "smallest first" : "largest first") + " &#8645;";
     const pending = list.filter((l) => !l.local && (l.decision || "pending") === "pending").length;
-    $("l-summary").textContent = list.length ? `${pending} awaiting a decision` : "No lesions proposed. Add any you see with + New lesion.";
+    $("l-summary").textContent = !list.length ? "No lesions proposed. Add any you see with + New lesion."
+      : pending ? `${pending} of ${list.length} awaiting a decision` : "Every lesion has a decision.";
     ol.innerHTML = list.map((l, i) => {
       const vol = l.localVolume != null ? l.localVolume : l.volume_mm3;
       const small = vol != null && vol < 100;
@@ -490,7 +507,7 @@
         handleWriteError(e, "save the mask");
         return false;
       } finally {
-        S.saving = null; updateHistoryButtons();
+        S.saving = null; updateHistoryButtons(); updateApprove();
       }
     })();
     return S.saving;
@@ -582,7 +599,11 @@
       S.lease = await LL.post(`/api/studies/${studyId}/lease/`);
       const was = S.leaseOk;
       S.leaseOk = true; S.leaseHolder = null;
-      if (!was) { hideBanner(); refreshEditability(); }
+      if (!was) {
+        hideBanner(); refreshEditability();
+        // Taking the lease moves a ready study into review: show the new status.
+        if (S.study && S.study.status === "ready") reloadDetail().then(renderHeader).catch(() => {});
+      }
     } catch (e) {
       S.leaseOk = false;
       if (e.status === 409) {
