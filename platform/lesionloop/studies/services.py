@@ -481,11 +481,14 @@ def studies_presegment_unreviewed(*, model_version_id: int) -> int:
         .exclude(predictions__model_version=mv)
         .exclude(revisions__author__isnull=False)
         .exclude(lesions__decision__in=["accepted", "rejected", "edited", "added"])
-        .distinct()
+        .values_list("pk", flat=True)
     )
+    ids = sorted(set(candidates))
     count = 0
     with transaction.atomic():
-        for study in candidates.select_for_update(of=("self",)).order_by("pk"):
+        for study in Study.objects.select_for_update().filter(pk__in=ids).order_by("pk"):
+            if study.status != Study.Status.AWAITING_MODEL and not _study_unreviewed(study):
+                continue  # someone opened it between the query and the lock
             study_presegment_or_wait(study=study, model_version=mv)
             count += 1
     return count
