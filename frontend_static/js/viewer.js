@@ -527,17 +527,37 @@
   }
 
   async function rebaseOnTheirs() {
-    const mine = S.editor.unsavedChanges();
+    let mine = S.editor.unsavedChanges();
     const { buffer, headers } = await LL.getBinary(`/api/studies/${studyId}/mask/`);
     const theirs = new Uint16Array(buffer);
     S.etag = quoteEtag(headers.get("ETag") || headers.get("X-Revision"));
+    // A lesion I drew may have the same new label as one they drew: give mine a fresh
+    // label, or the two would merge into one lesion.
+    const theirLabels = new Set();
+    for (let i = 0; i < theirs.length; i++) if (theirs[i]) theirLabels.add(theirs[i]);
+    let top = Math.max(0, ...theirLabels, ...S.editor.counts.keys(), ...S.lesions.map((l) => l.label));
+    const remap = new Map();
+    for (const label of [...S.localLesions.keys()]) {
+      if (theirLabels.has(label)) remap.set(label, ++top);
+    }
+    if (remap.size) {
+      mine = mine.map((ch) => ({ ...ch, label: remap.get(ch.label) || ch.label, neu: ch.neu.map((v) => remap.get(v) || v) }));
+      for (const [from, to] of remap) {
+        const l = S.localLesions.get(from);
+        S.localLesions.delete(from);
+        S.localLesions.set(to, { ...l, label: to });
+        if (S.selected === from) S.selected = to;
+      }
+      S.overlay.setSelected(S.selected);
+    }
     S.editor.rebase(theirs, mine);
     S.editor.savedDepth = 0;
     await Promise.all([loadLesions(), reloadDetail()]);
     S.overlay.touchAll();
     renderRevision(); renderLesions(); updateHistoryButtons(); redraw();
     hideBanner(); delete root.dataset.conflict;
-    LL.toast("Their revision is loaded and your edits are applied on top. Check, then save.", "info", 5000);
+    const moved = remap.size ? ` Your new lesion${remap.size > 1 ? "s were" : " was"} renumbered (${[...remap].map(([a, b]) => `${a}→${b}`).join(", ")}) so as not to merge with theirs.` : "";
+    LL.toast(`Their revision is loaded and your edits are applied on top.${moved} Check, then save.`, "info", 7000);
   }
   $("conflict-rebase").addEventListener("click", async () => {
     $("conflict").close();
@@ -639,6 +659,13 @@
     } catch (e) { /* the lease expires by itself */ }
   }
   window.addEventListener("pagehide", releaseLease);
+  /** Stop renewing and give the lease back, and wait for it (tests, before teardown). */
+  S.shutdown = async () => {
+    clearInterval(leaseTimer);
+    if (!S.leaseOk) return;
+    S.leaseOk = false;
+    try { await LL.del(`/api/studies/${studyId}/lease/`); } catch (e) { /* expires by itself */ }
+  };
   window.addEventListener("beforeunload", (ev) => {
     if (S.editor && S.editor.dirty && canEdit()) { ev.preventDefault(); ev.returnValue = ""; }
   });

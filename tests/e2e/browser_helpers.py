@@ -5,6 +5,7 @@ driving Debian's chromium (never a downloaded browser) against pytest-django's
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -65,8 +66,17 @@ def browser_login(browser_chromium: Any, live_server: Any) -> Iterator[Callable[
         return page
 
     yield login
+    # Stop pollers and hand the review lease back before the test database is flushed:
+    # a request still running in the live server while it is flushed can deadlock.
     for context in contexts:
+        for page in context.pages:
+            try:
+                page.evaluate("window.LLViewer && window.LLViewer.shutdown ? window.LLViewer.shutdown() : null")
+                page.goto("about:blank")
+            except Exception:  # noqa: BLE001 - a closed or crashed page has nothing to stop
+                pass
         context.close()
+    time.sleep(0.3)
 
 
 def shot(page: Any, name: str) -> Path:

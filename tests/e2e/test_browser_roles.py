@@ -1,0 +1,137 @@
+"""Two sessions editing one study get the conflict message and lose nothing; an auditor
+cannot edit; an admin starts a retraining and watches its progress."""
+
+from __future__ import annotations
+
+import gzip
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.e2e.browser_data import active_model_version, ready_study
+from tests.e2e.browser_helpers import paint, shot, wait_case_ready
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def _server_mask(study: Any) -> np.ndarray:
+    from lesionloop.review.models import MaskRevision
+    from lesionloop.studies import storage
+
+    study.refresh_from_db()
+    rev = MaskRevision.objects.get(study=study, number=study.revision_number)
+    raw = gzip.decompress(storage.absolute(rev.file).read_bytes())
+    return np.frombuffer(raw, dtype="<u2").reshape(study.grid["shape_dhw"])
+
+
+def test_two_sessions_conflict_and_nothing_is_lost(cast: Any, browser_login: Any) -> None:
+    ready = ready_study(seed=11, n_lesions=2)
+    study = ready.study
+    url = f"/studies/{study.pk}/"
+    # The same clinician at two workstations: both hold the (per-user) review lease.
+    first = browser_login("cora", "cora-pass-1", next_path=url)
+    second = browser_login("cora", "cora-pass-1", next_path=url)
+    for page in (first, second):
+        wait_case_ready(page)
+        page.wait_for_selector("#c-lease .lease.mine")
+
+    d, h, w = study.grid["shape_dhw"]
+    z = d // 2
+    # Each draws a different new lesion.
+    first.click("#new-lesion")
+    label_a = first.evaluate("window.LLViewer.selected")
+    paint(first, z, [(h * 0.35, w * 0.35), (h * 0.35, w * 0.38)])
+    painted_a = first.evaluate(f"window.LLViewer.editor.counts.get({label_a})")
+    second.click("#new-lesion")
+    label_b = second.evaluate("window.LLViewer.selected")
+    paint(second, z, [(h * 0.65, w * 0.62), (h * 0.65, w * 0.65)])
+    painted_b = second.evaluate(f"window.LLViewer.editor.counts.get({label_b})")
+    assert painted_a > 0 and painted_b > 0
+
+    first.click("#save")
+    first.wait_for_function("document.getElementById('dirty').textContent === 'all saved'")
+    second.click("#save")
+    second.wait_for_selector("#conflict[open]")
+    text = second.locator("#conflict-text").inner_text()
+    assert "cora" in text and "revision 2" in text
+    shot(second, "case-conflict")
+    # Nothing of the second session's work is lost: still in memory, still unsaved.
+    assert second.evaluate(f"window.LLViewer.editor.counts.get({label_b})") == painted_b
+    assert second.evaluate("window.LLViewer.editor.dirty")
+
+    second.click("#conflict-rebase")
+    second.wait_for_function("!document.querySelector('#conflict[open]')")
+    second.wait_for_function("!document.getElementById('case').dataset.conflict")
+    # Their lesion is now in this session's mask, and mine on top of it, under a label of
+    # its own when both drew "the next" label.
+    mine = second.evaluate("window.LLViewer.selected")
+    assert mine != label_a
+    counts = second.evaluate(f"[window.LLViewer.editor.counts.get({label_a}) || 0, window.LLViewer.editor.counts.get({mine}) || 0]")
+    assert counts == [painted_a, painted_b]
+    second.click("#save")
+    second.wait_for_function("document.getElementById('dirty').textContent === 'all saved'")
+    mask = _server_mask(study)
+    assert (mask == label_a).sum() == painted_a
+    assert (mask == mine).sum() == painted_b
+    assert not second.js_errors, second.js_errors
+
+
+def test_auditor_cannot_edit(cast: Any, browser_login: Any) -> None:
+    from lesionloop.review.models import Lesion
+
+    ready = ready_study(seed=13, n_lesions=2)
+    study = ready.study
+    page = browser_login("otto", "otto-pass-1", next_path=f"/studies/{study.pk}/")
+    wait_case_ready(page)
+    assert page.locator("#case.readonly").count() == 1
+    for sel in ("#approve", "#save", "#new-lesion", '[data-tool="brush"]', "#accept", "#reject"):
+        assert not page.locator(sel).is_visible(), sel
+    assert page.locator("#c-lease").inner_text() == "Read-only"
+    # Keyboard shortcuts do nothing either.
+    page.click("#lesion-list li >> nth=0")
+    page.keyboard.press("a")
+    page.keyboard.press("x")
+    assert set(Lesion.objects.filter(study=study).values_list("decision", flat=True)) == {"pending"}
+    # And the server refuses the writes anyway.
+    lesion = Lesion.objects.filter(study=study).first()
+    status = page.evaluate(
+        """async (url) => (await fetch(url, {method: 'PATCH', headers: {'Content-Type': 'application/json', 'X-CSRFToken': LL.csrfToken()}, body: JSON.stringify({decision: 'accepted'})})).status""",
+        f"/api/studies/{study.pk}/lesions/{lesion.pk}/",
+    )
+    assert status == 403
+    shot(page, "case-auditor")
+    page.goto(f"{page.base}/models/")
+    page.wait_for_selector("#readonly-note")
+    assert page.locator("#start-training").count() == 0
+    assert not page.js_errors, page.js_errors
+
+
+def test_admin_starts_retraining_and_sees_progress(cast: Any, browser_login: Any) -> None:
+    from lesionloop.registry.models import ModelVersion
+    from lesionloop.training.models import TrainingRun
+
+    v1 = active_model_version(name="v1")
+    ModelVersion.objects.create(
+        name="v2", parent=v1, status=ModelVersion.Status.CANDIDATE, preset="lite",
+        metrics={"dsc": 0.74, "small_sensitivity": 0.70, "large_sensitivity": 0.96, "fp_per_study": 0.6},
+    )
+    page = browser_login("ada", "ada-pass-1", next_path="/models/")
+    page.wait_for_selector("#versions tbody tr[data-id]")
+    assert page.locator("#metrics-chart svg path").count() >= 3
+    page.click("#start-training")
+    page.wait_for_selector("#run-status .badge")
+    run = TrainingRun.objects.get()
+    assert run.started_by.username == "ada"
+    # No GPU worker runs under live_server (StubBroker): the test plays the trainer and
+    # writes its progress, which the page polls. tests/e2e/test_worker_loop.py trains for real.
+    TrainingRun.objects.filter(pk=run.pk).update(
+        status="running", stage="unet", epoch=3, epochs=10, step=4, steps=8, progress=0.27,
+        losses=[{"stage": "unet", "epoch": e, "loss": 0.9 - 0.1 * e} for e in range(1, 4)],
+    )
+    page.wait_for_function("document.getElementById('run-stage') && document.getElementById('run-stage').textContent === 'unet'", timeout=15000)
+    assert page.locator("#run-pct").inner_text() == "27%"
+    assert page.locator("#loss-chart svg path").count() == 1
+    assert page.locator("#cancel-training").is_visible()
+    shot(page, "models-training")
+    assert not page.js_errors, page.js_errors
