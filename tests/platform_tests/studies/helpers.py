@@ -86,7 +86,10 @@ def make_study(
     for i, row in enumerate(stats.values()):
         lesions.append({**row, "mean_prob": 0.5 + 0.1 * i, "max_prob": 0.9, "disagreement": 0.1})
     Prediction.objects.create(
-        study=study, model_version=mv, directory="", lesions=lesions,
+        study=study,
+        model_version=mv,
+        directory="",
+        lesions=lesions,
         priority=review_priority(lesions),
     )
     study_prediction_apply(
@@ -108,7 +111,9 @@ def mask_bytes(labels: np.ndarray) -> bytes:
     return storage.gzip_array(labels, dtype="uint16")
 
 
-def put_mask(client: Any, study_id: int, labels: np.ndarray, *, revision: int | None, reason: str = "") -> Any:
+def put_mask(
+    client: Any, study_id: int, labels: np.ndarray, *, revision: int | None, reason: str = ""
+) -> Any:
     headers: dict[str, str] = {"HTTP_CONTENT_ENCODING": "gzip"}
     if revision is not None:
         headers["HTTP_IF_MATCH"] = f'"{revision}"'

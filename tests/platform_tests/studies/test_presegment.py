@@ -49,10 +49,15 @@ class StubPredictor:
         labels = labels_with_boxes([(2, 4, 4, 3, 5, 5), (4, 20, 20, 7, 26, 26)]).astype(np.int32)
         lesions = [
             SimpleNamespace(
-                label=i, volume_vox=int((labels == i).sum()),
+                label=i,
+                volume_vox=int((labels == i).sum()),
                 volume_mm3=float((labels == i).sum() * np.prod(SPACING)),
-                centroid_vox=(1.0, 2.0, 3.0), centroid_mm=(4.0, 6.0, 9.0),
-                bbox=(0, 0, 0, 1, 1, 1), mean_prob=self.mean_prob, max_prob=0.9, disagreement=0.25,
+                centroid_vox=(1.0, 2.0, 3.0),
+                centroid_mm=(4.0, 6.0, 9.0),
+                bbox=(0, 0, 0, 1, 1, 1),
+                mean_prob=self.mean_prob,
+                max_prob=0.9,
+                disagreement=0.25,
             )
             for i in (1, 2)
         ]
@@ -74,7 +79,9 @@ def awaiting_study(mv: Any = None) -> Study:
     return study
 
 
-def test_redelivered_message_is_harmless(stub: StubPredictor, django_capture_on_commit_callbacks: Any) -> None:
+def test_redelivered_message_is_harmless(
+    stub: StubPredictor, django_capture_on_commit_callbacks: Any
+) -> None:
     mv = model_version("v2", "active")
     study = awaiting_study()
     with django_capture_on_commit_callbacks(execute=False):
@@ -87,9 +94,9 @@ def test_redelivered_message_is_harmless(stub: StubPredictor, django_capture_on_
     assert study.status == "ready" and study.model_version == mv
     assert study.lesion_count == 2 and study.revision_number == 2
     # priority: disagreement 0.25 x2 + 2 x uncertainty 1.0 for each small lesion
-    assert study.priority == pytest.approx(0.5 + 2.0 * sum(
-        1 for v in study.lesions.values_list("volume_mm3", flat=True) if v < 65.45
-    ))
+    assert study.priority == pytest.approx(
+        0.5 + 2.0 * sum(1 for v in study.lesions.values_list("volume_mm3", flat=True) if v < 65.45)
+    )
     job.refresh_from_db()
     assert job.state == "succeeded" and job.attempts == 1
 
@@ -113,7 +120,9 @@ def test_promotion_repredicts_only_unreviewed_studies(
     new = model_version("new", "active")
     with django_capture_on_commit_callbacks(execute=False):
         assert services.studies_presegment_unreviewed(model_version_id=new.pk) == 1
-        assert services.studies_presegment_unreviewed(model_version_id=new.pk) == 0  # queued already
+        assert (
+            services.studies_presegment_unreviewed(model_version_id=new.pk) == 0
+        )  # queued already
     for job in Job.objects.filter(kind="presegment", state="queued"):
         services.study_presegment(job_id=job.pk)
     fresh.refresh_from_db()
@@ -146,7 +155,9 @@ def test_recovery_requeues_unfinished_jobs(monkeypatch: pytest.MonkeyPatch) -> N
     running = Job.objects.create(study=study, kind="presegment", state="running")
     Job.objects.create(study=study, kind="ingest", state="succeeded")
     sent: list[tuple[int, str]] = []
-    monkeypatch.setattr(services, "job_enqueue", lambda *, job_id, kind: sent.append((job_id, kind)))
+    monkeypatch.setattr(
+        services, "job_enqueue", lambda *, job_id, kind: sent.append((job_id, kind))
+    )
     assert services.jobs_recover() == 2
     assert sorted(sent) == sorted([(queued.pk, "ingest"), (running.pk, "presegment")])
     running.refresh_from_db()

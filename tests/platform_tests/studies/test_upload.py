@@ -111,7 +111,9 @@ def test_bad_input_fails_the_study_with_a_readable_reason(
         (None, {"files": "f"}, 403, None),
     ],
 )
-def test_upload_refusals(api: Any, cast: Any, user: str | None, data: dict, status: int, code: str | None) -> None:
+def test_upload_refusals(
+    api: Any, cast: Any, user: str | None, data: dict, status: int, code: str | None
+) -> None:
     payload: dict[str, Any] = {}
     if "files" in data or "ground_truth" in data:
         payload["files"] = [SimpleUploadedFile("a.dcm", b"x" * 10)]

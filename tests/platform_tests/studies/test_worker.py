@@ -9,7 +9,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from lesionloop.studies import services, tasks
-from lesionloop.studies.models import Job, Study
+from lesionloop.studies.models import Job
 
 
 @pytest.mark.django_db(transaction=True)

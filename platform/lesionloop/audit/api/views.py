@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from lesionloop.accounts.permissions import HasRole, IsAuditorOrAdmin
 from lesionloop.core.api import DomainError
+from lesionloop.studies.api.pagination import WorklistPagination
 from lesionloop.studies.selectors import study_get
 
 from .. import selectors
@@ -51,6 +52,7 @@ class StudyTimelineView(APIView):
 class AuditListView(generics.ListAPIView):
     permission_classes = [IsAuditorOrAdmin]
     serializer_class = AuditEventSerializer
+    pagination_class = WorklistPagination
 
     def get_queryset(self) -> Any:
         return selectors.audit_events(

@@ -21,6 +21,7 @@ from lesionloop.accounts.roles import can_manage_models
 from lesionloop.core.api import DomainError
 
 from .. import selectors, services, storage
+from .pagination import WorklistPagination
 from .serializers import StudyDetailSerializer, StudyRowSerializer, StudyUploadSerializer
 
 STATUS_PARAM = OpenApiParameter(
@@ -43,6 +44,7 @@ class StudyListView(generics.ListAPIView):
     permission_classes = [ReadAnyRoleWriteReviewer]
     parser_classes = [MultiPartParser, FormParser]
     serializer_class = StudyRowSerializer
+    pagination_class = WorklistPagination
 
     def get_queryset(self) -> Any:
         params = self.request.query_params

@@ -1,0 +1,105 @@
+"""GET /api/studies/: filters, ordering, lease and registration flags, constant queries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from lesionloop.studies.models import Study
+
+from .helpers import make_study
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def studies(cast: Any) -> dict[str, Study]:
+    a = make_study(patient_label="ALPHA", boxes=[(0, 0, 0, 1, 1, 1)])
+    b = make_study(patient_label="BRAVO", boxes=[(0, 0, 0, 2, 4, 4), (4, 10, 10, 6, 12, 12)])
+    c = make_study(patient_label="CHARLIE", boxes=[], registration_ok=False)
+    Study.objects.filter(pk=a.pk).update(priority=3.0)
+    Study.objects.filter(pk=b.pk).update(priority=1.0)
+    Study.objects.filter(pk=c.pk).update(priority=2.0, status="awaiting_model")
+    return {"a": a, "b": b, "c": c}
+
+
+def labels(response: Any) -> list[str]:
+    assert response.status_code == 200, response.content
+    return [row["patient_label"] for row in response.json()["results"]]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("", ["ALPHA", "CHARLIE", "BRAVO"]),
+        ("?ordering=-priority", ["ALPHA", "CHARLIE", "BRAVO"]),
+        ("?ordering=created_at", ["ALPHA", "BRAVO", "CHARLIE"]),
+        ("?ordering=-created_at", ["CHARLIE", "BRAVO", "ALPHA"]),
+        ("?ordering=lesion_count", ["CHARLIE", "ALPHA", "BRAVO"]),
+        ("?ordering=smallest_lesion_mm3", ["ALPHA", "BRAVO", "CHARLIE"]),
+        ("?ordering=status", ["CHARLIE", "ALPHA", "BRAVO"]),
+        ("?status=ready", ["ALPHA", "BRAVO"]),
+        ("?status=ready,awaiting_model", ["ALPHA", "CHARLIE", "BRAVO"]),
+        ("?search=brav", ["BRAVO"]),
+        ("?search=nothing", []),
+    ],
+)
+def test_filters_and_ordering(
+    api: Any, cast: Any, studies: dict, query: str, expected: list[str]
+) -> None:
+    assert labels(api(cast.auditor).get(f"/api/studies/{query}")) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "code"), [("?ordering=bogus", "bad_ordering"), ("?status=nope", "bad_status")]
+)
+def test_bad_parameters_are_400(api: Any, cast: Any, query: str, code: str) -> None:
+    response = api(cast.clinician).get(f"/api/studies/{query}")
+    assert response.status_code == 400 and response.json()["code"] == code
+
+
+def test_row_shape_with_lease_and_registration_flag(api: Any, cast: Any, studies: dict) -> None:
+    api(cast.clinician).post(f"/api/studies/{studies['a'].pk}/lease/")
+    rows = {
+        r["patient_label"]: r for r in api(cast.clinician2).get("/api/studies/").json()["results"]
+    }
+    row = rows["ALPHA"]
+    assert set(row) == {
+        "id",
+        "patient_label",
+        "description",
+        "status",
+        "status_reason",
+        "priority",
+        "lesion_count",
+        "smallest_lesion_mm3",
+        "model_version",
+        "lease",
+        "registration_ok",
+        "created_at",
+        "updated_at",
+        "approved_at",
+        "approved_by",
+    }
+    assert row["lease"]["user"] == "cora" and row["status"] == "in_review"
+    assert row["model_version"]["name"].startswith("m")
+    assert rows["CHARLIE"]["registration_ok"] is False and rows["CHARLIE"]["lease"] is None
+    assert rows["BRAVO"]["lesion_count"] == 2 and rows["BRAVO"]["smallest_lesion_mm3"] == 36.0 * 8
+
+
+def test_query_count_does_not_grow_with_page_size(api: Any, cast: Any) -> None:
+    for i in range(12):
+        make_study(patient_label=f"P{i}", boxes=[(0, 0, 0, 1, 1, 1)])
+    client = api(cast.clinician)
+    api(cast.clinician2).post(f"/api/studies/{Study.objects.first().pk}/lease/")
+    client.get("/api/studies/")  # the user's roles are read once and cached
+    counts = []
+    for size in (2, 10):
+        with CaptureQueriesContext(connection) as ctx:
+            response = client.get("/api/studies/", {"page_size": size})
+        assert len(response.json()["results"]) == size
+        counts.append(len(ctx.captured_queries))
+    assert counts[0] == counts[1] == 2  # count, page
