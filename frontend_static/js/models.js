@@ -15,7 +15,7 @@
   function renderVersions() {
     const tbody = document.querySelector("#versions tbody");
     const active = versions.find((v) => v.status === "active");
-    $("active-box").innerHTML = active ? `Active: <strong>${esc(active.name)}</strong> since ${esc(fmtDate(active.promoted_at))}` : "No active version: studies wait for a model.";
+    $("active-box").innerHTML = active ? `Active: <strong>${esc(active.name)}</strong>${active.promoted_at ? ` since ${esc(fmtDate(active.promoted_at))}` : ""}` : "No active version: studies wait for a model.";
     if (!versions.length) { tbody.innerHTML = '<tr><td colspan="11" class="muted empty">No model versions yet.</td></tr>'; return; }
     const cmp = (v, key, higherBetter) => {
       const x = metric(v, key), a = active && active !== v ? metric(active, key) : null;
@@ -56,7 +56,7 @@
       { key: "large_sensitivity", name: "Large-lesion sensitivity", axis: "left", dash: "4 3" },
       { key: "fp_per_study", name: "FP per study (right axis)", axis: "right", dash: "2 3" },
     ].map((s) => ({ ...s, color: COLORS[s.key], values: ordered.map((v) => metric(v, s.key)) }));
-    LLCharts.lineChart(box, { labels: ordered.map((v) => v.name), series, leftMax: 1, rightMax: fpMax, height: 190 });
+    LLCharts.lineChart(box, { labels: ordered.map((v) => v.name), series, leftMax: 1, rightMax: fpMax, height: 230 });
     $("metrics-legend").innerHTML = series.map((s) => `<span><i style="background:${s.color}"></i>${esc(s.name)}</span>`).join("");
   }
 

@@ -515,7 +515,8 @@
 
   function showConflict(body) {
     S.conflict = body;
-    const who = userName(body.changed_by) || "another user";
+    let who = userName(body.changed_by) || "another user";
+    if (who === LL.me.username) who = `${who} (you, in another window or tab)`;
     const cur = body.current_revision;
     const revNo = cur && typeof cur === "object" ? cur.number : cur;
     $("conflict-text").innerHTML = `<strong>${esc(who)}</strong> saved revision ${esc(revNo == null ? "?" : revNo)} at ${esc(fmtDate(body.changed_at, true))}` +
