@@ -136,3 +136,15 @@ def test_upload_over_the_size_limit_is_refused(api: Any, cast: Any, settings: An
     assert response.status_code == 413
     assert response.json()["code"] == "too_large"
     assert not Study.objects.exists()
+
+
+def test_admin_upload_with_ground_truth_becomes_an_approved_case(
+    api: Any, cast: Any, synthetic_case: Path, django_capture_on_commit_callbacks: Any
+) -> None:
+    gt = SimpleUploadedFile("gt.nii.gz", (synthetic_case / "ground_truth_ct.nii.gz").read_bytes())
+    with django_capture_on_commit_callbacks(execute=False):
+        response = upload(api, cast.admin, [dicom_zip(synthetic_case)], ground_truth=gt)
+        assert response.status_code == 202
+        study = run_ingest(response.json()["id"])
+    assert study.status == "approved" and study.approved_by == cast.admin
+    assert study.revisions.get().reason == "ground truth import"
