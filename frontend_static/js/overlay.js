@@ -84,9 +84,9 @@
     }
   }
 
-  /** The CT slice windowed to grey, for blending over the MR. */
+  /** The CT slice windowed (bone by default) for blending over the MR. */
   class FusedCT {
-    constructor() { this.cache = new Map(); this.blend = 0.5; this.wc = 400; this.ww = 1800; }
+    constructor() { this.cache = new Map(); this.blend = 0.45; this.wc = 400; this.ww = 1800; }
     setWindow(wc, ww) { if (wc !== this.wc || ww !== this.ww) { this.wc = wc; this.ww = ww; this.cache.clear(); } }
     sliceCanvas(vol, z) {
       if (!vol) return null;
@@ -103,8 +103,9 @@
       for (let i = 0; i < px.length; i++) {
         let g = (px[i] - lo) * scale;
         g = g < 0 ? 0 : g > 255 ? 255 : g | 0;
-        // Bone in a warm tint so that it reads apart from the MR greys.
-        out[i] = (255 << 24) | ((g * 0.55) << 16) | ((g * 0.85) << 8) | g;
+        // Bone in a warm tint, opaque where the CT is bright and clear where it is dark,
+        // so the MR stays readable and the skull (the frame of reference) shows on top.
+        out[i] = (g << 24) | ((g * 0.55) << 16) | ((g * 0.85) << 8) | g;
       }
       ctx.putImageData(img, 0, 0);
       if (this.cache.size > 200) this.cache.clear();

@@ -135,3 +135,50 @@ def test_admin_starts_retraining_and_sees_progress(cast: Any, browser_login: Any
     assert page.locator("#cancel-training").is_visible()
     shot(page, "models-training")
     assert not page.js_errors, page.js_errors
+
+
+def test_second_clinician_sees_who_reviews_and_gets_a_read_only_view(cast: Any, browser_login: Any) -> None:
+    ready = ready_study(seed=17, n_lesions=2)
+    study = ready.study
+    url = f"/studies/{study.pk}/"
+    cora = browser_login("cora", "cora-pass-1", next_path=url)
+    wait_case_ready(cora)
+    cora.wait_for_selector("#c-lease .lease.mine")
+
+    carl = browser_login("carl", "carl-pass-1", next_path="/")
+    carl.wait_for_selector(f'#worklist tr[data-id="{study.pk}"] .lease.other')
+    assert "cora" in carl.locator(f'#worklist tr[data-id="{study.pk}"]').inner_text()
+    carl.goto(f"{carl.base}{url}")
+    wait_case_ready(carl)
+    carl.wait_for_selector("#banner:not([hidden])")
+    assert "Being reviewed by cora" in carl.locator("#banner").inner_text()
+    assert carl.locator("#case.readonly").count() == 1
+    assert carl.locator("#approve").is_disabled() and carl.locator("#new-lesion").is_disabled()
+
+    # Images: CT on the same grid, then MR with CT blended over it; undo/redo of a stroke.
+    cora.click('#channel-seg [data-channel="ct"]')
+    cora.wait_for_function("document.getElementById('ov-tr').textContent.startsWith('CT')")
+    cora.click("#presets button >> text=Bone")
+    shot(cora, "case-ct-bone")
+    cora.click('#channel-seg [data-channel="fused"]')
+    cora.wait_for_function("document.getElementById('ov-tr').textContent.startsWith('MR + CT')")
+    shot(cora, "case-fused")
+    cora.click('#channel-seg [data-channel="mr"]')
+    label = ready.false_positive_label
+    cora.click(f'#lesion-list li[data-label="{label}"]')
+    before = cora.evaluate(f"window.LLViewer.editor.counts.get({label})")
+    cora.click('[data-tool="eraser"]')
+    z = cora.evaluate("window.LLViewer.z")
+    from lesionloop.review.models import Lesion
+
+    lesion = Lesion.objects.get(study=study, label=label)
+    cy, cx = (lesion.bbox[1] + lesion.bbox[4]) / 2, (lesion.bbox[2] + lesion.bbox[5]) / 2
+    paint(cora, z, [(cy, cx - 2), (cy, cx + 2)])
+    after = cora.evaluate(f"window.LLViewer.editor.counts.get({label}) || 0")
+    assert after < before
+    cora.keyboard.press("Control+z")
+    assert cora.evaluate(f"window.LLViewer.editor.counts.get({label})") == before
+    cora.keyboard.press("Control+Shift+z")
+    assert cora.evaluate(f"window.LLViewer.editor.counts.get({label}) || 0") == after
+    assert not cora.js_errors, cora.js_errors
+    assert not carl.js_errors, carl.js_errors
