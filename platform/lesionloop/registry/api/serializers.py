@@ -86,3 +86,17 @@ class LineageSerializer(serializers.Serializer):
     trained_on = LineageStudySerializer(many=True)
     validated_on = LineageStudySerializer(many=True)
     presegmented = PresegmentedStudySerializer(many=True)
+
+
+def validated(serializer_class: type[serializers.Serializer], data: object) -> dict:
+    """Validate input; bad input is a 400 in the house error shape ``{detail, code, errors}``."""
+    from lesionloop.core.api import DomainError
+
+    serializer = serializer_class(data=data)
+    if not serializer.is_valid():
+        errors = serializer.errors
+        first = next(iter(errors.items()), ("", ["invalid input"]))
+        raise DomainError(
+            f"{first[0]}: {' '.join(map(str, first[1]))}", code="invalid", extra={"errors": errors}
+        )
+    return dict(serializer.validated_data)

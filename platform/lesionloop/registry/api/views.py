@@ -20,6 +20,7 @@ from .serializers import (
     ModelVersionSerializer,
     PromoteInputSerializer,
     RollbackInputSerializer,
+    validated,
 )
 
 
@@ -52,13 +53,12 @@ class ModelVersionPromoteView(APIView):
 
     @extend_schema(request=PromoteInputSerializer, responses={200: ModelVersionSerializer})
     def post(self, request: Request, version_id: int) -> Response:
-        data = PromoteInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = validated(PromoteInputSerializer, request.data)
         _version(version_id)
         version = services.model_version_promote(
             version_id=version_id,
             user=request.user,
-            override_reason=data.validated_data["override_reason"],
+            override_reason=data["override_reason"],
         )
         return Response(
             ModelVersionSerializer(_version(version.pk)).data, status=status.HTTP_200_OK
@@ -70,11 +70,10 @@ class ModelVersionRollbackView(APIView):
 
     @extend_schema(request=RollbackInputSerializer, responses={200: ModelVersionSerializer})
     def post(self, request: Request, version_id: int) -> Response:
-        data = RollbackInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = validated(RollbackInputSerializer, request.data)
         _version(version_id)
         version = services.model_version_rollback(
-            version_id=version_id, user=request.user, reason=data.validated_data["reason"]
+            version_id=version_id, user=request.user, reason=data["reason"]
         )
         return Response(ModelVersionSerializer(_version(version.pk)).data)
 

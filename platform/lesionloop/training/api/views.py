@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from lesionloop.accounts.permissions import ReadAnyRoleWriteAdmin
 from lesionloop.core.api import DomainError
+from lesionloop.registry.api.serializers import validated
 from lesionloop.training import selectors, services
 from lesionloop.training.models import TrainingRun
 
@@ -34,10 +35,9 @@ class TrainingRunListView(generics.ListAPIView):
 
     @extend_schema(request=TrainingRunStartSerializer, responses={202: TrainingRunSerializer})
     def post(self, request: Request) -> Response:
-        data = TrainingRunStartSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = validated(TrainingRunStartSerializer, request.data)
         run = services.training_run_start(
-            started_by=request.user, overrides=data.validated_data["hyperparameters"]
+            started_by=request.user, overrides=data["hyperparameters"]
         )
         return Response(TrainingRunSerializer(_run(run.pk)).data, status=status.HTTP_202_ACCEPTED)
 
