@@ -174,7 +174,12 @@ def read_header(path: Path, name: str) -> FileHeader | None:
             "corrupt_dicom", f"the file looks like DICOM but cannot be read ({exc})", file=name
         ) from exc
     try:
-        sop_class = _str(ds, "SOPClassUID") or _str(ds.file_meta, "MediaStorageSOPClassUID")
+        meta = getattr(ds, "file_meta", None)
+        sop_class = _str(ds, "SOPClassUID") or (
+            _str(meta, "MediaStorageSOPClassUID") if meta is not None else ""
+        )
+        if not sop_class:
+            raise ValueError("no SOP Class UID: the data set is empty or truncated")
         n_frames = int(ds.get("NumberOfFrames") or 1)
         rows = ds.get("Rows")
         cols = ds.get("Columns")

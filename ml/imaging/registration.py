@@ -24,6 +24,24 @@ MAX_SHIFT_FROM_INIT_MM = 40.0
 MIN_HEAD_DICE = 0.85
 MAX_METRIC = -0.05  # Mattes MI is negative; near zero means no shared information
 SEED = 20240611
+SAMPLES_PER_LEVEL = [5000, 10000, 25000]
+SIGMAS_MM = [4.0, 2.0, 0.0]
+# Regular-step gradient descent. Rotations are scaled as the shift they cause 30 mm
+# from the centre: the physical-shift estimate over the whole field of view makes
+# rotation steps so small that the optimizer crawls along the rotation/translation
+# valley and runs out of iterations (measured on synthetic pairs: 600 iterations and
+# 1.5-3 deg error, against ~120 iterations and < 0.7 deg with this scaling).
+OPTIMIZER: dict = {
+    "kind": "rsgd",
+    "lr": 2.0,
+    "min_step": 1e-3,
+    "iterations": 200,
+    "relax": 0.6,
+    "conv": 1e-6,
+    "window": 10,
+    "max_step": 2.0,
+    "rot_radius_mm": 30.0,
+}
 
 
 @dataclass
@@ -62,12 +80,24 @@ def rotation_angle_deg(matrix: np.ndarray) -> float:
 
 def bin_to(img: sitk.Image, spacing_mm: float) -> sitk.Image:
     """Average-bin by integer factors so that no axis is finer than ``spacing_mm``."""
+    if spacing_mm <= 0:
+        return img
     factors = [max(1, int(round(spacing_mm / s))) for s in img.GetSpacing()]
     return sitk.BinShrink(img, factors) if max(factors) > 1 else img
 
 
-def head_mask(img: sitk.Image, threshold: float) -> sitk.Image:
-    """The head (outer surface, holes filled) as a uint8 mask on ``img``'s grid."""
+def head_mask(img: sitk.Image, threshold: float, mask_spacing_mm: float = 3.0) -> sitk.Image:
+    """The head (outer surface, holes filled) as a uint8 mask on ``img``'s grid.
+
+    Computed on a ~3 mm copy (filling holes slice by slice along three axes is slow at
+    full resolution) and brought back by nearest neighbour.
+    """
+    coarse = bin_to(img, mask_spacing_mm)
+    if coarse is not img:
+        small = head_mask(coarse, threshold, mask_spacing_mm=0.0)
+        return sitk.Resample(
+            small, img, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8
+        )
     arr = sitk.GetArrayViewFromImage(img) > threshold
     arr = ndimage.binary_opening(arr, iterations=1)
     lab, n = ndimage.label(arr)
@@ -76,8 +106,7 @@ def head_mask(img: sitk.Image, threshold: float) -> sitk.Image:
         arr = lab == (int(np.argmax(sizes)) + 1)
     # Fill slice by slice along each axis: the skull base leaves openings in 3D.
     for axis in range(3):
-        arr = np.stack([ndimage.binary_fill_holes(s) for s in np.moveaxis(arr, axis, 0)], axis)
-        arr = np.moveaxis(arr, 0, axis)
+        arr = np.stack([ndimage.binary_fill_holes(s) for s in np.moveaxis(arr, axis, 0)], axis=axis)
     out = sitk.GetImageFromArray(arr.astype(np.uint8))
     out.CopyInformation(img)
     return out
@@ -106,6 +135,21 @@ def _top_of_head_centroid(mask: sitk.Image, depth_mm: float = 110.0) -> np.ndarr
     return sel.mean(axis=0)
 
 
+def _crop_to_mask(
+    img: sitk.Image, mask: sitk.Image, margin_mm: float
+) -> tuple[sitk.Image, sitk.Image]:
+    idx = np.argwhere(sitk.GetArrayViewFromImage(mask) > 0)
+    if len(idx) == 0:
+        return img, mask
+    size_zyx = np.asarray(sitk.GetArrayViewFromImage(mask).shape)
+    pad = np.ceil(margin_mm / np.asarray(img.GetSpacing())[::-1]).astype(int)
+    lo = np.maximum(idx.min(axis=0) - pad, 0)
+    hi = np.minimum(idx.max(axis=0) + pad + 1, size_zyx)
+    start = [int(v) for v in lo[::-1]]
+    size = [int(v) for v in (hi - lo)[::-1]]
+    return sitk.RegionOfInterest(img, size, start), sitk.RegionOfInterest(mask, size, start)
+
+
 def register_mr_to_ct(ct: sitk.Image, mr: sitk.Image) -> RegistrationResult:
     """Rigidly register ``mr`` to ``ct``; the returned transform maps CT points to MR."""
     fixed = sitk.Clamp(
@@ -113,6 +157,9 @@ def register_mr_to_ct(ct: sitk.Image, mr: sitk.Image) -> RegistrationResult:
     )
     moving = bin_to(sitk.Cast(mr, sitk.sitkFloat32), WORK_SPACING_MM)
     fixed_mask = head_mask(fixed, -400.0)
+    # Crop the CT to the head: fewer voxels to smooth per level, and optimizer scales
+    # estimated over the head rather than over the whole field of view.
+    fixed, fixed_mask = _crop_to_mask(fixed, fixed_mask, margin_mm=10.0)
     moving_mask = head_mask(moving, _otsu(sitk.GetArrayViewFromImage(moving).ravel()[::7]) * 0.5)
 
     c_fixed = _top_of_head_centroid(fixed_mask)
@@ -123,22 +170,62 @@ def register_mr_to_ct(ct: sitk.Image, mr: sitk.Image) -> RegistrationResult:
 
     reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=48)
-    reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentage(0.12, SEED)
-    reg.SetMetricFixedMask(sitk.BinaryDilate(fixed_mask, [2, 2, 2]))
-    reg.SetInterpolator(sitk.sitkLinear)
-    reg.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=2.0,
-        minStep=1e-3,
-        numberOfIterations=200,
-        relaxationFactor=0.6,
-        gradientMagnitudeTolerance=1e-6,
-    )
-    reg.SetOptimizerScalesFromPhysicalShift()
+    # A fixed number of samples per level: enough for sub-millimetre accuracy, and the
+    # cost no longer grows with the CT's resolution.
+    metric_mask = sitk.BinaryDilate(fixed_mask, [2, 2, 2])
+    n_mask = max(int(np.count_nonzero(sitk.GetArrayViewFromImage(metric_mask))), 1)
     coarsest = max(fixed.GetSpacing())
     shrink = [max(1, int(round(8.0 / coarsest))), max(1, int(round(4.0 / coarsest))), 1]
+    percentages = [
+        float(min(1.0, SAMPLES_PER_LEVEL[i] * f**3 / n_mask)) for i, f in enumerate(shrink)
+    ]
+    reg.SetMetricSamplingStrategy(reg.RANDOM)
+    reg.SetMetricSamplingPercentagePerLevel(percentages, SEED)
+    reg.SetMetricFixedMask(metric_mask)
+    reg.SetInterpolator(sitk.sitkLinear)
+    # Gradients only at the sample points, not whole gradient images per level.
+    reg.MetricUseFixedImageGradientFilterOff()
+    reg.MetricUseMovingImageGradientFilterOff()
+    if OPTIMIZER["kind"] == "cg":
+        reg.SetOptimizerAsConjugateGradientLineSearch(
+            learningRate=OPTIMIZER["lr"],
+            numberOfIterations=OPTIMIZER["iterations"],
+            convergenceMinimumValue=OPTIMIZER["conv"],
+            convergenceWindowSize=OPTIMIZER["window"],
+            lineSearchMaximumIterations=OPTIMIZER.get("ls_it", 20),
+            estimateLearningRate=reg.Never,
+            maximumStepSizeInPhysicalUnits=OPTIMIZER["max_step"],
+        )
+    elif OPTIMIZER["kind"] == "lbfgs2":
+        reg.SetOptimizerAsLBFGS2(
+            solutionAccuracy=OPTIMIZER["conv"],
+            numberOfIterations=OPTIMIZER["iterations"],
+            deltaConvergenceTolerance=OPTIMIZER.get("delta", 1e-5),
+        )
+    elif OPTIMIZER["kind"] == "gd":
+        reg.SetOptimizerAsGradientDescent(
+            learningRate=OPTIMIZER["lr"],
+            numberOfIterations=OPTIMIZER["iterations"],
+            convergenceMinimumValue=OPTIMIZER["conv"],
+            convergenceWindowSize=OPTIMIZER["window"],
+            estimateLearningRate=reg.EachIteration,
+            maximumStepSizeInPhysicalUnits=OPTIMIZER["max_step"],
+        )
+    else:
+        reg.SetOptimizerAsRegularStepGradientDescent(
+            learningRate=OPTIMIZER["lr"],
+            minStep=OPTIMIZER["min_step"],
+            numberOfIterations=OPTIMIZER["iterations"],
+            relaxationFactor=OPTIMIZER["relax"],
+            gradientMagnitudeTolerance=1e-6,
+        )
+    if OPTIMIZER.get("rot_radius_mm"):
+        r2 = float(OPTIMIZER["rot_radius_mm"]) ** 2
+        reg.SetOptimizerScales([r2, r2, r2, 1.0, 1.0, 1.0])
+    else:
+        reg.SetOptimizerScalesFromPhysicalShift()
     reg.SetShrinkFactorsPerLevel(shrink)
-    reg.SetSmoothingSigmasPerLevel([4.0, 2.0, 0.0])
+    reg.SetSmoothingSigmasPerLevel(SIGMAS_MM)
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     reg.SetInitialTransform(init, inPlace=False)
 
