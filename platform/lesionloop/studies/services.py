@@ -308,7 +308,10 @@ def study_presegment_or_wait(*, study: Study, model_version: Any = None) -> Job 
         audit_record(event_type="awaiting_model", study=study)
         return None
     if study.status not in REVIEWED_STATUSES:
-        study.status = Study.Status.PROCESSING
+        # A study that already has a working mask stays reviewable (ready) meanwhile; if
+        # someone opens it before the job ends, the new prediction is only kept aside.
+        if not study.revision_number or study.status == Study.Status.FAILED:
+            study.status = Study.Status.PROCESSING
         study.status_reason = f"Pre-segmentation with model {mv.name}"
         study.save(update_fields=["status", "status_reason", "updated_at"])
     audit_record(event_type="presegment_queued", study=study, model_version=mv)
