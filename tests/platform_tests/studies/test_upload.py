@@ -148,3 +148,12 @@ def test_admin_upload_with_ground_truth_becomes_an_approved_case(
         study = run_ingest(response.json()["id"])
     assert study.status == "approved" and study.approved_by == cast.admin
     assert study.revisions.get().reason == "ground truth import"
+
+
+def test_too_many_files_is_a_clear_400(api: Any, cast: Any, settings: Any) -> None:
+    settings.DATA_UPLOAD_MAX_NUMBER_FILES = 3
+    files = [SimpleUploadedFile(f"{i}.dcm", b"x" * 10) for i in range(5)]
+    response = upload(api, cast.clinician, files)
+    assert response.status_code == 400
+    assert response.json()["code"] == "too_many_files" and "zip" in response.json()["detail"]
+    assert not Study.objects.exists()

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.core.exceptions import TooManyFilesSent
 from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -68,12 +69,18 @@ class StudyListView(generics.ListAPIView):
                 code="too_large",
                 status_code=413,
             )
+        try:
+            files = request.FILES.getlist("files")
+        except TooManyFilesSent:
+            raise DomainError(
+                f"Too many files in one request (at most {settings.DATA_UPLOAD_MAX_NUMBER_FILES}); "
+                "send the study as one zip.",
+                code="too_many_files",
+            ) from None
         ground_truth = request.FILES.get("ground_truth")
         if ground_truth is not None and not can_manage_models(request.user):
             raise PermissionDenied("Only admins can upload ground truth.")
-        study = services.study_upload(
-            files=request.FILES.getlist("files"), ground_truth=ground_truth, user=request.user
-        )
+        study = services.study_upload(files=files, ground_truth=ground_truth, user=request.user)
         return Response(StudyRowSerializer(study).data, status=status.HTTP_202_ACCEPTED)
 
 
