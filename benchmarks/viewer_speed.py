@@ -35,8 +35,14 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -50,7 +56,9 @@ def main() -> int:
     ap.add_argument("--depth", type=int, default=80)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--saves", type=int, default=5)
-    ap.add_argument("--opens", type=int, default=3, help="times the case is opened (fresh context each)")
+    ap.add_argument(
+        "--opens", type=int, default=3, help="times the case is opened (fresh context each)"
+    )
     ap.add_argument("--chromium", default=os.environ.get("CHROMIUM", "/usr/bin/chromium"))
     args = ap.parse_args()
 
@@ -77,10 +85,14 @@ def main() -> int:
         t = time.perf_counter()
         shape = (args.depth, args.size, args.size)
         study = large_study(shape=shape)
-        print(f"study {study.pk}: {shape[0]}x{shape[1]}x{shape[2]} int16, {study.lesion_count} lesions, made in {time.perf_counter() - t:.1f} s")
+        print(
+            f"study {study.pk}: {shape[0]}x{shape[1]}x{shape[2]} int16, {study.lesion_count} lesions, made in {time.perf_counter() - t:.1f} s"
+        )
 
         connection.close()  # the server thread opens its own connection
-        server = LiveServerThread("127.0.0.1", _StaticFilesHandler, connections_override=None, port=0)
+        server = LiveServerThread(
+            "127.0.0.1", _StaticFilesHandler, connections_override=None, port=0
+        )
         server.daemon = True
         server.start()
         server.is_ready.wait()
@@ -91,7 +103,9 @@ def main() -> int:
         from playwright.sync_api import sync_playwright
 
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS, headless=True)
+            browser = pw.chromium.launch(
+                executable_path=args.chromium, args=CHROMIUM_ARGS, headless=True
+            )
             firsts, alls = [], []
             page = None
             for i in range(args.opens):
@@ -110,7 +124,9 @@ def main() -> int:
                 )
                 firsts.append(marks["ll-first-image"])
                 alls.append(marks["ll-all-slices"])
-                print(f"open {i + 1}: first image {marks['ll-first-image']:.0f} ms, all slices {marks['ll-all-slices']:.0f} ms")
+                print(
+                    f"open {i + 1}: first image {marks['ll-first-image']:.0f} ms, all slices {marks['ll-all-slices']:.0f} ms"
+                )
                 if i < args.opens - 1:
                     page.evaluate("window.LLViewer.shutdown()")
                     context.close()
@@ -172,16 +188,20 @@ def main() -> int:
                 args.saves,
             )
             ms = [s["ms"] for s in saves if s["ms"]]
-            print(f"full-mask save round trip ({args.saves} saves, {shape[0] * shape[1] * shape[2] * 2 / 1e6:.0f} MB uint16): median {statistics.median(ms):.0f} ms, max {max(ms):.0f} ms")
+            print(
+                f"full-mask save round trip ({args.saves} saves, {shape[0] * shape[1] * shape[2] * 2 / 1e6:.0f} MB uint16): median {statistics.median(ms):.0f} ms, max {max(ms):.0f} ms"
+            )
             gz = page.evaluate(
                 """async () => { const S = window.LLViewer; const t0 = performance.now(); const gz = await LL.gzip(S.mask); return [performance.now() - t0, gz.byteLength]; }"""
             )
             print(f"  of which browser gzip: {gz[0]:.0f} ms -> {gz[1] / 1e3:.0f} kB on the wire")
             print()
-            print(f"SUMMARY first image {statistics.median(firsts):.0f} ms (target <= 1000) | all slices {statistics.median(alls):.0f} ms (<= 3000) | "
-                  f"slice change {statistics.median([r['work'] for r in res if r['pass'] == 1]):.1f} ms work, "
-                  f"{statistics.median([r['latency'] for r in res if r['pass'] == 1]):.1f} ms key-to-frame (<= 16) | "
-                  f"save {statistics.median(ms):.0f} ms (<= 500)")
+            print(
+                f"SUMMARY first image {statistics.median(firsts):.0f} ms (target <= 1000) | all slices {statistics.median(alls):.0f} ms (<= 3000) | "
+                f"slice change {statistics.median([r['work'] for r in res if r['pass'] == 1]):.1f} ms work, "
+                f"{statistics.median([r['latency'] for r in res if r['pass'] == 1]):.1f} ms key-to-frame (<= 16) | "
+                f"save {statistics.median(ms):.0f} ms (<= 500)"
+            )
             page.evaluate("window.LLViewer.shutdown()")
             browser.close()
     finally:

@@ -66,6 +66,8 @@
   }
 
   async function gzip(typedArray) {
+    // Masks: the sparse encoder (gzip.js) once it has proved itself on this browser.
+    if (window.LLGzip && (await window.LLGzip.selfTest())) return window.LLGzip.encode(typedArray);
     if (typeof CompressionStream === "undefined") return null;
     const stream = new Blob([typedArray]).stream().pipeThrough(new CompressionStream("gzip"));
     return new Response(stream).arrayBuffer();

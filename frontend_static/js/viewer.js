@@ -741,9 +741,17 @@
   async function start() {
     cornerstone.enable(el);
     let detail;
+    const embedded = document.getElementById("case-initial");
     try {
-      const [d] = await Promise.all([LL.get(`/api/studies/${studyId}/`), loadLesions().catch(() => { S.lesions = []; })]);
-      detail = d;
+      if (embedded) {
+        // Rendered into the page by the server (same serializers as the API).
+        const init = JSON.parse(embedded.textContent);
+        detail = init.study;
+        S.lesions = init.lesions || [];
+      } else {
+        const [d] = await Promise.all([LL.get(`/api/studies/${studyId}/`), loadLesions().catch(() => { S.lesions = []; })]);
+        detail = d;
+      }
     } catch (e) {
       $("loading").textContent = `Could not open this study: ${e.message}`;
       $("loading").classList.add("error");

@@ -38,13 +38,22 @@ def active_model_version(name: str = "v1-test", **metrics: float) -> Any:
             status=ModelVersion.Status.ACTIVE,
             preset="lite",
             metrics=metrics
-            or {"dsc": 0.71, "small_sensitivity": 0.62, "large_sensitivity": 0.95, "fp_per_study": 0.8},
+            or {
+                "dsc": 0.71,
+                "small_sensitivity": 0.62,
+                "large_sensitivity": 0.95,
+                "fp_per_study": 0.8,
+            },
             code_version="test",
         )
     return mv
 
 
-def _sphere(shape: tuple[int, int, int], centre: tuple[float, float, float], radius_vox: tuple[float, float, float]) -> np.ndarray:
+def _sphere(
+    shape: tuple[int, int, int],
+    centre: tuple[float, float, float],
+    radius_vox: tuple[float, float, float],
+) -> np.ndarray:
     zz, yy, xx = np.ogrid[: shape[0], : shape[1], : shape[2]]
     return (
         ((zz - centre[0]) / radius_vox[0]) ** 2
@@ -83,7 +92,9 @@ def _apply_prediction(study: Any, mv: Any, labels: np.ndarray, priority: float) 
             priority=priority,
         )
         Prediction.objects.get_or_create(
-            study=locked, model_version=mv, defaults={"directory": "", "lesions": rows, "priority": priority}
+            study=locked,
+            model_version=mv,
+            defaults={"directory": "", "lesions": rows, "priority": priority},
         )
         audit_record(
             event_type="prediction_created",
@@ -94,7 +105,9 @@ def _apply_prediction(study: Any, mv: Any, labels: np.ndarray, priority: float) 
         )
 
 
-def ready_study(*, seed: int = 7, n_lesions: int = 3, priority: float = 0.9, description: str = "") -> ReadyStudy:
+def ready_study(
+    *, seed: int = 7, n_lesions: int = 3, priority: float = 0.9, description: str = ""
+) -> ReadyStudy:
     """A real, imported tiny study with a pre-contour from the active model version."""
     import SimpleITK as sitk
 
@@ -128,7 +141,12 @@ def ready_study(*, seed: int = 7, n_lesions: int = 3, priority: float = 0.9, des
             zz, yy, xx = np.nonzero(truth == drop)
             z = int(np.bincount(zz).argmax())
             on = zz == z
-            missed = {"z": z, "y": float(yy[on].mean()), "x": float(xx[on].mean()), "voxels": int(sizes[drop - 1])}
+            missed = {
+                "z": z,
+                "y": float(yy[on].mean()),
+                "x": float(xx[on].mean()),
+                "voxels": int(sizes[drop - 1]),
+            }
     # A false positive: a small blob inside the head, away from the real lesions.
     mr = np.load(prepared / "display_mr.npy", mmap_mode="r")
     head = np.asarray(mr) > np.percentile(mr, 60)
@@ -149,7 +167,13 @@ def ready_study(*, seed: int = 7, n_lesions: int = 3, priority: float = 0.9, des
     return ReadyStudy(study=study, model_version=mv, missed=missed, false_positive_label=fp_label)
 
 
-def large_study(*, shape: tuple[int, int, int] = (80, 512, 512), spacing: tuple[float, float, float] = (2.0, 0.6, 0.6), n_lesions: int = 12, seed: int = 1) -> Any:
+def large_study(
+    *,
+    shape: tuple[int, int, int] = (80, 512, 512),
+    spacing: tuple[float, float, float] = (2.0, 0.6, 0.6),
+    n_lesions: int = 12,
+    seed: int = 1,
+) -> Any:
     """A prepared study written directly (synthetic head, lesions), ready for review."""
     from django.db import transaction
 
@@ -159,7 +183,11 @@ def large_study(*, shape: tuple[int, int, int] = (80, 512, 512), spacing: tuple[
     rng = np.random.default_rng(seed)
     d, h, w = shape
     zz, yy, xx = np.ogrid[:d, :h, :w]
-    head = ((zz - d / 2) / (d * 0.48)) ** 2 + ((yy - h / 2) / (h * 0.42)) ** 2 + ((xx - w / 2) / (w * 0.36)) ** 2
+    head = (
+        ((zz - d / 2) / (d * 0.48)) ** 2
+        + ((yy - h / 2) / (h * 0.42)) ** 2
+        + ((xx - w / 2) / (w * 0.36)) ** 2
+    )
     mr = np.where(head <= 1.0, 600 + 250 * np.cos(head * 6.0), 0).astype(np.float32)
     mr += rng.normal(0, 25, size=shape).astype(np.float32) * (head <= 1.0)
     ct = np.where(head <= 1.0, 35, -1000).astype(np.float32)
@@ -168,7 +196,9 @@ def large_study(*, shape: tuple[int, int, int] = (80, 512, 512), spacing: tuple[
     for i in range(n_lesions):
         r_mm = float(rng.uniform(1.5, 9.0))
         c = (rng.uniform(0.3, 0.7) * d, rng.uniform(0.3, 0.7) * h, rng.uniform(0.32, 0.68) * w)
-        blob = _sphere(shape, c, (r_mm / spacing[0], r_mm / spacing[1], r_mm / spacing[2])) & (labels == 0)
+        blob = _sphere(shape, c, (r_mm / spacing[0], r_mm / spacing[1], r_mm / spacing[2])) & (
+            labels == 0
+        )
         labels[blob] = i + 1
         mr[blob] += 900
     with transaction.atomic():
@@ -183,12 +213,20 @@ def large_study(*, shape: tuple[int, int, int] = (80, 512, 512), spacing: tuple[
     for name, vol in (("mr", mr), ("ct", ct)):
         arr = np.clip(vol, -32768, 32767).astype(np.int16)
         np.save(prepared / f"display_{name}.npy", arr)
-        storage.atomic_write_bytes(storage.display_file(study.pk, name), storage.gzip_array(arr, dtype="int16"))
-    grid = {"preset": "paper", "shape_dhw": list(shape), "spacing_mm": list(spacing),
-            "origin_xyz_mm": [-w * spacing[2] / 2, -h * spacing[1] / 2, -d * spacing[0] / 2],
-            "direction": [1, 0, 0, 0, 1, 0, 0, 0, 1]}
+        storage.atomic_write_bytes(
+            storage.display_file(study.pk, name), storage.gzip_array(arr, dtype="int16")
+        )
+    grid = {
+        "preset": "paper",
+        "shape_dhw": list(shape),
+        "spacing_mm": list(spacing),
+        "origin_xyz_mm": [-w * spacing[2] / 2, -h * spacing[1] / 2, -d * spacing[0] / 2],
+        "direction": [1, 0, 0, 0, 1, 0, 0, 0, 1],
+    }
     (prepared / "study.json").write_text(json.dumps({"grid": grid}))
-    Study.objects.filter(pk=study.pk).update(prepared=True, grid=grid, registration_ok=True, registration={"ok": True})
+    Study.objects.filter(pk=study.pk).update(
+        prepared=True, grid=grid, registration_ok=True, registration={"ok": True}
+    )
     study.refresh_from_db()
     mv = active_model_version()
     # Relabel by volume ascending like the ensemble does.

@@ -14,8 +14,14 @@ import pytest
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 VIEWPORT = {"width": 1600, "height": 900}
@@ -55,7 +61,11 @@ def browser_login(browser_chromium: Any, live_server: Any) -> Iterator[Callable[
         page.on("pageerror", lambda exc: page.js_errors.append(str(exc)))
         page.on(
             "console",
-            lambda msg: page.js_errors.append(msg.text) if msg.type == "error" and "409" not in msg.text and "403" not in msg.text else None,
+            lambda msg: (
+                page.js_errors.append(msg.text)
+                if msg.type == "error" and "409" not in msg.text and "403" not in msg.text
+                else None
+            ),
         )
         page.goto(f"{live_server.url}/accounts/login/?next={next_path}")
         page.fill("input[name=username]", username)
@@ -71,7 +81,9 @@ def browser_login(browser_chromium: Any, live_server: Any) -> Iterator[Callable[
     for context in contexts:
         for page in context.pages:
             try:
-                page.evaluate("window.LLViewer && window.LLViewer.shutdown ? window.LLViewer.shutdown() : null")
+                page.evaluate(
+                    "window.LLViewer && window.LLViewer.shutdown ? window.LLViewer.shutdown() : null"
+                )
                 page.goto("about:blank")
             except Exception:  # noqa: BLE001 - a closed or crashed page has nothing to stop
                 pass

@@ -14,7 +14,9 @@ from tests.e2e.browser_helpers import lesion_rows, paint, shot, wait_case_ready
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
-def test_clinician_reviews_paints_saves_approves_and_auditor_sees_it(cast: Any, browser_login: Any) -> None:
+def test_clinician_reviews_paints_saves_approves_and_auditor_sees_it(
+    cast: Any, browser_login: Any
+) -> None:
     from lesionloop.review.models import Lesion
 
     low = ready_study(seed=5, n_lesions=2, priority=0.2, description="follow-up")
@@ -58,7 +60,9 @@ def test_clinician_reviews_paints_saves_approves_and_auditor_sees_it(cast: Any, 
     # Reject the false positive, accept the rest with the keyboard.
     page.click(f'#lesion-list li[data-label="{top.false_positive_label}"]')
     page.click("#reject")
-    page.wait_for_selector(f'#lesion-list li[data-label="{top.false_positive_label}"] .badge.dec-rejected')
+    page.wait_for_selector(
+        f'#lesion-list li[data-label="{top.false_positive_label}"] .badge.dec-rejected'
+    )
     for lesion in Lesion.objects.filter(study=study, decision="pending"):
         page.click(f'#lesion-list li[data-label="{lesion.label}"]')
         page.keyboard.press("a")
@@ -101,7 +105,9 @@ def test_clinician_reviews_paints_saves_approves_and_auditor_sees_it(cast: Any, 
     assert "Approved" in text and "cora" in text
     assert f"Lesion {top.false_positive_label}: pending → rejected" in text
     assert "Saved mask revision" in text
-    assert auditor.locator(f'#s-summary a[href="/audit/models/{top.model_version.id}/"]').count() == 1
+    assert (
+        auditor.locator(f'#s-summary a[href="/audit/models/{top.model_version.id}/"]').count() == 1
+    )
     shot(auditor, "audit-study")
     auditor.click(f'#s-summary a[href="/audit/models/{top.model_version.id}/"]')
     auditor.wait_for_selector("#m-pre a, #m-lineage .node")

@@ -67,7 +67,9 @@ def test_two_sessions_conflict_and_nothing_is_lost(cast: Any, browser_login: Any
     # its own when both drew "the next" label.
     mine = second.evaluate("window.LLViewer.selected")
     assert mine != label_a
-    counts = second.evaluate(f"[window.LLViewer.editor.counts.get({label_a}) || 0, window.LLViewer.editor.counts.get({mine}) || 0]")
+    counts = second.evaluate(
+        f"[window.LLViewer.editor.counts.get({label_a}) || 0, window.LLViewer.editor.counts.get({mine}) || 0]"
+    )
     assert counts == [painted_a, painted_b]
     second.click("#save")
     second.wait_for_function("document.getElementById('dirty').textContent === 'all saved'")
@@ -113,8 +115,16 @@ def test_admin_starts_retraining_and_sees_progress(cast: Any, browser_login: Any
 
     v1 = active_model_version(name="v1")
     ModelVersion.objects.create(
-        name="v2", parent=v1, status=ModelVersion.Status.CANDIDATE, preset="lite",
-        metrics={"dsc": 0.74, "small_sensitivity": 0.70, "large_sensitivity": 0.96, "fp_per_study": 0.6},
+        name="v2",
+        parent=v1,
+        status=ModelVersion.Status.CANDIDATE,
+        preset="lite",
+        metrics={
+            "dsc": 0.74,
+            "small_sensitivity": 0.70,
+            "large_sensitivity": 0.96,
+            "fp_per_study": 0.6,
+        },
     )
     page = browser_login("ada", "ada-pass-1", next_path="/models/")
     page.wait_for_selector("#versions tbody tr[data-id]")
@@ -126,10 +136,19 @@ def test_admin_starts_retraining_and_sees_progress(cast: Any, browser_login: Any
     # No GPU worker runs under live_server (StubBroker): the test plays the trainer and
     # writes its progress, which the page polls. tests/e2e/test_worker_loop.py trains for real.
     TrainingRun.objects.filter(pk=run.pk).update(
-        status="running", stage="unet", epoch=3, epochs=10, step=4, steps=8, progress=0.27,
+        status="running",
+        stage="unet",
+        epoch=3,
+        epochs=10,
+        step=4,
+        steps=8,
+        progress=0.27,
         losses=[{"stage": "unet", "epoch": e, "loss": 0.9 - 0.1 * e} for e in range(1, 4)],
     )
-    page.wait_for_function("document.getElementById('run-stage') && document.getElementById('run-stage').textContent === 'unet'", timeout=15000)
+    page.wait_for_function(
+        "document.getElementById('run-stage') && document.getElementById('run-stage').textContent === 'unet'",
+        timeout=15000,
+    )
     assert page.locator("#run-pct").inner_text() == "27%"
     assert page.locator("#loss-chart svg path").count() == 1
     assert page.locator("#cancel-training").is_visible()
@@ -137,7 +156,9 @@ def test_admin_starts_retraining_and_sees_progress(cast: Any, browser_login: Any
     assert not page.js_errors, page.js_errors
 
 
-def test_second_clinician_sees_who_reviews_and_gets_a_read_only_view(cast: Any, browser_login: Any) -> None:
+def test_second_clinician_sees_who_reviews_and_gets_a_read_only_view(
+    cast: Any, browser_login: Any
+) -> None:
     ready = ready_study(seed=17, n_lesions=2)
     study = ready.study
     url = f"/studies/{study.pk}/"
