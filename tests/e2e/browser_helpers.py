@@ -68,6 +68,8 @@ def browser_login(browser_chromium: Any, live_server: Any) -> Iterator[Callable[
             ),
         )
         page.goto(f"{live_server.url}/accounts/login/?next={next_path}")
+        if not (ARTIFACTS / "login.png").exists():
+            shot(page, "login")
         page.fill("input[name=username]", username)
         page.fill("input[name=password]", password)
         page.click("button[type=submit]")
