@@ -80,6 +80,10 @@ def evaluate_model(model_dir: str, cases: list[dict[str, Any]], device: str) -> 
     from ml.inference import EnsemblePredictor
     from ml.metrics import aggregate, evaluate_case
 
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     predictor = EnsemblePredictor.from_dir(model_dir, device=device)
     results, per_case = [], {}
     for case in cases:
