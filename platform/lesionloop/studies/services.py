@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 import zipfile
@@ -100,6 +101,12 @@ def jobs_recover() -> int:
 
 def _copy_upload(src: UploadedFile, dest: Path, *, budget: list[int]) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
+    staged = getattr(src, "staged_path", None)
+    if staged is not None:  # already streamed under STORAGE_ROOT: a rename, no copy
+        budget[0] -= src.size or 0
+        src.close()
+        os.replace(staged, dest)
+        return
     with dest.open("wb") as fh:
         for chunk in src.chunks():
             budget[0] -= len(chunk)

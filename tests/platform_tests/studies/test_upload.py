@@ -52,6 +52,7 @@ def test_upload_then_ingest_waits_for_a_model(
     assert len(callbacks) == 1  # the ingest message is sent only after commit
     up = storage.upload_dir(body["id"])
     assert (up / "archive.zip").exists() == as_zip
+    assert not any((storage.storage_root() / "incoming").iterdir())  # moved, not copied
     study = run_ingest(body["id"])
     assert study.status == "awaiting_model", study.status_reason
     assert study.prepared and study.grid["preset"] == "tiny"
@@ -157,3 +158,17 @@ def test_too_many_files_is_a_clear_400(api: Any, cast: Any, settings: Any) -> No
     assert response.status_code == 400
     assert response.json()["code"] == "too_many_files" and "zip" in response.json()["detail"]
     assert not Study.objects.exists()
+
+
+def test_streaming_handler_stops_at_the_limit(settings: Any, tmp_path: Path) -> None:
+    from lesionloop.core.api import DomainError
+    from lesionloop.studies.uploads import StorageUploadHandler
+
+    settings.UPLOAD_MAX_BYTES = 1500
+    handler = StorageUploadHandler(tmp_path)
+    handler.new_file("files", "../../evil name.dcm", "application/dicom", None)
+    handler.receive_data_chunk(b"x" * 1000, 0)
+    with pytest.raises(DomainError) as caught:
+        handler.receive_data_chunk(b"x" * 1000, 1000)
+    assert caught.value.status_code == 413
+    assert [p.name for p in tmp_path.iterdir()] == ["00001_evil_name.dcm"]

@@ -21,7 +21,7 @@ from lesionloop.accounts.permissions import HasRole, ReadAnyRoleWriteReviewer
 from lesionloop.accounts.roles import can_manage_models
 from lesionloop.core.api import DomainError
 
-from .. import selectors, services, storage
+from .. import selectors, services, storage, uploads
 from .pagination import WorklistPagination
 from .serializers import StudyDetailSerializer, StudyRowSerializer, StudyUploadSerializer
 
@@ -69,18 +69,24 @@ class StudyListView(generics.ListAPIView):
                 code="too_large",
                 status_code=413,
             )
+        staging = uploads.staging_dir_new()
         try:
-            files = request.FILES.getlist("files")
-        except TooManyFilesSent:
-            raise DomainError(
-                f"Too many files in one request (at most {settings.DATA_UPLOAD_MAX_NUMBER_FILES}); "
-                "send the study as one zip.",
-                code="too_many_files",
-            ) from None
-        ground_truth = request.FILES.get("ground_truth")
-        if ground_truth is not None and not can_manage_models(request.user):
-            raise PermissionDenied("Only admins can upload ground truth.")
-        study = services.study_upload(files=files, ground_truth=ground_truth, user=request.user)
+            # Stream the files into the storage root as they arrive (no temp copy).
+            request._request.upload_handlers = [uploads.StorageUploadHandler(staging)]
+            try:
+                files = request.FILES.getlist("files")
+            except TooManyFilesSent:
+                raise DomainError(
+                    "Too many files in one request (at most "
+                    f"{settings.DATA_UPLOAD_MAX_NUMBER_FILES}); send the study as one zip.",
+                    code="too_many_files",
+                ) from None
+            ground_truth = request.FILES.get("ground_truth")
+            if ground_truth is not None and not can_manage_models(request.user):
+                raise PermissionDenied("Only admins can upload ground truth.")
+            study = services.study_upload(files=files, ground_truth=ground_truth, user=request.user)
+        finally:
+            uploads.staging_dir_remove(staging)
         return Response(StudyRowSerializer(study).data, status=status.HTTP_202_ACCEPTED)
 
 
