@@ -165,10 +165,12 @@ def test_streaming_handler_stops_at_the_limit(settings: Any, tmp_path: Path) -> 
     from lesionloop.studies.uploads import StorageUploadHandler
 
     settings.UPLOAD_MAX_BYTES = 1500
-    handler = StorageUploadHandler(tmp_path)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    handler = StorageUploadHandler(staging)
     handler.new_file("files", "../../evil name.dcm", "application/dicom", None)
     handler.receive_data_chunk(b"x" * 1000, 0)
     with pytest.raises(DomainError) as caught:
         handler.receive_data_chunk(b"x" * 1000, 1000)
     assert caught.value.status_code == 413
-    assert [p.name for p in tmp_path.iterdir()] == ["00001_evil_name.dcm"]
+    assert [p.name for p in staging.iterdir()] == ["00001_evil_name.dcm"]
