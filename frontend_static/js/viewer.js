@@ -88,6 +88,17 @@
       const m = S.overlay.sliceCanvas(S.z);
       if (m) ctx.drawImage(m, 0, 0);
     }
+    const mk = S.selMark;
+    if (mk && mk.label === S.selected && S.overlay.visible && S.z >= mk.z0 && S.z < mk.z1) {
+      const r = Math.max(mk.r + 3, 14 / Math.max(0.01, viewport.scale));
+      ctx.beginPath();
+      ctx.arc(mk.x + 0.5, mk.y + 0.5, r, 0, Math.PI * 2);
+      ctx.lineWidth = 1.5 / Math.max(0.01, viewport.scale);
+      ctx.setLineDash([4 / viewport.scale, 3 / viewport.scale]);
+      ctx.strokeStyle = LLOverlay.labelCss(mk.label, 0.9);
+      ctx.stroke();
+      ctx.setLineDash([]);
+    }
     if (S.cursor && (S.tool === "brush" || S.tool === "eraser")) {
       const [cy, cx] = S.cursor;
       const ry = S.radiusMm / S.spacing[1], rx = S.radiusMm / S.spacing[2];
@@ -270,6 +281,15 @@
     if (!centre && l.bbox) centre = [(l.bbox[1] + l.bbox[4]) / 2, (l.bbox[2] + l.bbox[5]) / 2];
     if (!centre && l.centroid_vox) centre = [l.centroid_vox[1], l.centroid_vox[2]];
     show(z);
+    // A ring around the selected lesion: a 20 mm³ lesion is a few pixels wide on screen.
+    if (centre) {
+      let r = 4, z0 = z, z1 = z + 1;
+      if (l.bbox && !edited) {
+        r = Math.max(l.bbox[4] - l.bbox[1], l.bbox[5] - l.bbox[2]) / 2 + 2;
+        z0 = l.bbox[0]; z1 = l.bbox[3];
+      }
+      S.selMark = { label, y: centre[0], x: centre[1], r, z0, z1 };
+    }
     if (centre) {
       const vp = cornerstone.getViewport(el);
       if (vp) {
