@@ -247,6 +247,34 @@ def print_tables(per_seed: list[dict[str, Any]]) -> None:
             )
 
 
+def detection_summary(cases: list[dict[str, Any]], min_mm3: float) -> dict[str, Any]:
+    """Share of ground-truth lesions >= min_mm3 detected, and FP lesions per study."""
+    big = [les for c in cases for les in c["lesions"] if les["volume_mm3"] >= min_mm3]
+    found = sum(les["detected"] for les in big)
+    fp = sum(c["fp_lesions_any_overlap"] for c in cases)
+    return {
+        "min_mm3": min_mm3,
+        "n_lesions": len(big),
+        "n_detected": found,
+        "detection_rate": found / len(big) if big else None,
+        "fp_lesions_per_study": fp / len(cases) if cases else None,
+    }
+
+
+def print_target(per_seed: list[dict[str, Any]]) -> None:
+    print(
+        "\nLite quality target (>= 90% of lesions >= 100 mm3 detected, <= 1 FP lesion per study):"
+    )
+    for r in per_seed:
+        for name, label in LABELS.items():
+            t = r["summary"][name]["target_100mm3"]
+            ok = (t["detection_rate"] or 0) >= 0.9 and (t["fp_lesions_per_study"] or 0) <= 1
+            print(
+                f"  seed {r['seed']} {label:30s} detected {t['n_detected']}/{t['n_lesions']} "
+                f"({_fmt(t['detection_rate'])}), FP lesions/study {_fmt(t['fp_lesions_per_study'])}: {'MET' if ok else 'not met'}"
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ml.experiment", description=__doc__.splitlines()[0])
     p.add_argument("--work", type=Path, default=Path("var/experiment"))
@@ -267,6 +295,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--unet-steps", type=int, default=20)
     p.add_argument("--deepmedic-epochs", type=int, default=100)
     p.add_argument("--deepmedic-segments", type=int, default=128)
+    p.add_argument("--deepmedic-batch", type=int, default=8)
+    p.add_argument(
+        "--deepmedic-segment", type=int, nargs=3, default=[12, 48, 48], metavar=("D", "H", "W")
+    )
+    p.add_argument(
+        "--deepmedic-margin", type=int, nargs=3, default=[2, 8, 8], metavar=("D", "H", "W")
+    )
     p.add_argument(
         "--minutes-per-net", type=float, default=4.0, help="time budget of each of the 3 trainings"
     )
@@ -290,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     per_seed = [run_seed(seed, args, train, val, test) for seed in args.seeds]
     print_tables(per_seed)
+    print_target(per_seed)
     (args.work / "summary.json").write_text(json.dumps(per_seed, indent=2))
     return 0
 
