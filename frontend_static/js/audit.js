@@ -19,7 +19,8 @@
   function describe(e) {
     const p = e.payload || {};
     const mv = e.model_version ? modelLink(e.model_version, p.version) : p.version ? esc(p.version) : "";
-    switch (e.event_type) {
+    // Dotted and underscored spellings of the same event (model.promoted, model_promoted).
+    switch ((e.event_type || "").replace(/^(model|training)_/, "$1.")) {
       case "study_imported": return `Imported${p.ground_truth ? " with ground truth (training case)" : ""}`;
       case "study_uploaded": return `Uploaded ${esc(p.files)} file(s)${p.ground_truth ? " with ground truth" : ""}`;
       case "ingest_started": return "Import and pre-processing started";

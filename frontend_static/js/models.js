@@ -145,7 +145,13 @@
       if (e.code === "worse_than_active") {
         pendingOverride = id;
         const v = versions.find((x) => x.id === id);
-        $("override-text").textContent = `${e.message} ${v ? `(${v.name})` : ""} To promote it anyway, give a reason.`;
+        const comp = e.body.comparison || {};
+        const names = { dsc: "DSC", small_sensitivity: "small-lesion sensitivity" };
+        const checks = (comp.checks || []).filter((c) => c.judged).map((c) =>
+          `<li class="${c.ok ? "" : "metric-bad"}">${esc(names[c.metric] || c.metric)}: ${fmtNum(c.candidate, 3)} vs ${fmtNum(c.active, 3)} active${c.ok ? "" : " — worse"}</li>`).join("");
+        $("override-text").innerHTML = `<strong>${esc(v ? v.name : "This version")}</strong> is worse than the active version ` +
+          `<strong>${esc(e.body.active || "")}</strong> on the validation split${comp.reference ? ` (${esc(comp.reference)})` : ""}:` +
+          (checks ? `<ul>${checks}</ul>` : ` ${esc(e.message)}`) + "Promote it anyway only with a reason.";
         $("override-reason").value = "";
         $("override").showModal();
       } else LL.toast(`Could not promote: ${e.message}`, "bad", 6000);

@@ -153,6 +153,36 @@ def test_admin_starts_retraining_and_sees_progress(cast: Any, browser_login: Any
     assert page.locator("#loss-chart svg path").count() == 1
     assert page.locator("#cancel-training").is_visible()
     shot(page, "models-training")
+
+    # Promote the better candidate; a worse one needs a written reason; roll back.
+    v2 = ModelVersion.objects.get(name="v2")
+    page.click(f'#versions tr[data-id="{v2.pk}"] button[data-act="promote"]')
+    page.wait_for_selector(f'#versions tr[data-id="{v2.pk}"].active-version')
+    v3 = ModelVersion.objects.create(
+        name="v3",
+        parent=v2,
+        status=ModelVersion.Status.CANDIDATE,
+        preset="lite",
+        metrics={
+            "dsc": 0.60,
+            "small_sensitivity": 0.50,
+            "large_sensitivity": 0.9,
+            "fp_per_study": 1.5,
+        },
+    )
+    page.reload()
+    page.click(f'#versions tr[data-id="{v3.pk}"] button[data-act="promote"]')
+    page.wait_for_selector("#override[open]")
+    shot(page, "models-override")
+    page.fill("#override-reason", "fixes the false positives at the skull base seen in clinic")
+    page.click("#override-confirm")
+    page.wait_for_selector(f'#versions tr[data-id="{v3.pk}"].active-version')
+    v3.refresh_from_db()
+    assert v3.status == "active" and "skull base" in v3.promotion_note
+    page.once("dialog", lambda dialog: dialog.accept("v3 misses small lesions"))
+    page.click(f'#versions tr[data-id="{v2.pk}"] button[data-act="rollback"]')
+    page.wait_for_selector(f'#versions tr[data-id="{v2.pk}"].active-version')
+    assert ModelVersion.objects.get(pk=v2.pk).status == "active"
     assert not page.js_errors, page.js_errors
 
 
