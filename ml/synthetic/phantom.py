@@ -398,7 +398,7 @@ def paint_head(
         mr[sl] *= 1.0 - 0.28 * edema
         frac = _soft(d, h)
         ct[sl] += frac * (46.0 + 3.0 * tx - ct[sl])
-        mr[sl] += frac * (1250.0 * les.enhancement * (1.0 + 0.08 * tx) - mr[sl])
+        mr[sl] += frac * (1450.0 * les.enhancement * (1.0 + 0.08 * tx) - mr[sl])
         if les.necrotic:
             core = _soft(d + les.rim_mm, h)
             ct[sl] += core * (20.0 - ct[sl])
