@@ -23,7 +23,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGE_ROOT = Path(os.environ.get("LESIONLOOP_STORAGE") or tempfile.mkdtemp(prefix="ll-test-"))
 LESIONLOOP_GRID = env_str("LESIONLOOP_GRID", "tiny")
 # Unit tests use the StubBroker; end-to-end tests start real workers against Redis.
-DRAMATIQ_BROKER = dramatiq_broker_settings("")
+DRAMATIQ_BROKER = dramatiq_broker_settings(env_str("LESIONLOOP_E2E_BROKER_URL"))
 EMBEDDED_WORKER = False
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
