@@ -255,7 +255,17 @@
         <span class="dec">${decisionBadge(l)}</span>
       </li>`;
     }).join("");
+    renderTicks();
     updateSelectedActions(); updateApprove();
+  }
+
+  /** Where the lesions are along the slice slider: a small lesion is easy to scroll past. */
+  function renderTicks() {
+    const box = $("slice-ticks");
+    if (!box || !S.shape) return;
+    const D = Math.max(1, S.shape[0] - 1);
+    box.innerHTML = allLesions().filter((l) => l.largest_slice != null && !(S.editor && l.localVolume === 0))
+      .map((l) => `<i class="${l.decision === "rejected" ? "rejected" : ""}" title="Lesion ${l.label}" style="left:${(100 * l.largest_slice / D).toFixed(2)}%;background:${LLOverlay.labelCss(l.label)}"></i>`).join("");
   }
 
   function selectLesion(label, { jump = true } = {}) {
