@@ -475,10 +475,10 @@
       PageUp: () => show(S.z + 5), PageDown: () => show(S.z - 5),
       Home: () => show(S.shape[0] - 1), End: () => show(0),
       n: () => step(1), "]": () => step(1), p: () => step(-1), "[": () => step(-1),
-      a: () => decide("accepted"), x: () => decide("rejected"),
+      a: () => decide("accepted"), r: () => decide("rejected"), x: () => decide("rejected"),
       b: () => setTool("brush"), e: () => setTool("eraser"), v: () => setTool("navigate"),
       o: () => toggleOverlay(), m: () => setChannel("mr"), c: () => setChannel("ct"), f: () => setChannel("fused"),
-      r: () => resetView(),
+      0: () => resetView(),
     };
     const fn = map[k] || map[k.toLowerCase && k.toLowerCase()];
     if (fn && !(ev.target.matches("input[type=range]") && k.startsWith("Arrow") && ev.target.id !== "slice")) {
@@ -553,15 +553,50 @@
       (body.reason ? ` (“${esc(body.reason)}”)` : "") + ` while you were editing. Your ${S.editor.unsavedChanges().length} unsaved edit(s) were not saved.`;
     root.dataset.conflict = "1";
     showBanner(`Not saved: ${who} saved a newer revision. Your edits are kept here.`, "warn");
+    $("conflict-what").textContent = "Looking at what they changed…";
     const dlg = $("conflict");
     if (dlg.showModal) dlg.showModal(); else dlg.setAttribute("open", "");
+    S.theirs = fetchTheirs();
+    S.theirs.then((t) => { $("conflict-what").innerHTML = describeTheirChanges(t.mask); })
+      .catch((e) => { $("conflict-what").textContent = `(Could not load their revision: ${e.message})`; });
+  }
+
+  async function fetchTheirs() {
+    const { buffer, headers } = await LL.getBinary(`/api/studies/${studyId}/mask/`);
+    return { mask: new Uint16Array(buffer), etag: quoteEtag(headers.get("ETag") || headers.get("X-Revision")) };
+  }
+
+  /** Their revision against the one my edits started from: which lesions they added,
+   * changed or erased (my base = my mask with my unsaved changes undone). */
+  function describeTheirChanges(theirs) {
+    const base = S.mask.slice();
+    const mine = S.editor.unsavedChanges();
+    for (let c = mine.length - 1; c >= 0; c--) {
+      const ch = mine[c];
+      for (let k = ch.idx.length - 1; k >= 0; k--) base[ch.idx[k]] = ch.old[k];
+    }
+    const inBase = new Map(), inTheirs = new Map(), touched = new Set();
+    for (let i = 0; i < base.length; i++) {
+      const a = base[i], b = theirs[i];
+      if (a) inBase.set(a, (inBase.get(a) || 0) + 1);
+      if (b) inTheirs.set(b, (inTheirs.get(b) || 0) + 1);
+      if (a !== b) { if (a) touched.add(a); if (b) touched.add(b); }
+    }
+    const added = [], edited = [], erased = [];
+    for (const l of [...touched].sort((x, y) => x - y)) {
+      if (!inBase.has(l)) added.push(l); else if (!inTheirs.has(l)) erased.push(l); else edited.push(l);
+    }
+    const part = (name, list) => (list.length ? `${name} lesion${list.length > 1 ? "s" : ""} ${list.join(", ")}` : "");
+    const parts = [part("added", added), part("changed", edited), part("erased", erased)].filter(Boolean);
+    return parts.length ? `They ${parts.join("; ")}.` : "Their revision draws the same lesions as yours started from.";
   }
 
   async function rebaseOnTheirs() {
     let mine = S.editor.unsavedChanges();
-    const { buffer, headers } = await LL.getBinary(`/api/studies/${studyId}/mask/`);
-    const theirs = new Uint16Array(buffer);
-    S.etag = quoteEtag(headers.get("ETag") || headers.get("X-Revision"));
+    const fetched = await (S.theirs || fetchTheirs());
+    S.theirs = null;
+    const theirs = fetched.mask;
+    S.etag = fetched.etag;
     // A lesion I drew may have the same new label as one they drew: give mine a fresh
     // label, or the two would merge into one lesion.
     const theirLabels = new Set();

@@ -55,6 +55,10 @@ def test_two_sessions_conflict_and_nothing_is_lost(cast: Any, browser_login: Any
     second.wait_for_selector("#conflict[open]")
     text = second.locator("#conflict-text").inner_text()
     assert "cora" in text and "revision 2" in text
+    second.wait_for_function(
+        "document.getElementById('conflict-what').textContent.startsWith('They')"
+    )
+    assert f"added lesion {label_a}" in second.locator("#conflict-what").inner_text()
     shot(second, "case-conflict")
     # Nothing of the second session's work is lost: still in memory, still unsaved.
     assert second.evaluate(f"window.LLViewer.editor.counts.get({label_b})") == painted_b
