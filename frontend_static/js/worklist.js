@@ -81,10 +81,17 @@
     document.querySelectorAll("th.sortable").forEach((th) => th.classList.toggle("sorted", th.dataset.order === fOrdering.value));
     const ticket = ++inflight;
     try {
-      const data = await LL.get("/api/studies/?" + q.toString());
+      // Up to a few pages (50 studies each); the count says when there are more.
+      let data = await LL.get("/api/studies/?" + q.toString());
+      let rows = Array.isArray(data) ? data : data.results || [];
+      const count = Array.isArray(data) ? rows.length : data.count;
+      for (let page = 1; !Array.isArray(data) && data.next && page < 6; page++) {
+        data = await LL.get(data.next);
+        rows = rows.concat(data.results || []);
+      }
       if (ticket !== inflight) return;
-      const rows = Array.isArray(data) ? data : data.results || [];
-      render(rows, Array.isArray(data) ? rows.length : data.count);
+      render(rows, count);
+      if (rows.length < count) document.getElementById("count").textContent = `${rows.length} of ${count} studies shown (narrow the filter)`;
     } catch (e) {
       tbody.innerHTML = `<tr><td colspan="10" class="error">Could not load the worklist: ${esc(e.message)}</td></tr>`;
     }
