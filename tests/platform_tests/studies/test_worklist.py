@@ -79,6 +79,7 @@ def test_row_shape_with_lease_and_registration_flag(api: Any, cast: Any, studies
         "model_version",
         "lease",
         "registration_ok",
+        "registration_message",
         "created_at",
         "updated_at",
         "approved_at",
@@ -87,6 +88,8 @@ def test_row_shape_with_lease_and_registration_flag(api: Any, cast: Any, studies
     assert row["lease"]["user"] == "cora" and row["status"] == "in_review"
     assert row["model_version"]["name"].startswith("m")
     assert rows["CHARLIE"]["registration_ok"] is False and rows["CHARLIE"]["lease"] is None
+    assert rows["CHARLIE"]["registration_message"] == "poor fit"
+    assert row["registration_message"] == ""
     assert rows["BRAVO"]["lesion_count"] == 2 and rows["BRAVO"]["smallest_lesion_mm3"] == 36.0 * 8
 
 

@@ -42,6 +42,7 @@ class StudyRowSerializer(serializers.ModelSerializer):
     model_version = ModelVersionRefSerializer(allow_null=True, read_only=True)
     lease = serializers.SerializerMethodField()
     approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    registration_message = serializers.SerializerMethodField()
 
     class Meta:
         model = Study
@@ -57,12 +58,19 @@ class StudyRowSerializer(serializers.ModelSerializer):
             "model_version",
             "lease",
             "registration_ok",
+            "registration_message",
             "created_at",
             "updated_at",
             "approved_at",
             "approved_by",
         ]
         read_only_fields = fields
+
+    def get_registration_message(self, study: Study) -> str:
+        """Why registration was flagged (empty when it is fine or not done yet)."""
+        if study.registration_ok is not False:
+            return ""
+        return str((study.registration or {}).get("message", ""))
 
     @extend_schema_field(LeaseSerializer(allow_null=True))
     def get_lease(self, study: Study) -> dict[str, Any] | None:
