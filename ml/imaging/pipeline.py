@@ -105,7 +105,7 @@ def prepare_study(
     timings["resample_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    head = head_mask_from_ct(ct_hu)
+    head = head_mask_from_ct(ct_hu, spacing_mm=spec.spacing_mm)
     x = model_input(mr, ct_hu, head)
     display_ct = np.clip(np.round(ct_hu), -1024, 3071).astype(np.int16)
     display_mr = np.clip(np.round(mr), 0, 32767).astype(np.int16)
