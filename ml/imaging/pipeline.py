@@ -16,6 +16,7 @@ from ml.imaging.dicom_io import IngestResult, ingest
 from ml.imaging.errors import IngestError
 from ml.imaging.grid import ImageGeometry, mask_to_model, model_grid_for, resample_to
 from ml.imaging.intensity import head_mask_from_ct, model_input
+from ml.imaging.qc import registration_figure
 from ml.imaging.registration import bin_to, head_mask, register_mr_to_ct
 from ml.presets import grid_preset
 
@@ -123,6 +124,8 @@ def prepare_study(
             "quality": reg.quality,
             "ok": bool(reg.ok),
             "message": reg.message,
+            "figure": "registration_check.png",
+            "transform_file": "registration.tfm",
         },
         "dicom": ing.dicom,
         "report": ing.report,
@@ -139,6 +142,7 @@ def prepare_study(
         )
         sitk.WriteImage(ct_i16, str(tmp / "ct_reference.nii.gz"), True, 1)
         sitk.WriteTransform(reg.transform, str(tmp / "registration.tfm"))
+        registration_figure(ct_hu, mr, head, model.spacing_mm, tmp / "registration_check.png")
         if gt_model is not None:
             np.save(tmp / "ground_truth.npy", gt_model)
         timings["write_s"] = time.perf_counter() - tw

@@ -24,24 +24,18 @@ MAX_SHIFT_FROM_INIT_MM = 40.0
 MIN_HEAD_DICE = 0.85
 MAX_METRIC = -0.05  # Mattes MI is negative; near zero means no shared information
 SEED = 20240611
-SAMPLES_PER_LEVEL = [5000, 10000, 25000]
-SIGMAS_MM = [4.0, 2.0, 0.0]
-# Regular-step gradient descent. Rotations are scaled as the shift they cause 30 mm
-# from the centre: the physical-shift estimate over the whole field of view makes
-# rotation steps so small that the optimizer crawls along the rotation/translation
-# valley and runs out of iterations (measured on synthetic pairs: 600 iterations and
-# 1.5-3 deg error, against ~120 iterations and < 0.7 deg with this scaling).
-OPTIMIZER: dict = {
-    "kind": "rsgd",
-    "lr": 2.0,
-    "min_step": 1e-3,
-    "iterations": 200,
-    "relax": 0.6,
-    "conv": 1e-6,
-    "window": 10,
-    "max_step": 2.0,
-    "rot_radius_mm": 30.0,
-}
+SAMPLES_PER_LEVEL = (5000, 10000, 25000)
+SIGMAS_MM = (4.0, 2.0, 0.0)
+# Regular-step gradient descent. Rotations are scaled as the shift they cause
+# ROTATION_RADIUS_MM from the centre: the physical-shift estimate over the whole field
+# of view makes rotation steps so small that the optimizer crawls along the
+# rotation/translation valley and runs out of iterations (measured on synthetic pairs:
+# 600 iterations and 1.5-3 deg error, against ~120 iterations and < 0.7 deg with this).
+LEARNING_RATE = 2.0
+MIN_STEP = 1e-3
+MAX_ITERATIONS_PER_LEVEL = 200
+RELAXATION = 0.6
+ROTATION_RADIUS_MM = 30.0
 
 
 @dataclass
@@ -157,8 +151,7 @@ def register_mr_to_ct(ct: sitk.Image, mr: sitk.Image) -> RegistrationResult:
     )
     moving = bin_to(sitk.Cast(mr, sitk.sitkFloat32), WORK_SPACING_MM)
     fixed_mask = head_mask(fixed, -400.0)
-    # Crop the CT to the head: fewer voxels to smooth per level, and optimizer scales
-    # estimated over the head rather than over the whole field of view.
+    # Crop the CT to the head: fewer voxels to smooth and sample per level.
     fixed, fixed_mask = _crop_to_mask(fixed, fixed_mask, margin_mm=10.0)
     moving_mask = head_mask(moving, _otsu(sitk.GetArrayViewFromImage(moving).ravel()[::7]) * 0.5)
 
@@ -186,46 +179,17 @@ def register_mr_to_ct(ct: sitk.Image, mr: sitk.Image) -> RegistrationResult:
     # Gradients only at the sample points, not whole gradient images per level.
     reg.MetricUseFixedImageGradientFilterOff()
     reg.MetricUseMovingImageGradientFilterOff()
-    if OPTIMIZER["kind"] == "cg":
-        reg.SetOptimizerAsConjugateGradientLineSearch(
-            learningRate=OPTIMIZER["lr"],
-            numberOfIterations=OPTIMIZER["iterations"],
-            convergenceMinimumValue=OPTIMIZER["conv"],
-            convergenceWindowSize=OPTIMIZER["window"],
-            lineSearchMaximumIterations=OPTIMIZER.get("ls_it", 20),
-            estimateLearningRate=reg.Never,
-            maximumStepSizeInPhysicalUnits=OPTIMIZER["max_step"],
-        )
-    elif OPTIMIZER["kind"] == "lbfgs2":
-        reg.SetOptimizerAsLBFGS2(
-            solutionAccuracy=OPTIMIZER["conv"],
-            numberOfIterations=OPTIMIZER["iterations"],
-            deltaConvergenceTolerance=OPTIMIZER.get("delta", 1e-5),
-        )
-    elif OPTIMIZER["kind"] == "gd":
-        reg.SetOptimizerAsGradientDescent(
-            learningRate=OPTIMIZER["lr"],
-            numberOfIterations=OPTIMIZER["iterations"],
-            convergenceMinimumValue=OPTIMIZER["conv"],
-            convergenceWindowSize=OPTIMIZER["window"],
-            estimateLearningRate=reg.EachIteration,
-            maximumStepSizeInPhysicalUnits=OPTIMIZER["max_step"],
-        )
-    else:
-        reg.SetOptimizerAsRegularStepGradientDescent(
-            learningRate=OPTIMIZER["lr"],
-            minStep=OPTIMIZER["min_step"],
-            numberOfIterations=OPTIMIZER["iterations"],
-            relaxationFactor=OPTIMIZER["relax"],
-            gradientMagnitudeTolerance=1e-6,
-        )
-    if OPTIMIZER.get("rot_radius_mm"):
-        r2 = float(OPTIMIZER["rot_radius_mm"]) ** 2
-        reg.SetOptimizerScales([r2, r2, r2, 1.0, 1.0, 1.0])
-    else:
-        reg.SetOptimizerScalesFromPhysicalShift()
+    reg.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=LEARNING_RATE,
+        minStep=MIN_STEP,
+        numberOfIterations=MAX_ITERATIONS_PER_LEVEL,
+        relaxationFactor=RELAXATION,
+        gradientMagnitudeTolerance=1e-6,
+    )
+    r2 = ROTATION_RADIUS_MM**2
+    reg.SetOptimizerScales([r2, r2, r2, 1.0, 1.0, 1.0])
     reg.SetShrinkFactorsPerLevel(shrink)
-    reg.SetSmoothingSigmasPerLevel(SIGMAS_MM)
+    reg.SetSmoothingSigmasPerLevel(list(SIGMAS_MM))
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     reg.SetInitialTransform(init, inPlace=False)
 
