@@ -158,10 +158,10 @@ def model_version_promote(
         "comparison": comparison,
         "automatic": automatic,
     }
-    audit_record(event_type="model.promoted", actor=user, model_version=target, **payload)
+    audit_record(event_type="model_promoted", actor=user, model_version=target, **payload)
     if overridden:
         audit_record(
-            event_type="model.promotion_override",
+            event_type="model_promotion_override",
             actor=user,
             model_version=target,
             version=target.name,
@@ -186,7 +186,7 @@ def model_version_rollback(*, version_id: int, user: Any, reason: str = "") -> M
         )
     previous, first_ever = _activate(target=target, user=user, note=reason or "rollback")
     audit_record(
-        event_type="model.rolled_back",
+        event_type="model_rolled_back",
         actor=user,
         model_version=target,
         version=target.name,

@@ -7,6 +7,9 @@ from lesionloop.registry.models import ModelVersion
 
 
 class VersionRefSerializer(serializers.ModelSerializer):
+    # Plain text here: the enum is documented once, on ModelVersion.
+    status = serializers.CharField(read_only=True)
+
     class Meta:
         model = ModelVersion
         fields = ["id", "name", "status"]
