@@ -181,7 +181,8 @@ def main() -> int:
                         S.localLesions.set(label, {label, local: true, decision: 'added'});
                         const t0 = performance.now();
                         const ok = await document.getElementById('save').click() || await S.saving;
-                        out.push({ms: S.lastSaveMs, wall: performance.now() - t0, ok});
+                        const rt = performance.getEntriesByType('resource').filter(e => e.name.endsWith('/mask/') && e.initiatorType === 'fetch').pop();
+                        out.push({ms: S.lastSaveMs, wall: performance.now() - t0, ok, server: rt ? rt.responseStart - rt.requestStart : null});
                     }
                     return out;
                 }""",
@@ -195,6 +196,11 @@ def main() -> int:
                 """async () => { const S = window.LLViewer; const t0 = performance.now(); const gz = await LL.gzip(S.mask); return [performance.now() - t0, gz.byteLength]; }"""
             )
             print(f"  of which browser gzip: {gz[0]:.0f} ms -> {gz[1] / 1e3:.0f} kB on the wire")
+            server_ms = [s["server"] for s in saves if s.get("server")]
+            if server_ms:
+                print(
+                    f"  of which the server (request sent -> first response byte): median {statistics.median(server_ms):.0f} ms"
+                )
             print()
             print(
                 f"SUMMARY first image {statistics.median(firsts):.0f} ms (target <= 1000) | all slices {statistics.median(alls):.0f} ms (<= 3000) | "
