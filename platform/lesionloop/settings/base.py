@@ -110,6 +110,8 @@ STORAGE_ROOT = Path(env_str("LESIONLOOP_STORAGE", str(VAR_DIR / "storage")))
 UPLOAD_MAX_BYTES = env_int("LESIONLOOP_UPLOAD_MAX_BYTES", 2 * 1024**3, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# A DICOM folder is one file per slice: a CT plus an MR is easily 400+ files.
+DATA_UPLOAD_MAX_NUMBER_FILES = env_int("LESIONLOOP_UPLOAD_MAX_FILES", 4000, minimum=1)
 
 # --- the model grid and the loop -------------------------------------------------
 LESIONLOOP_GRID = env_str("LESIONLOOP_GRID", "lite")
