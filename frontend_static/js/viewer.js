@@ -477,7 +477,7 @@
       n: () => step(1), "]": () => step(1), p: () => step(-1), "[": () => step(-1),
       a: () => decide("accepted"), r: () => decide("rejected"), x: () => decide("rejected"),
       b: () => setTool("brush"), e: () => setTool("eraser"), v: () => setTool("navigate"),
-      o: () => toggleOverlay(), m: () => setChannel("mr"), c: () => setChannel("ct"), f: () => setChannel("fused"),
+      o: () => toggleOverlay(), "+": () => zoomBy(1.25), "=": () => zoomBy(1.25), "-": () => zoomBy(0.8), m: () => setChannel("mr"), c: () => setChannel("ct"), f: () => setChannel("fused"),
       0: () => resetView(),
     };
     const fn = map[k] || map[k.toLowerCase && k.toLowerCase()];
@@ -788,6 +788,12 @@
   $("slice-prev").addEventListener("click", () => show(S.z - 1));
   $("slice-next").addEventListener("click", () => show(S.z + 1));
   $("reset-view").addEventListener("click", resetView);
+  const zoomBy = (f) => {
+    const vp = cornerstone.getViewport(el);
+    if (vp) { vp.scale = Math.max(0.1, Math.min(20, vp.scale * f)); cornerstone.setViewport(el, vp); }
+  };
+  $("zoom-in").addEventListener("click", () => zoomBy(1.25));
+  $("zoom-out").addEventListener("click", () => zoomBy(0.8));
   $("new-lesion").addEventListener("click", newLesion);
   $("undo").addEventListener("click", () => canEdit() && S.editor.undo());
   $("redo").addEventListener("click", () => canEdit() && S.editor.redo());
