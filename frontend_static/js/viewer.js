@@ -748,7 +748,7 @@
     const s = S.study;
     $("c-patient").textContent = s.patient_label || `Study ${s.id}`;
     $("c-desc").textContent = s.description || "";
-    $("c-status").innerHTML = statusBadge(s.status) + (s.registration_ok === false ? ' <span class="badge warn" title="Check the MR–CT registration">registration?</span>' : "");
+    $("c-status").innerHTML = statusBadge(s.status) + (s.registration_ok === false ? ` <span class="badge warn" title="${esc(s.registration_message || (s.registration && s.registration.message) || "Check the MR–CT registration")}">check registration</span>` : "");
     const mv = s.model_version;
     $("c-model").innerHTML = mv ? (LL.me.canAudit ? `<a href="/audit/models/${mv.id}/">${esc(mv.name)}</a>` : esc(mv.name)) : "no model (manual)";
     renderRevision();

@@ -55,7 +55,7 @@
       const isNext = next && s.id === next.id;
       const model = s.model_version ? `<a href="${LL.me.canAudit ? "/audit/models/" + s.model_version.id + "/" : "/models/"}">${esc(s.model_version.name)}</a>` : '<span class="muted">—</span>';
       const reason = s.status === "failed" && s.status_reason ? `<div class="reason">${esc(s.status_reason)}</div>` : "";
-      const reg = s.registration_ok === false ? ' <span class="badge warn" title="MR–CT registration needs checking">reg?</span>' : "";
+      const reg = s.registration_ok === false ? ` <span class="badge warn" title="${esc(s.registration_message || "MR–CT registration needs checking")}">check registration</span>` : "";
       return `<tr class="${isNext ? "next" : ""}" data-id="${s.id}">
         <td class="num">${priorityCell(s.priority)}</td>
         <td><a class="patient" href="/studies/${s.id}/">${esc(s.patient_label || "—")}</a></td>
