@@ -183,6 +183,9 @@ def generate_study(
     orientation = mr_orientation or ("sagittal" if rng.uniform() < 0.4 else "axial")
     if orientation not in ("axial", "sagittal"):
         raise ValueError("mr_orientation must be 'axial' or 'sagittal'")
+    # UIDs depend on everything that changes the images, so two different synthetic
+    # studies never share a UID (the platform keys studies on them).
+    variant = (seed, grid, n_lesions, mr_orientation, misalignment)
 
     def phantom_image(arr: np.ndarray) -> sitk.Image:
         img = sitk.GetImageFromArray(arr)
@@ -256,9 +259,9 @@ def generate_study(
         }
         ct_tags = {
             **patient,
-            "StudyInstanceUID": stable_uid(seed, "ct-study"),
-            "SeriesInstanceUID": stable_uid(seed, "ct-series"),
-            "FrameOfReferenceUID": stable_uid(seed, "ct-for"),
+            "StudyInstanceUID": stable_uid(*variant, "ct-study"),
+            "SeriesInstanceUID": stable_uid(*variant, "ct-series"),
+            "FrameOfReferenceUID": stable_uid(*variant, "ct-for"),
             "StudyID": "1",
             "StudyDate": base.strftime("%Y%m%d"),
             "StudyTime": "083000",
@@ -280,9 +283,9 @@ def generate_study(
         mr_date = base - dt.timedelta(days=int(rng.integers(1, 6)))
         mr_tags = {
             **patient,
-            "StudyInstanceUID": stable_uid(seed, "mr-study"),
-            "SeriesInstanceUID": stable_uid(seed, "mr-series"),
-            "FrameOfReferenceUID": stable_uid(seed, "mr-for"),
+            "StudyInstanceUID": stable_uid(*variant, "mr-study"),
+            "SeriesInstanceUID": stable_uid(*variant, "mr-series"),
+            "FrameOfReferenceUID": stable_uid(*variant, "mr-for"),
             "StudyID": "1",
             "StudyDate": mr_date.strftime("%Y%m%d"),
             "StudyTime": "141500",
@@ -312,12 +315,12 @@ def generate_study(
             tmp / "dicom" / "ct",
             modality="CT",
             tags=ct_tags,
-            uid_parts=(seed, "ct"),
+            uid_parts=(*variant, "ct"),
             transfer_syntax=transfer_syntax,
             file_prefix="CT",
         )
         write_series(mr_stored, mr_geom, tmp / "dicom" / "mr", modality="MR", tags=mr_tags,
-                     uid_parts=(seed, "mr"), transfer_syntax=transfer_syntax, file_prefix="MR")  # fmt: skip
+                     uid_parts=(*variant, "mr"), transfer_syntax=transfer_syntax, file_prefix="MR")  # fmt: skip
 
         def write_nifti(arr: np.ndarray, name: str) -> None:
             img = sitk.GetImageFromArray(arr)

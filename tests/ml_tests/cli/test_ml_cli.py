@@ -14,8 +14,8 @@ from tests.ml_tests.ml_core_helpers import make_studies
 
 @pytest.mark.slow
 def test_train_predict_evaluate_clis(tmp_path, capsys):
-    train = make_studies(tmp_path / "train", 2, seed=0)
-    val = make_studies(tmp_path / "val", 1, seed=20)
+    train = make_studies(tmp_path / "train", 2, seed=0, shape=(10, 18, 18))
+    val = make_studies(tmp_path / "val", 1, seed=20, shape=(10, 18, 18))
     cfg = tmp_path / "cfg.json"
     cfg.write_text(
         json.dumps(

@@ -191,6 +191,7 @@ CASES = [
 ]  # fmt: skip
 
 
+@pytest.mark.filterwarnings("ignore:The value length:UserWarning")
 @pytest.mark.parametrize(
     ("mutate", "code", "tag", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )

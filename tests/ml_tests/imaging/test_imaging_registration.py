@@ -50,7 +50,7 @@ def test_registration_recovers_known_motion(
 
 def test_implausible_motion_is_reported_not_hidden(tmp_path: Path) -> None:
     generate_study(tmp_path / "s", seed=105, grid="tiny", n_lesions=1, mr_orientation="axial",
-                   misalignment=((0.0, 0.0, 100.0), (0.0, 0.0, 0.0)))  # fmt: skip
+                   misalignment=((0.0, 0.0, 45.0), (0.0, 0.0, 0.0)))  # fmt: skip
     res = ingest(tmp_path / "s" / "dicom")
     reg = register_mr_to_ct(res.ct, res.mr)
     assert reg.ok is False

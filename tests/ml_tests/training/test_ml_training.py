@@ -22,6 +22,7 @@ from ml.training.trainer import _deepmedic_plan, _unet_plan
 from tests.ml_tests.ml_core_helpers import make_prepared_study, make_studies
 
 torch.set_num_threads(2)
+SHAPE = (10, 18, 18)  # small: the suite must stay fast on two shared cores
 
 
 def small_config(**kwargs) -> EnsembleTrainConfig:
@@ -33,8 +34,8 @@ def small_config(**kwargs) -> EnsembleTrainConfig:
             epochs=kwargs.pop("dm_epochs", 1),
             batch_size=4,
             segments_per_epoch=8,
-            segment_dhw=(6, 20, 20),
-            loss_margin_dhw=(1, 4, 4),
+            segment_dhw=(6, 12, 12),
+            loss_margin_dhw=(1, 2, 2),
         ),
         **kwargs,
     )
@@ -43,7 +44,10 @@ def small_config(**kwargs) -> EnsembleTrainConfig:
 @pytest.fixture(scope="module")
 def studies(tmp_path_factory):
     root = tmp_path_factory.mktemp("studies")
-    return make_studies(root / "train", 3, seed=0), make_studies(root / "val", 1, seed=50)
+    return (
+        make_studies(root / "train", 3, seed=0, shape=SHAPE),
+        make_studies(root / "val", 1, seed=50, shape=SHAPE),
+    )
 
 
 @pytest.mark.slow
