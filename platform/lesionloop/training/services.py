@@ -133,7 +133,7 @@ def training_run_start(
             extra={"training_run": open_run.pk if open_run else None},
         ) from None
     audit_record(
-        event_type="training.requested",
+        event_type="training_requested",
         actor=user,
         training_run=run.pk,
         trigger=trigger,
@@ -183,7 +183,7 @@ def training_run_cancel(*, run_id: int, user: Any) -> TrainingRun:
                 ]
             )
             audit_record(
-                event_type="training.cancelled",
+                event_type="training_cancelled",
                 actor=user,
                 training_run=run.pk,
                 while_status="queued",
@@ -213,7 +213,7 @@ def _fail_orphan(run: TrainingRun, reason: str) -> None:
             if run.model_version_id:
                 registry.model_version_fail(version_id=run.model_version_id, reason=reason)
             audit_record(
-                event_type="training.failed",
+                event_type="training_failed",
                 model_version=run.model_version_id,
                 training_run=run.pk,
                 reason=reason,
@@ -253,7 +253,7 @@ def training_run_execute(*, run_id: int) -> None:
             if TrainingRun.objects.filter(pk=run.pk, status=Status.QUEUED).update(
                 status=Status.FAILED, finished_at=timezone.now(), message=message + " Gave up."
             ):
-                audit_record(event_type="training.failed", training_run=run.pk, reason=message)
+                audit_record(event_type="training_failed", training_run=run.pk, reason=message)
         return
 
     now = timezone.now()
@@ -287,7 +287,7 @@ def training_run_execute(*, run_id: int) -> None:
         run.model_version = version
         run.save(update_fields=["model_version"])
         audit_record(
-            event_type="training.started",
+            event_type="training_started",
             actor=run.started_by,
             model_version=version,
             training_run=run.pk,
@@ -442,6 +442,13 @@ def _train(
     out_dir = attempt / "model"
     cancel_file = attempt / "CANCEL"
     final_dir = models_root() / version.name
+    # The parent's stored scores are reused when it was validated on exactly these
+    # studies (inference is deterministic); otherwise the runner rescores it.
+    reuse_baseline = bool(
+        active is not None
+        and active.metrics.get("dsc", None) is not None
+        and sorted(active.val_study_ids or []) == sorted(r.study_id for r in val)
+    )
     try:
         attempt.mkdir(parents=True)
         cases_dir = attempt / "cases"
@@ -451,7 +458,7 @@ def _train(
             "val_cases": [_stage_case(r, cases_dir) for r in val],
             "out_dir": str(out_dir),
             "warm_start_dir": str(warm) if warm else None,
-            "baseline_dir": str(warm) if warm else None,
+            "baseline_dir": str(warm) if warm and not reuse_baseline else None,
             "cancel_file": str(cancel_file),
             "torch_threads": getattr(settings, "LESIONLOOP_TRAIN_THREADS", None),
         }
@@ -483,9 +490,11 @@ def _train(
         if outcome.status == "succeeded" and outcome.done is not None:
             weights = _publish(out_dir, final_dir, outcome.done)
             metrics = dict(outcome.done.get("metrics") or {})
-            if outcome.done.get("baseline_metrics"):
-                metrics["baseline"] = outcome.done["baseline_metrics"]
-                metrics["baseline"]["version"] = active.name if active else None
+            baseline = outcome.done.get("baseline_metrics")
+            if reuse_baseline and active is not None:
+                baseline = {k: v for k, v in active.metrics.items() if k != "baseline"}
+            if baseline and active is not None:
+                metrics["baseline"] = {**baseline, "version": active.name}
             _finish_success(run=run, version=version, weights=weights, metrics=metrics)
         elif outcome.status == "cancelled":
             _finish_failure(run=run, version=version, status=Status.CANCELLED, reason="")
@@ -536,7 +545,7 @@ def _finish_success(
             message=f"{version.name} is a candidate.",
         )
         audit_record(
-            event_type="training.finished",
+            event_type="training_finished",
             actor=run.started_by,
             model_version=version,
             training_run=run.pk,
@@ -549,6 +558,10 @@ def _finish_success(
             registry.model_version_promote(version_id=version.pk, user=None, automatic=True)
         except Conflict:
             log.warning("could not activate %s automatically", version.name)
+        else:
+            TrainingRun.objects.filter(pk=run.pk).update(
+                message=f"{version.name} is active (the first model, activated automatically)."
+            )
 
 
 def _finish_failure(*, run: TrainingRun, version: ModelVersion, status: str, reason: str) -> None:
@@ -563,9 +576,9 @@ def _finish_failure(*, run: TrainingRun, version: ModelVersion, status: str, rea
         registry.model_version_fail(version_id=version.pk, reason=reason)
         if updated:
             audit_record(
-                event_type="training.cancelled"
+                event_type="training_cancelled"
                 if status == Status.CANCELLED
-                else "training.failed",
+                else "training_failed",
                 actor=fresh.cancelled_by if status == Status.CANCELLED else None,
                 model_version=version,
                 training_run=run.pk,

@@ -13,7 +13,7 @@ import pytest
 
 from lesionloop.audit.models import AuditEvent
 from lesionloop.registry.models import ModelVersion
-from lesionloop.training import services
+from lesionloop.training import selectors, services
 from lesionloop.training.models import TrainingRun
 
 
@@ -69,35 +69,46 @@ def test_success_publishes_a_candidate_and_activates_the_first(
     assert {c["study_id"] for c in spec["val_cases"]} == set(version.val_study_ids)
     assert not _leftovers(Path(settings.STORAGE_ROOT))
     assert _events() == [
-        "training.requested",
-        "training.started",
-        "training.finished",
-        "model.promoted",
+        "training_requested",
+        "training_started",
+        "training_finished",
+        "model_promoted",
     ]
 
 
+@pytest.mark.parametrize("same_val_studies", [True, False])
 def test_second_run_warm_starts_from_active_and_stays_candidate(
-    cast: Any, cases: Any, fake_runner: Any
+    cast: Any, cases: Any, fake_runner: Any, same_val_studies: bool
 ) -> None:
     cases(5)
-    fake_runner("ok", baseline={"dsc": 0.6, "small_sensitivity": 0.5})
+    fake_runner("ok")
     first = services.training_run_start(started_by=cast.admin)
     services.training_run_execute(run_id=first.pk)
     first.refresh_from_db()
+    v1 = ModelVersion.objects.get(pk=first.model_version_id)
+    assert first.message == f"{v1.name} is active (the first model, activated automatically)."
+    if not same_val_studies:
+        ModelVersion.objects.filter(pk=v1.pk).update(val_study_ids=[])
     spec_copy = fake_runner("ok", baseline={"dsc": 0.6, "small_sensitivity": 0.5})
     second = services.training_run_start(started_by=cast.admin)
     services.training_run_execute(run_id=second.pk)
     second.refresh_from_db()
-    v1 = ModelVersion.objects.get(pk=first.model_version_id)
+    v1.refresh_from_db()
     v2 = second.model_version
     assert v2.status == "candidate" and v1.status == "active"
     assert v2.parent == v1
     assert v2.hyperparameters["warm_start"] == v1.name
     spec = json.loads(spec_copy.read_text())
     assert spec["warm_start_dir"].endswith(f"models/{v1.name}")
-    assert v2.metrics["baseline"] == {"dsc": 0.6, "small_sensitivity": 0.5, "version": v1.name}
+    if same_val_studies:
+        # Same validation studies: the parent's stored scores are the baseline, no rescoring.
+        assert spec["baseline_dir"] is None
+        assert v2.metrics["baseline"] == {"dsc": 0.7, "small_sensitivity": 0.6, "version": v1.name}
+    else:
+        assert spec["baseline_dir"] == spec["warm_start_dir"]
+        assert v2.metrics["baseline"] == {"dsc": 0.6, "small_sensitivity": 0.5, "version": v1.name}
     # The validation split is sticky: the same studies validate every version.
-    assert v2.val_study_ids == v1.val_study_ids
+    assert v2.val_study_ids == sorted(selectors.validation_study_ids())
 
 
 @pytest.mark.parametrize(
@@ -121,7 +132,7 @@ def test_failure_leaves_a_failed_version_and_no_files(
     assert version.status == "failed" and message in version.status_reason
     assert not (Path(settings.STORAGE_ROOT) / "models" / version.name).exists()
     assert not _leftovers(Path(settings.STORAGE_ROOT))
-    assert _events()[-1] == "training.failed"
+    assert _events()[-1] == "training_failed"
     # A failed run frees the trainer.
     services.training_run_start(started_by=cast.admin)
 
@@ -168,7 +179,7 @@ def test_cancel_kills_the_running_process(
     assert run.status == "cancelled" and run.message == "Cancelled by ada."
     assert run.model_version.status == "failed"
     assert not _leftovers(Path(settings.STORAGE_ROOT))
-    event = AuditEvent.objects.filter(event_type="training.cancelled").get()
+    event = AuditEvent.objects.filter(event_type="training_cancelled").get()
     assert event.actor == cast.admin
 
 

@@ -117,7 +117,7 @@ def test_cancel_queued_and_finished(cast: Any, api: Any) -> None:
     assert client.post("/api/training-runs/999999/cancel/").status_code == 404
     assert client.get("/api/training-runs/999999/").status_code == 404
     types = list(AuditEvent.objects.values_list("event_type", flat=True).order_by("id"))
-    assert types == ["training.requested", "training.cancelled"]
+    assert types == ["training_requested", "training_cancelled"]
 
 
 def test_cancel_running_sets_the_flag(cast: Any, api: Any) -> None:
