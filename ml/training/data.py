@@ -4,7 +4,7 @@ U-Net slabs and DeepMedic segments from them."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +20,30 @@ class Case:
     gt: np.ndarray  # uint8 (D, H, W)
     volume_map: np.ndarray  # int32 (D, H, W), lesion sizes on the *whole* ground truth
     spacing_mm: tuple[float, float, float]
+    _cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def has_tumour(self) -> bool:
-        return bool(self.gt.any())
+        return bool(self.tumour_voxels().size)
+
+    def tumour_voxels(self) -> np.ndarray:
+        """Flat indices of ground-truth voxels (cached: sampled every step)."""
+        if "fg" not in self._cache:
+            self._cache["fg"] = np.flatnonzero(self.gt)
+        return self._cache["fg"]
+
+    def tumour_slices(self) -> np.ndarray:
+        if "fg_z" not in self._cache:
+            self._cache["fg_z"] = np.flatnonzero(self.gt.any(axis=(1, 2)))
+        return self._cache["fg_z"]
+
+    def background_voxels(self) -> np.ndarray:
+        """Flat indices of non-tumour voxels inside the head (anywhere if no head is found)."""
+        if "bg" not in self._cache:
+            inside = (np.abs(self.image[0] - self.image[0, 0, 0, 0]) > 1e-3) & (self.gt == 0)
+            idx = np.flatnonzero(inside)
+            self._cache["bg"] = idx if idx.size else np.flatnonzero(self.gt == 0)
+        return self._cache["bg"]
 
 
 def read_spacing(study_dir: Path) -> tuple[float, float, float]:
@@ -78,8 +98,7 @@ def sample_slab(
     """
     d = case.gt.shape[0]
     if want_tumour and case.has_tumour:
-        zs = np.flatnonzero(case.gt.any(axis=(1, 2)))
-        z = int(rng.choice(zs))
+        z = int(rng.choice(case.tumour_slices()))
         lo, hi = max(0, z - slab_depth + 1), min(z, d - slab_depth)
         z0 = int(rng.integers(lo, hi + 1)) if hi >= lo else 0
     else:
@@ -97,13 +116,7 @@ def sample_segment(
     case: Case, segment_dhw: tuple[int, int, int], *, foreground: bool, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """(image, gt) segment centred on a tumour voxel or on a background voxel inside the head."""
-    if foreground and case.has_tumour:
-        idx = np.flatnonzero(case.gt)
-    else:
-        inside = (np.abs(case.image[0] - case.image[0, 0, 0, 0]) > 1e-3) & (case.gt == 0)
-        idx = np.flatnonzero(inside)
-        if idx.size == 0:
-            idx = np.flatnonzero(case.gt == 0)
+    idx = case.tumour_voxels() if foreground and case.has_tumour else case.background_voxels()
     centre = np.unravel_index(int(rng.choice(idx)), case.gt.shape)
     start = tuple(int(c) - s // 2 for c, s in zip(centre, segment_dhw, strict=True))
     return _crop(case.image, start, segment_dhw), _crop(case.gt, start, segment_dhw)
