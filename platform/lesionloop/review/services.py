@@ -124,11 +124,18 @@ def mask_revision_create(
     author: Any = None,
     model_version: Any = None,
     reason: str = "",
+    array: np.ndarray | None = None,
 ) -> MaskRevision:
-    """Keep ``data_gz`` (gzip of raw uint16 (D,H,W)) as the next revision. Study locked."""
+    """Keep ``data_gz`` (gzip of raw uint16 (D,H,W)) as the next revision. Study locked.
+
+    ``array``, when the caller has the decoded mask at hand, is also kept raw as the
+    working copy so the next save diffs against it without inflating the gzip.
+    """
     number = study.revision_number + 1
     path = storage.study_dir(study.pk) / "revisions" / f"{number}.u16.gz"
     storage.atomic_write_bytes(path, data_gz)
+    if array is not None:
+        _working_copy_write(study, number, array)
     if author is not None:
         label = author.get_username()
     elif model_version is not None:
@@ -160,13 +167,29 @@ def mask_revision_create(
     return revision
 
 
+def _working_copy_path(study: Study, number: int) -> Path:
+    return storage.study_dir(study.pk) / "revisions" / f"working-{number}.u16"
+
+
+def _working_copy_write(study: Study, number: int, array: np.ndarray) -> None:
+    """Raw copy of revision ``number`` (a cache: the gzip revision stays the record)."""
+    path = _working_copy_path(study, number)
+    raw = np.ascontiguousarray(array, dtype="<u2").tobytes()
+    storage.atomic_write_bytes(path, raw)
+    for old in path.parent.glob("working-*.u16"):
+        if old != path:
+            old.unlink(missing_ok=True)
+
+
 def current_mask(study: Study) -> np.ndarray:
     if not study.revision_number:
         return np.zeros(_shape(study), dtype=np.uint16)
+    shape = _shape(study)
+    cached = _working_copy_path(study, study.revision_number)
+    if cached.exists() and cached.stat().st_size == int(np.prod(shape)) * 2:
+        return np.fromfile(cached, dtype="<u2").reshape(shape)
     revision = MaskRevision.objects.get(study=study, number=study.revision_number)
-    return storage.read_gz_array(
-        storage.absolute(revision.file), dtype="uint16", shape=_shape(study)
-    )
+    return storage.read_gz_array(storage.absolute(revision.file), dtype="uint16", shape=shape)
 
 
 def study_prediction_apply(
@@ -341,21 +364,85 @@ def parse_if_match(value: str | None) -> int:
 
 
 def decode_mask(body: bytes, *, shape: tuple[int, int, int], gzipped: bool) -> np.ndarray:
+    return _decode_mask(body, shape=shape, gzipped=gzipped)[0]
+
+
+def _decode_mask(
+    body: bytes, *, shape: tuple[int, int, int], gzipped: bool
+) -> tuple[np.ndarray, bool]:
+    """The mask, and whether ``body`` is exactly one complete gzip member of it."""
     expected = int(np.prod(shape)) * 2
     raw = body
+    clean_gzip = False
     if gzipped or body[:2] == b"\x1f\x8b":
         try:
             inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
             raw = inflater.decompress(body, expected + 1)  # never inflate beyond one mask
         except zlib.error as exc:
             raise DomainError(f"The mask is not valid gzip ({exc}).", code="bad_mask") from None
+        clean_gzip = inflater.eof and not inflater.unused_data
     if len(raw) != expected:
         raise DomainError(
             f"The mask must be {expected} bytes of uint16 {list(shape)} (D,H,W); got "
             f"{len(raw) if len(raw) <= expected else 'more'} bytes.",
             code="bad_mask",
         )
-    return np.frombuffer(raw, dtype="<u2").reshape(shape)
+    return np.frombuffer(raw, dtype="<u2").reshape(shape), clean_gzip
+
+
+def _changed_region(
+    old: np.ndarray, new: np.ndarray, changed: set[int], existing: dict[int, Lesion]
+) -> tuple[slice, slice, slice]:
+    """A box holding every voxel of the changed labels in ``new``.
+
+    A changed label's voxels in ``new`` either did not change (so they lie in its old
+    box, kept on its lesion row) or changed (so they lie in the box of the diff).
+    Without a row for some label, the whole volume.
+    """
+    full = tuple(slice(0, n) for n in new.shape)
+    diff = old != new
+    boxes = []
+    for axis in range(3):
+        other = tuple(a for a in range(3) if a != axis)
+        hits = np.flatnonzero(diff.any(axis=other))
+        if hits.size == 0:
+            return full  # type: ignore[return-value]
+        boxes.append((int(hits[0]), int(hits[-1]) + 1))
+    for label in changed:
+        lesion = existing.get(label)
+        if lesion is None or len(lesion.bbox or []) != 6:
+            if lesion is None and not np.any(old == label):
+                continue  # a new label: all its voxels are in the diff
+            return full  # type: ignore[return-value]
+        for axis in range(3):
+            lo, hi = boxes[axis]
+            boxes[axis] = (min(lo, lesion.bbox[axis]), max(hi, lesion.bbox[axis + 3]))
+    return tuple(slice(lo, hi) for lo, hi in boxes)  # type: ignore[return-value]
+
+
+def _stats_in_region(
+    labels: np.ndarray,
+    spacing: tuple[float, float, float],
+    region: tuple[slice, slice, slice],
+    *,
+    only: list[int],
+    prob: np.ndarray | None,
+) -> dict[int, dict[str, Any]]:
+    """``label_stats`` on a box, with coordinates shifted back to the whole grid."""
+    offset = np.array([r.start for r in region], dtype=np.float64)
+    crop_prob = None if prob is None else np.asarray(prob[region])
+    stats = label_stats(labels[region], spacing, only=only, prob=crop_prob)
+    for row in stats.values():
+        row["centroid_vox"] = [
+            round(v + o, 3) for v, o in zip(row["centroid_vox"], offset, strict=True)
+        ]
+        row["centroid_mm"] = [
+            round(v + o * sp, 3)
+            for v, o, sp in zip(row["centroid_mm"], offset, spacing, strict=True)
+        ]
+        row["bbox"] = [int(v + offset[k % 3]) for k, v in enumerate(row["bbox"])]
+        row["largest_slice"] = int(row["largest_slice"] + offset[0])
+    return stats
 
 
 def mask_save(
@@ -400,18 +487,23 @@ def mask_save(
             )
         _lease_hold(study, user)
         shape = _shape(study)
-        new = decode_mask(body, shape=shape, gzipped=gzipped)
+        new, clean_gzip = _decode_mask(body, shape=shape, gzipped=gzipped)
         old = current_mask(study)
         changed = changed_labels(old, new)
         revision = mask_revision_create(
             study=study,
-            data_gz=storage.gzip_array(new, dtype="uint16"),
+            # The editor's own gzip is kept as sent (verified above): no re-compression.
+            data_gz=body if clean_gzip else storage.gzip_array(new, dtype="uint16"),
             author=user,
             reason=reason or "edit",
+            array=new,
         )
         if changed:
-            stats = label_stats(new, _spacing(study), only=sorted(changed), prob=_prob(study))
             existing = {les.label: les for les in study.lesions.select_for_update()}
+            region = _changed_region(old, new, changed, existing)
+            stats = _stats_in_region(
+                new, _spacing(study), region, only=sorted(changed), prob=_prob(study)
+            )
             now = timezone.now()
             summary: dict[str, list[int]] = {"added": [], "edited": [], "rejected": []}
             for label in sorted(changed):
@@ -462,7 +554,7 @@ def _prob(study: Study) -> np.ndarray | None:
         / f"mv{study.model_version_id}"
         / "ensemble_prob.f16.npy"
     )
-    return np.load(path) if path.exists() else None
+    return np.load(path, mmap_mode="r") if path.exists() else None
 
 
 # --- approval -----------------------------------------------------------------------
