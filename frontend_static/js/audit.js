@@ -99,7 +99,7 @@
       }
     }
     function apply() {
-      const q = new URLSearchParams();
+      const q = new URLSearchParams({ ordering: "-created_at" });
       if ($("a-study").value) q.set("study", $("a-study").value);
       if ($("a-model").value) q.set("model_version", $("a-model").value);
       if ($("a-type").value.trim()) q.set("event_type", $("a-type").value.trim());

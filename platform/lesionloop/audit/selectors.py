@@ -13,6 +13,7 @@ def audit_events(
     model_version_id: int | None = None,
     event_type: str | None = None,
     actor: str | None = None,
+    newest_first: bool = False,
 ) -> QuerySet[AuditEvent]:
     qs = AuditEvent.objects.select_related("actor", "study", "model_version")
     if study_id is not None:
@@ -23,6 +24,8 @@ def audit_events(
         qs = qs.filter(event_type=event_type)
     if actor:
         qs = qs.filter(actor_label=actor) if not actor.isdigit() else qs.filter(actor_id=int(actor))
+    if newest_first:
+        return qs.order_by("-created_at", "-id")
     return qs.order_by("created_at", "id")
 
 

@@ -52,3 +52,20 @@ def test_timeline_oldest_first(api: Any, cast: Any, trail: dict) -> None:
     assert rows[0]["event_type"] == "mask_revision" and rows[-1]["event_type"] == "note"
     assert rows[-1]["payload"] == {"text": "hello"}
     assert [r["created_at"] for r in rows] == sorted(r["created_at"] for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("ordering", "newest_first"), [("", False), ("created_at", False), ("-created_at", True)]
+)
+def test_trail_ordering(
+    api: Any, cast: Any, trail: dict, ordering: str, newest_first: bool
+) -> None:
+    rows = api(cast.auditor).get(f"/api/audit/?ordering={ordering}").json()["results"]
+    ids = [r["id"] for r in rows]
+    assert len(ids) >= 2
+    assert ids == sorted(ids, reverse=newest_first)
+
+
+def test_unknown_ordering_is_400(api: Any, cast: Any) -> None:
+    response = api(cast.auditor).get("/api/audit/?ordering=actor")
+    assert response.status_code == 400 and response.json()["code"] == "bad_filter"

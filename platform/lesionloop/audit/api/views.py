@@ -28,6 +28,13 @@ def _int_param(request: Request, name: str) -> int | None:
     return int(raw)
 
 
+def _ordering(request: Request) -> str:
+    value = request.query_params.get("ordering") or "created_at"
+    if value not in ("created_at", "-created_at"):
+        raise DomainError("ordering must be created_at or -created_at.", code="bad_filter")
+    return value
+
+
 class StudyTimelineView(APIView):
     permission_classes = [HasRole]
 
@@ -46,6 +53,12 @@ class StudyTimelineView(APIView):
             OpenApiParameter("model_version", int),
             OpenApiParameter("event_type", str),
             OpenApiParameter("actor", str, description="Username (or user id)."),
+            OpenApiParameter(
+                "ordering",
+                str,
+                enum=["created_at", "-created_at"],
+                description="Oldest first by default.",
+            ),
         ],
     )
 )
@@ -60,4 +73,5 @@ class AuditListView(generics.ListAPIView):
             model_version_id=_int_param(self.request, "model_version"),
             event_type=self.request.query_params.get("event_type"),
             actor=self.request.query_params.get("actor"),
+            newest_first=_ordering(self.request) == "-created_at",
         )
