@@ -119,6 +119,7 @@ def training_run_start(
     overrides = validate_overrides(overrides)
     eligible = len(selectors.training_case_records())
     user = started_by if getattr(started_by, "is_authenticated", False) else None
+    training_runs_fail_orphans()  # a dead worker must not block training for good
     try:
         with transaction.atomic():
             run = TrainingRun.objects.create(
@@ -588,6 +589,17 @@ def _finish_failure(*, run: TrainingRun, version: ModelVersion, status: str, rea
 
 
 # --- recovery ---------------------------------------------------------------------
+
+
+def training_runs_fail_orphans() -> int:
+    """Fail running runs whose supervisor stopped writing heartbeats (its worker died)."""
+    stale = timezone.now() - timedelta(seconds=ORPHAN_AFTER_S)
+    orphans = TrainingRun.objects.filter(status=Status.RUNNING, heartbeat_at__lt=stale)
+    count = 0
+    for run in orphans:
+        _fail_orphan(run, "The worker running this training stopped; run it again.")
+        count += 1
+    return count
 
 
 def training_runs_recover() -> None:

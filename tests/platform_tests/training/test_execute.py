@@ -240,3 +240,17 @@ def test_recover_on_embedded_start(
     run.refresh_from_db()
     assert run.status == after
     assert sent == ([run.pk] if requeued else [])
+
+
+def test_a_stale_running_run_does_not_block_a_new_start(cast: Any, monkeypatch: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    monkeypatch.setattr(services, "training_run_enqueue", lambda rid, delay_ms=None: None)
+    stale = TrainingRun.objects.create(
+        status="running", heartbeat_at=timezone.now() - timedelta(hours=1)
+    )
+    fresh = services.training_run_start(started_by=cast.admin)
+    stale.refresh_from_db()
+    assert stale.status == "failed" and fresh.status == "queued"

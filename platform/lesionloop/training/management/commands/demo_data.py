@@ -54,14 +54,15 @@ class Command(BaseCommand):
         for seed in review_seeds:
             made += self._ensure(Study, grid, seed, admin, with_truth=False)
         started = None
+        from lesionloop.training.services import training_run_start, training_runs_fail_orphans
+
+        training_runs_fail_orphans()
         if (
             not options["no_training"]
-            and not ModelVersion.objects.exists()
+            # Nothing usable yet (a failed first attempt is tried again).
+            and not ModelVersion.objects.exclude(status=ModelVersion.Status.FAILED).exists()
             and training_run_open() is None
-            and not TrainingRun.objects.filter(status="succeeded").exists()
         ):
-            from lesionloop.training.services import training_run_start
-
             started = training_run_start(
                 started_by=admin, trigger=TrainingRun.Trigger.DEMO, overrides=DEMO_OVERRIDES
             )
