@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ from ml.imaging.grid import ImageGeometry, mask_to_model, model_grid_for, resamp
 from ml.imaging.intensity import head_mask_from_ct, model_input
 from ml.imaging.qc import registration_figure
 from ml.imaging.registration import bin_to, head_mask, register_mr_to_ct
-from ml.presets import grid_preset
+from ml.presets import GridSpec, grid_preset
 
 FORMAT_VERSION = 1
 
@@ -56,22 +58,28 @@ def _read_ground_truth(path: str | os.PathLike[str], ct: sitk.Image) -> sitk.Ima
     return gt
 
 
-def _write_atomically(out: Path, build) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+def write_nifti_gz(img: sitk.Image, path: Path) -> None:
+    """NIfTI, gzip level 1: ITK's writer ignores the level and takes ~2x longer on a
+    512x512x160 CT (3.7 s against 1.7 s CPU). Deterministic (no gzip timestamp)."""
+    raw = path.with_name(path.name.removesuffix(".gz") + ".tmp.nii")
+    sitk.WriteImage(img, str(raw), False)
     try:
-        build(tmp)
-        if out.exists():
-            trash = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-            out.rename(trash)
-            tmp.rename(out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with open(raw, "rb") as src, open(path, "wb") as f:
+            with gzip.GzipFile(filename="", mode="wb", compresslevel=1, fileobj=f, mtime=0) as gz:
+                shutil.copyfileobj(src, gz, length=4 * 1024 * 1024)
+    finally:
+        raw.unlink(missing_ok=True)
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """Rename ``tmp`` to ``out``; an existing ``out`` is swapped out, then deleted."""
+    if out.exists():
+        trash = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+        out.rename(trash)
+        tmp.rename(out)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        tmp.rename(out)
 
 
 def prepare_study(
@@ -89,31 +97,71 @@ def prepare_study(
     failure never leaves a half-made ``out_dir`` (an existing one is replaced).
     """
     spec = grid_preset(grid)
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Everything is built in a temporary sibling and renamed into place at the end.
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        meta = _prepare_into(source, tmp, spec, ground_truth)
+        _publish(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return meta
+
+
+def _prepare_into(
+    source: str | os.PathLike[str],
+    tmp: Path,
+    spec: GridSpec,
+    ground_truth: str | os.PathLike[str] | None,
+) -> dict[str, object]:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     ing: IngestResult = ingest(source)
     timings["ingest_s"] = time.perf_counter() - t0
     gt_img = _read_ground_truth(ground_truth, ing.ct) if ground_truth is not None else None
 
-    t = time.perf_counter()
-    reg = register_mr_to_ct(ing.ct, ing.mr)
-    timings["registration_s"] = time.perf_counter() - t
+    # The CT reference (an 80 MB gzip on planning CTs) is written in the background
+    # while registration and pre-processing run; zlib releases the GIL.
+    ct_i16 = sitk.Cast(
+        sitk.Clamp(sitk.Round(ing.ct), sitk.sitkFloat32, -1024, 3071), sitk.sitkInt16
+    )
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ct_written = pool.submit(write_nifti_gz, ct_i16, tmp / "ct_reference.nii.gz")
 
-    t = time.perf_counter()
-    model = model_grid_for(ing.ct, _head_centre_xy(ing.ct), spec)
-    ct_hu = resample_to(ing.ct, model, default=-1024.0)
-    mr = resample_to(ing.mr, model, transform=reg.transform, default=0.0)
-    timings["resample_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        reg = register_mr_to_ct(ing.ct, ing.mr)
+        timings["registration_s"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    head = head_mask_from_ct(ct_hu, spacing_mm=spec.spacing_mm)
-    x = model_input(mr, ct_hu, head)
-    display_ct = np.clip(np.round(ct_hu), -1024, 3071).astype(np.int16)
-    display_mr = np.clip(np.round(mr), 0, 32767).astype(np.int16)
-    gt_model = mask_to_model(gt_img, model) if gt_img is not None else None
-    timings["intensity_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        model = model_grid_for(ing.ct, _head_centre_xy(ing.ct), spec)
+        ct_hu = resample_to(ing.ct, model, default=-1024.0)
+        mr = resample_to(ing.mr, model, transform=reg.transform, default=0.0)
+        timings["resample_s"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        head = head_mask_from_ct(ct_hu, spacing_mm=spec.spacing_mm)
+        x = model_input(mr, ct_hu, head)
+        display_ct = np.clip(np.round(ct_hu), -1024, 3071).astype(np.int16)
+        display_mr = np.clip(np.round(mr), 0, 32767).astype(np.int16)
+        gt_model = mask_to_model(gt_img, model) if gt_img is not None else None
+        timings["intensity_s"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        np.save(tmp / "model_input.npy", x)
+        np.save(tmp / "display_mr.npy", display_mr)
+        np.save(tmp / "display_ct.npy", display_ct)
+        sitk.WriteTransform(reg.transform, str(tmp / "registration.tfm"))
+        registration_figure(ct_hu, mr, head, model.spacing_mm, tmp / "registration_check.png")
+        if gt_model is not None:
+            np.save(tmp / "ground_truth.npy", gt_model)
+        ct_written.result()
+        timings["write_s"] = time.perf_counter() - t
 
     ct_geom = ImageGeometry.of(ing.ct)
+    timings["total_s"] = time.perf_counter() - t0
     meta: dict[str, object] = {
         "format_version": FORMAT_VERSION,
         "grid": {**model.to_dict(), "preset": spec.name, "network_preset": spec.network_preset},
@@ -131,25 +179,7 @@ def prepare_study(
         "report": ing.report,
         "head_voxels": int(head.sum()),
         "has_ground_truth": gt_model is not None,
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
     }
-
-    def build(tmp: Path) -> None:
-        np.save(tmp / "model_input.npy", x)
-        np.save(tmp / "display_mr.npy", display_mr)
-        np.save(tmp / "display_ct.npy", display_ct)
-        ct_i16 = sitk.Cast(
-            sitk.Clamp(sitk.Round(ing.ct), sitk.sitkFloat32, -1024, 3071), sitk.sitkInt16
-        )
-        sitk.WriteImage(ct_i16, str(tmp / "ct_reference.nii.gz"), True, 1)
-        sitk.WriteTransform(reg.transform, str(tmp / "registration.tfm"))
-        registration_figure(ct_hu, mr, head, model.spacing_mm, tmp / "registration_check.png")
-        if gt_model is not None:
-            np.save(tmp / "ground_truth.npy", gt_model)
-        timings["write_s"] = time.perf_counter() - tw
-        timings["total_s"] = time.perf_counter() - t0
-        meta["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
-        (tmp / "study.json").write_text(json.dumps(meta, indent=2))
-
-    tw = time.perf_counter()
-    _write_atomically(Path(out_dir), build)
+    (tmp / "study.json").write_text(json.dumps(meta, indent=2))
     return meta
