@@ -68,7 +68,7 @@ def test_promote_not_worse(cast: Any, api: Any, versions: Any, studies_calls: li
     versions.v1.refresh_from_db()
     assert versions.v1.status == "retired" and "replaced by v2" in versions.v1.status_reason
     assert studies_calls == [("presegment_unreviewed", versions.v2.pk)]
-    event = AuditEvent.objects.get(event_type="model.promoted")
+    event = AuditEvent.objects.get(event_type="model_promoted")
     assert event.model_version_id == versions.v2.pk and event.actor == cast.admin
     assert event.payload["previous"] == "v1" and event.payload["comparison"]["worse"] is False
 
@@ -89,8 +89,8 @@ def test_promote_worse_needs_a_reason(cast: Any, api: Any, versions: Any) -> Non
     )
     assert ok.status_code == 200 and ok.json()["promotion_note"].startswith("radiologist")
     types = list(AuditEvent.objects.order_by("id").values_list("event_type", flat=True))
-    assert types == ["model.promoted", "model.promotion_override"]
-    override = AuditEvent.objects.get(event_type="model.promotion_override")
+    assert types == ["model_promoted", "model_promotion_override"]
+    override = AuditEvent.objects.get(event_type="model_promotion_override")
     assert override.payload["override_reason"] == "radiologist review of v4 on 12 cases"
 
 
@@ -145,7 +145,7 @@ def test_rollback_in_one_step(cast: Any, api: Any, versions: Any, studies_calls:
     assert response.json()["status"] == "active"
     versions.v2.refresh_from_db()
     assert versions.v2.status == "retired"
-    event = AuditEvent.objects.get(event_type="model.rolled_back")
+    event = AuditEvent.objects.get(event_type="model_rolled_back")
     assert event.payload == {"version": "v1", "previous": "v2", "reason": "v2 misses lesions"}
     assert studies_calls[-1] == ("presegment_unreviewed", versions.v1.pk)
 
