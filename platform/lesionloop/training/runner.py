@@ -114,8 +114,12 @@ def run(spec: dict[str, Any]) -> int:
     train = spec["train_cases"]
     val = spec["val_cases"]
 
+    parent = os.getppid()
+
     def should_stop() -> bool:
-        return cancel_file.exists()
+        # Stop when asked, or when the supervising worker died (we were re-parented):
+        # nobody would publish the result, and the GPU should be free again.
+        return cancel_file.exists() or os.getppid() != parent
 
     try:
         manifest = train_ensemble(
