@@ -160,6 +160,13 @@ def _prepare_into(
         ct_written.result()
         timings["write_s"] = time.perf_counter() - t
 
+    edges = (head[:, 0, :], head[:, -1, :], head[:, :, 0], head[:, :, -1])
+    if any(e.any() for e in edges):
+        ing.report.setdefault("warnings", []).append(
+            f"the head reaches the edge of the {spec.name} model grid's "
+            f"{spec.in_plane_size * spec.in_plane_spacing_mm:.0f} mm field of view; "
+            "tissue beyond it is cut off"
+        )
     ct_geom = ImageGeometry.of(ing.ct)
     timings["total_s"] = time.perf_counter() - t0
     meta: dict[str, object] = {

@@ -126,3 +126,16 @@ def test_bad_arguments(tmp_path: Path) -> None:
         generate_study(tmp_path / "x", seed=1, grid="huge")
     with pytest.raises(ValueError):
         generate_study(tmp_path / "y", seed=1, grid="tiny", mr_orientation="coronal")
+
+
+def test_synth_cli_generates_and_prepares(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ml.synth import main
+
+    assert main([str(tmp_path / "cases"), "--seeds", "4", "--grid", "tiny", "--n-lesions", "2",
+                 "--prepare", str(tmp_path / "prepared")]) == 0  # fmt: skip
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["n_lesions"] == 2 and line["registration_ok"] is True
+    assert (tmp_path / "prepared" / "case_00004" / "ground_truth.npy").exists()
+    assert (tmp_path / "cases" / "case_00004" / "truth.json").exists()
