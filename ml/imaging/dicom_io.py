@@ -425,11 +425,16 @@ def choose_series(
             file=usable[0][0].first.name,
             tag="SeriesDescription (0008,103E) / ContrastBolusAgent (0018,0010)",
         )
+    # Prefer an explicit "+C"/"post" description over a contrast-agent tag alone (some
+    # scanners tag every series after injection), then 3D, original data, the later
+    # series (post-contrast is acquired after pre-contrast), then more slices.
     mr = max(
         best,
         key=lambda s: (
+            bool(_CONTRAST.search(s.description)),
             s.first.acquisition_type == "3D",
             "DERIVED" not in s.first.image_type,
+            s.first.series_number or 0,
             s.n_positions(),
         ),
     )

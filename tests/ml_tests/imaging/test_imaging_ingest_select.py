@@ -136,3 +136,21 @@ def test_non_contrast_t1_alone_is_used_with_a_warning(upload: Path) -> None:
         ds.save_as(f, enforce_file_format=True)
     res = ingest(upload)
     assert any("not recognisably a contrast-enhanced T1" in w for w in res.report["warnings"])
+
+
+def test_post_contrast_t1_is_preferred_over_pre_contrast(upload: Path) -> None:
+    # A pre-contrast copy of the MR, acquired earlier, tagged with the agent anyway.
+    pre = upload / "mr_pre"
+    shutil.copytree(upload / "mr", pre)
+    uid = generate_uid()
+    for f in sorted(pre.glob("*.dcm")):
+        ds = pydicom.dcmread(f)
+        ds.SeriesInstanceUID = uid
+        ds.SOPInstanceUID = generate_uid()
+        ds.SeriesDescription = "T1 MPRAGE"
+        ds.SeriesNumber = 3
+        ds.save_as(f, enforce_file_format=True)
+    res = ingest(upload)
+    assert res.dicom["mr_series_description"] == "T1 MPRAGE +C"
+    reasons = {r.get("series_description"): r["reason"] for r in res.report["ignored"]}
+    assert "better contrast T1" in reasons["T1 MPRAGE"]
