@@ -16,7 +16,7 @@ import tempfile
 import zipfile
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +79,9 @@ class FileHeader:
     contrast_agent: str
     acquisition_type: str
     series_number: int | None
+    frame: int | None = None  # frame index (0-based) within a multi-frame object
+    slope: float | None = None  # per-frame rescale of enhanced objects
+    intercept: float | None = None
 
 
 @dataclass
@@ -157,8 +160,46 @@ def is_axial(iop: tuple[float, ...] | None) -> bool:
     return orientation_name(iop) == "axial"
 
 
-def read_header(path: Path, name: str) -> FileHeader | None:
-    """The file's header, or None if it is not DICOM at all."""
+def _frames(ds: pydicom.Dataset, base: FileHeader) -> list[FileHeader]:
+    """One header per frame of an enhanced (multi-frame) image, from its functional
+    groups; ``[base]`` when the per-frame geometry is not there."""
+    per = ds.get("PerFrameFunctionalGroupsSequence")
+    shared_seq = ds.get("SharedFunctionalGroupsSequence")
+    shared = shared_seq[0] if shared_seq else None
+    if not per or len(per) != base.n_frames:
+        return [base]
+
+    def find(item: pydicom.Dataset, seq_kw: str, attr: str, n: int) -> tuple[float, ...] | None:
+        for group in (item, shared):
+            seq = group.get(seq_kw) if group is not None else None
+            if seq:
+                value = _num_list(seq[0], attr, n)
+                if value is not None:
+                    return value
+        return None
+
+    out = []
+    for i, item in enumerate(per):
+        slope = find(item, "PixelValueTransformationSequence", "RescaleSlope", 1)
+        intercept = find(item, "PixelValueTransformationSequence", "RescaleIntercept", 1)
+        out.append(
+            replace(
+                base,
+                name=f"{base.name} [frame {i + 1}]",
+                ipp=find(item, "PlanePositionSequence", "ImagePositionPatient", 3),
+                iop=find(item, "PlaneOrientationSequence", "ImageOrientationPatient", 6),
+                pixel_spacing=find(item, "PixelMeasuresSequence", "PixelSpacing", 2),
+                frame=i,
+                slope=slope[0] if slope else None,
+                intercept=intercept[0] if intercept else None,
+            )
+        )
+    return out
+
+
+def read_header(path: Path, name: str) -> list[FileHeader] | None:
+    """The file's header (one per frame for enhanced multi-frame images), or None if it
+    is not DICOM at all."""
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True)
     except InvalidDicomError:
@@ -184,7 +225,7 @@ def read_header(path: Path, name: str) -> FileHeader | None:
         rows = ds.get("Rows")
         cols = ds.get("Columns")
         series_number = ds.get("SeriesNumber")
-        return FileHeader(
+        base = FileHeader(
             path=path,
             name=name,
             sop_class=sop_class,
@@ -208,6 +249,7 @@ def read_header(path: Path, name: str) -> FileHeader | None:
             acquisition_type=_str(ds, "MRAcquisitionType").upper(),
             series_number=int(series_number) if series_number not in (None, "") else None,
         )
+        return _frames(ds, base) if n_frames > 1 else [base]
     except Exception as exc:
         raise IngestError(
             "corrupt_dicom", f"the DICOM header cannot be interpreted ({exc})", file=name
@@ -236,10 +278,11 @@ def scan(root: Path, display_root: Path | None = None) -> tuple[list[Series], li
         if path.name.startswith("._") or path.name in (".DS_Store", "Thumbs.db"):
             ignored.append({"file": name, "reason": "operating-system metadata file"})
             continue
-        hdr = read_header(path, name)
-        if hdr is None:
+        headers = read_header(path, name)
+        if headers is None:
             ignored.append({"file": name, "reason": "not a DICOM file"})
             continue
+        hdr = headers[0]
         if hdr.sop_class == DICOMDIR_SOP_CLASS or path.name.upper() == "DICOMDIR":
             ignored.append(
                 {"file": name, "reason": "DICOMDIR index (the files themselves are read)"}
@@ -248,7 +291,7 @@ def scan(root: Path, display_root: Path | None = None) -> tuple[list[Series], li
         key = (hdr.study_uid, hdr.series_uid)
         if key not in series:
             series[key] = Series(hdr.study_uid, hdr.series_uid, hdr.modality)
-        series[key].files.append(hdr)
+        series[key].files.extend(headers)
     if not series:
         first = ignored[0]["file"] if ignored else None
         raise IngestError(
@@ -295,8 +338,8 @@ def _non_image_reason(s: Series) -> str | None:
         return f"modality {s.modality or 'unknown'} is not used (only a planning CT and a contrast T1 MR are)"
     if f.sop_class.startswith(SECONDARY_CAPTURE_PREFIX):
         return "secondary capture (a screenshot or dose report), not a volume"
-    if f.n_frames > 1:
-        return "multi-frame (enhanced) image: not supported, export as single-frame slices"
+    if f.n_frames > 1 and f.frame is None:
+        return "multi-frame image without per-frame positions: not supported"
     if _is_localizer(s):
         return "localizer / scout images"
     if f.rows is None or f.columns is None:
@@ -464,13 +507,15 @@ def load_series(s: Series, notes: list[str] | None = None) -> sitk.Image:
     """Validate the slices of ``s`` and stack them into a float32 volume (rescaled)."""
     label = f"{s.modality} series {s.description!r}"
     datasets: list[tuple[FileHeader, pydicom.Dataset]] = []
+    read: dict[Path, pydicom.Dataset] = {}  # multi-frame files hold many slices
     for f in s.files:
         try:
-            ds = pydicom.dcmread(f.path)
+            ds = read[f.path] if f.path in read else pydicom.dcmread(f.path)
         except Exception as exc:
             raise IngestError(
                 "corrupt_dicom", f"{label}: slice cannot be read ({exc})", file=f.name
             ) from exc
+        read[f.path] = ds
         if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
             raise IngestError(
                 "no_pixel_data",
@@ -524,7 +569,7 @@ def load_series(s: Series, notes: list[str] | None = None) -> sitk.Image:
     for i in range(1, len(datasets)):
         if abs(dist[i] - dist[keep[-1]]) < 1e-2:
             fa, fb = datasets[keep[-1]][0], datasets[i][0]
-            if fa.sop_instance and fa.sop_instance == fb.sop_instance:
+            if fa.sop_instance and (fa.sop_instance, fa.frame) == (fb.sop_instance, fb.frame):
                 if notes is not None:
                     notes.append(f"{label}: duplicate copy of a slice ignored ({fb.name})")
                 continue
@@ -579,11 +624,14 @@ def load_series(s: Series, notes: list[str] | None = None) -> sitk.Image:
         )
 
     vol = np.empty((len(datasets), ref_f.rows, ref_f.columns), dtype=np.float32)
+    decoded: dict[Path, np.ndarray] = {}
     for k, (f, ds) in enumerate(datasets):
         meta = getattr(ds, "file_meta", None)
         ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
         try:
-            arr = ds.pixel_array
+            if f.path not in decoded:
+                decoded[f.path] = ds.pixel_array
+            arr = decoded[f.path] if f.frame is None else decoded[f.path][f.frame]
         except Exception as exc:
             ts_name = UID(ts).name if ts else "unknown"
             raise IngestError(
@@ -600,8 +648,10 @@ def load_series(s: Series, notes: list[str] | None = None) -> sitk.Image:
                 file=f.name,
                 tag=TAG_PIXEL_DATA,
             )
-        slope = float(ds.get("RescaleSlope") or 1.0)
-        intercept = float(ds.get("RescaleIntercept") or 0.0)
+        slope = f.slope if f.slope is not None else float(ds.get("RescaleSlope") or 1.0)
+        intercept = (
+            f.intercept if f.intercept is not None else float(ds.get("RescaleIntercept") or 0.0)
+        )
         plane = arr.astype(np.float32) * slope + intercept
         if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
             plane = plane.max() + plane.min() - plane

@@ -154,3 +154,53 @@ def test_post_contrast_t1_is_preferred_over_pre_contrast(upload: Path) -> None:
     assert res.dicom["mr_series_description"] == "T1 MPRAGE +C"
     reasons = {r.get("series_description"): r["reason"] for r in res.report["ignored"]}
     assert "better contrast T1" in reasons["T1 MPRAGE"]
+
+
+def _to_enhanced_mr(series_dir: Path, out: Path) -> None:
+    """Pack single-frame MR slices into one Enhanced MR Image Storage object."""
+    slices = [pydicom.dcmread(f) for f in sorted(series_dir.glob("*.dcm"))]
+    first = slices[0]
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    for kw in ("PatientID", "PatientName", "StudyInstanceUID", "SeriesInstanceUID", "Modality",
+               "SeriesDescription", "SeriesNumber", "ContrastBolusAgent", "MRAcquisitionType",
+               "Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation",
+               "SamplesPerPixel", "PhotometricInterpretation", "StudyDate"):  # fmt: skip
+        setattr(ds, kw, getattr(first, kw))
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "NONE"]
+    ds.NumberOfFrames = len(slices)
+    shared = Dataset()
+    pm = Dataset()
+    pm.PixelSpacing = first.PixelSpacing
+    pm.SliceThickness = first.SliceThickness
+    po = Dataset()
+    po.ImageOrientationPatient = first.ImageOrientationPatient
+    shared.PixelMeasuresSequence = [pm]
+    shared.PlaneOrientationSequence = [po]
+    ds.SharedFunctionalGroupsSequence = [shared]
+    frames = []
+    order = np.random.default_rng(1).permutation(len(slices))  # frames in any order
+    for i in order:
+        item = Dataset()
+        pp = Dataset()
+        pp.ImagePositionPatient = slices[i].ImagePositionPatient
+        item.PlanePositionSequence = [pp]
+        frames.append(item)
+    ds.PerFrameFunctionalGroupsSequence = frames
+    ds.PixelData = np.stack([slices[i].pixel_array for i in order]).astype(np.uint16).tobytes()
+    ds.save_as(out, enforce_file_format=True)
+
+
+def test_enhanced_multiframe_mr_is_read_frame_by_frame(tiny_study: Path, upload: Path) -> None:
+    _, mr_ref = _reference(tiny_study)
+    _to_enhanced_mr(upload / "mr", upload / "enhanced_mr.dcm")
+    shutil.rmtree(upload / "mr")
+    res = ingest(upload)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(res.mr), mr_ref)
+    assert res.report["found"][1]["n_files"] == mr_ref.shape[0]  # one entry per frame
