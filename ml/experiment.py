@@ -189,6 +189,8 @@ def run_seed(seed: int, args: argparse.Namespace, train, val, test) -> dict[str,
             r["case_id"] = study.name
             results[name].append(r)
     summary = {name: aggregate(r) for name, r in results.items()}
+    for name, r in results.items():
+        summary[name]["target_100mm3"] = detection_summary(r, 100.0)
     out = {
         "seed": seed,
         "summary": summary,
@@ -306,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
         "--minutes-per-net", type=float, default=4.0, help="time budget of each of the 3 trainings"
     )
     p.add_argument("--resume", action="store_true")
+    p.add_argument(
+        "--report-only", action="store_true", help="print tables from saved results.json"
+    )
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
 
@@ -323,7 +328,16 @@ def main(argv: list[str] | None = None) -> int:
         f"train {[d.name for d in train]}\nval {[d.name for d in val]}\ntest {[d.name for d in test]}",
         flush=True,
     )
-    per_seed = [run_seed(seed, args, train, val, test) for seed in args.seeds]
+    per_seed = []
+    for seed in args.seeds:
+        saved = args.work / f"seed{seed}" / "results.json"
+        if args.report_only:
+            data = json.loads(saved.read_text())
+            for name, cases in data["cases"].items():
+                data["summary"][name]["target_100mm3"] = detection_summary(cases, 100.0)
+            per_seed.append({k: data[k] for k in ("seed", "summary", "training")})
+        else:
+            per_seed.append(run_seed(seed, args, train, val, test))
     print_tables(per_seed)
     print_target(per_seed)
     (args.work / "summary.json").write_text(json.dumps(per_seed, indent=2))
