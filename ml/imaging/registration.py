@@ -168,10 +168,16 @@ def register_mr_to_ct(ct: sitk.Image, mr: sitk.Image) -> RegistrationResult:
     metric_mask = sitk.BinaryDilate(fixed_mask, [2, 2, 2])
     n_mask = max(int(np.count_nonzero(sitk.GetArrayViewFromImage(metric_mask))), 1)
     coarsest = max(fixed.GetSpacing())
-    shrink = [max(1, int(round(8.0 / coarsest))), max(1, int(round(4.0 / coarsest))), 1]
-    percentages = [
-        float(min(1.0, SAMPLES_PER_LEVEL[i] * f**3 / n_mask)) for i, f in enumerate(shrink)
+    levels = [
+        (max(1, int(round(8.0 / coarsest))), SIGMAS_MM[0], SAMPLES_PER_LEVEL[0]),
+        (max(1, int(round(4.0 / coarsest))), SIGMAS_MM[1], SAMPLES_PER_LEVEL[1]),
+        (1, SIGMAS_MM[2], SAMPLES_PER_LEVEL[2]),
     ]
+    # On coarse images (tiny grids) two levels can land on the native resolution: keep
+    # only the last of those, a repeated level costs time and adds nothing.
+    levels = [lv for i, lv in enumerate(levels) if i == len(levels) - 1 or lv[0] > levels[i + 1][0]]
+    shrink = [lv[0] for lv in levels]
+    percentages = [float(min(1.0, n * f**3 / n_mask)) for f, _s, n in levels]
     reg.SetMetricSamplingStrategy(reg.RANDOM)
     reg.SetMetricSamplingPercentagePerLevel(percentages, SEED)
     reg.SetMetricFixedMask(metric_mask)
@@ -189,7 +195,7 @@ def register_mr_to_ct(ct: sitk.Image, mr: sitk.Image) -> RegistrationResult:
     r2 = ROTATION_RADIUS_MM**2
     reg.SetOptimizerScales([r2, r2, r2, 1.0, 1.0, 1.0])
     reg.SetShrinkFactorsPerLevel(shrink)
-    reg.SetSmoothingSigmasPerLevel(list(SIGMAS_MM))
+    reg.SetSmoothingSigmasPerLevel([lv[1] for lv in levels])
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     reg.SetInitialTransform(init, inPlace=False)
 
