@@ -5,13 +5,16 @@ size and spacing centred on the head, and slices of the preset's thickness that
 cover the CT's cranio-caudal extent. Its geometry is stored in ``study.json``
 (``grid``) next to the CT's (``ct_geometry``), so masks can travel both ways:
 
-- ``mask_to_ct_grid``: model-grid mask -> planning CT grid, nearest neighbour
-  (labels are preserved), for NIfTI/RTSTRUCT export.
-- ``ct_mask_to_model_grid``: a mask drawn on the CT -> model grid, by the fraction
-  of each model voxel that the mask covers (>= 0.5), which keeps lesion volumes.
+- ``mask_to_ct_grid``: model-grid mask or label map -> planning CT grid (labels
+  kept), for NIfTI/RTSTRUCT export.
+- ``ct_mask_to_model_grid``: a mask drawn on the CT -> 0/1 on the model grid.
 
-Neither direction ever drops a lesion: a lesion smaller than the target voxel is
-kept as the one voxel it covers most.
+Both go lesion by lesion through ``resample_lesions``: exact sub-voxel coverage,
+then as many target voxels as the lesion's volume fills, most covered first. That
+is nearest neighbour where the grids align, but it keeps each lesion's volume when
+a lesion spans only a few 2 mm slices (plain nearest neighbour or a 0.5 threshold
+lose up to a third of a 50 mm3 lesion there), and it never drops a lesion: one
+smaller than a target voxel keeps the voxel it covers most.
 """
 
 from __future__ import annotations
@@ -313,9 +316,8 @@ def mask_to_ct_grid(mask_dhw: np.ndarray, prepared_dir: str | os.PathLike[str]) 
 def ct_mask_to_model_grid(mask: sitk.Image, prepared_dir: str | os.PathLike[str]) -> np.ndarray:
     """A mask drawn on the CT (any geometry, resampled physically) -> uint8 0/1 on the model grid.
 
-    Each model voxel takes the fraction of its footprint the mask covers (sampled on
-    a sub-voxel lattice, lesion by lesion) and is foreground at >= 0.5, which keeps
-    lesion volumes; a lesion that would vanish keeps the voxel it covers most.
+    Nonzero voxels are lesion; each 26-connected lesion is carried over by
+    ``resample_lesions`` (volume-preserving, never dropped).
     """
     model, _ct = load_study_geometry(prepared_dir)
     return mask_to_model(mask, model)
