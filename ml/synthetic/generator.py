@@ -26,7 +26,7 @@ from ml.synthetic.dicom_writer import stable_uid, write_series
 from ml.synthetic.geometry import AXIAL, SAGITTAL, Geometry
 from ml.synthetic.phantom import BOX_MIN_MM, Lesion, PhantomGrid, paint_head, place_lesions
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 
 @dataclass(frozen=True)
