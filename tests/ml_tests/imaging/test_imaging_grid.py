@@ -153,3 +153,16 @@ def test_model_grid_is_axial_centred_and_covers_the_ct(tmp_path: Path) -> None:
     z_model = g.origin_xyz_mm[2] + np.array([0, (g.shape_dhw[0] - 1) * 2.0])
     assert z_model[0] >= z_ct[0] - 1e-6 and z_model[1] <= z_ct[1] + 1e-6
     assert (z_ct[1] - z_ct[0]) - (z_model[1] - z_model[0]) < 2.0
+
+
+def test_flipped_ct_axes_give_the_same_model_mask(tmp_path: Path) -> None:
+    ct_mask, _ = _ct_with_lesions((120, 110, 40), (0.9, 0.9, 2.5), seed=5)
+    prepared = _prepared_dir(tmp_path, ct_mask, "lite")
+    flipped = sitk.Flip(ct_mask, [True, True, False])  # same physical space, reversed axes
+    assert flipped.GetDirection() != ct_mask.GetDirection()
+    a = ct_mask_to_model_grid(ct_mask, prepared)
+    b = ct_mask_to_model_grid(flipped, prepared)
+    assert a.sum() > 0
+    # Same voxels up to ties between equally covered voxels (float summation order).
+    assert a.sum() == b.sum()
+    assert 2 * (a & b).sum() / (a.sum() + b.sum()) > 0.99
