@@ -44,6 +44,7 @@ def main() -> None:
     p.add_argument("--size", type=int, default=128, help="in-plane size of the 8-slice slab")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=2, help="interleaved rounds of the three variants")
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -85,10 +86,11 @@ def main() -> None:
         "vol_dice_br": [],
         "vol_dice_br_label_in_step": [],
     }
-    for _ in range(2):
+    for r in range(args.rounds):
         results["dice"] += run(DiceLoss(), False)
         results["vol_dice_br"] += run(VolumeAwareDiceLoss("batch"), False)
         results["vol_dice_br_label_in_step"] += run(VolumeAwareDiceLoss("batch"), True)
+        print(f"  round {r + 1}/{args.rounds} done", flush=True)
     med = {k: statistics.median(t) for k, t in results.items()}
     print(
         f"U-Net {args.preset}, slab 8x{args.size}x{args.size}, {args.device}, {args.threads} threads, {2 * args.steps} steps each"
