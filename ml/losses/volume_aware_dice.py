@@ -61,15 +61,14 @@ class VolumeAwareDiceLoss(nn.Module):
 
     def weights(self, target: torch.Tensor, volume_map: torch.Tensor) -> torch.Tensor:
         """Diagonal of ``W`` as a tensor shaped like ``volume_map`` (float32)."""
-        vol = volume_map.float()
-        inside = (vol > 0) & (target > 0)
-        if not bool(inside.any()):
-            return torch.zeros_like(vol)
+        # Masked arithmetic rather than boolean indexing: no host sync, cheap backward.
+        inside = ((volume_map > 0) & (target > 0)).float()
+        vol = volume_map.float() * inside
         if self.reweight == "batch":
-            lam = vol[inside].max()
+            lam = vol.amax()
         else:
             lam = torch.tensor(self.lambda_c, dtype=vol.dtype, device=vol.device)
-        return torch.where(inside, torch.sqrt(lam / vol.clamp_min(1.0)), torch.zeros_like(vol))
+        return torch.sqrt(lam / vol.clamp_min(1.0)) * inside
 
     def forward(
         self, prob: torch.Tensor, target: torch.Tensor, volume_map: torch.Tensor
@@ -78,10 +77,13 @@ class VolumeAwareDiceLoss(nn.Module):
         p = prob.float().reshape(-1)
         g = target.float().reshape(-1)
         w = self.weights(target, volume_map).reshape(-1)
-        gwg = (g * w * g).sum()
+        gw = g * w
+        gwg = (gw * g).sum()
         gg = (g * g).sum()
-        c = 1.0 + gg / gwg if bool(gwg > 0) else torch.ones((), device=p.device)
-        return -(c * (g * w * p).sum() + self.eps) / ((p * p).sum() + gwg + self.eps)
+        # With no foreground gg == gwg == 0 and C = 1 (METHOD.md); the clamp only
+        # avoids 0/0: every foreground voxel of a consistent map has a positive weight.
+        c = 1.0 + gg / gwg.clamp_min(1e-12)
+        return -(c * (gw * p).sum() + self.eps) / ((p * p).sum() + gwg + self.eps)
 
     def extra_repr(self) -> str:
         return f"reweight={self.reweight!r}, lambda_c={self.lambda_c}, eps={self.eps}"
