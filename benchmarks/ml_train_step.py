@@ -97,15 +97,21 @@ def main() -> None:
     )
     for k, t in med.items():
         print(f"  {k:28s} median step {t * 1000:8.1f} ms   ratio to Dice {t / med['dice']:.3f}")
-    # The losses alone, without the network, to separate loss cost from noise.
+    # The losses alone, without the network, to separate loss cost from noise. On a
+    # loaded machine every parallel region waits for a descheduled thread, so the
+    # single-thread figures are the cost of the arithmetic.
     prob = torch.rand_like(g, requires_grad=True)
-    for name, fn in (("dice", DiceLoss()), ("vol_dice_br", VolumeAwareDiceLoss("batch"))):
-        ts = []
-        for _ in range(50):
-            t = time.perf_counter()
-            fn(prob, g, v).backward()
-            ts.append(time.perf_counter() - t)
-        print(f"  loss only: {name:16s} {statistics.median(ts) * 1000:7.3f} ms")
+    for threads in sorted({1, args.threads}):
+        torch.set_num_threads(threads)
+        for name, fn in (("dice", DiceLoss()), ("vol_dice_br", VolumeAwareDiceLoss("batch"))):
+            ts = []
+            for _ in range(50):
+                t = time.perf_counter()
+                fn(prob, g, v).backward()
+                ts.append(time.perf_counter() - t)
+            print(
+                f"  loss only, {threads} thread(s): {name:12s} {statistics.median(ts) * 1000:7.3f} ms"
+            )
     t = time.perf_counter()
     for _ in range(10):
         lesion_volume_map(gt)
