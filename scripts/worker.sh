@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 queue=${1:?usage: scripts/worker.sh default|gpu-infer|gpu-train}
 : "${DRAMATIQ_BROKER_URL:?set DRAMATIQ_BROKER_URL, e.g. redis://127.0.0.1:6379/0}"
+# rundramatiq starts the dramatiq CLI in a new process that does not run manage.py's
+# path set-up: give it the source root (platform/) and the repository root (ml/).
+export PYTHONPATH="$PWD/platform:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 case "$queue" in
   default) exec .venv/bin/python manage.py rundramatiq --queues default --processes 2 --threads 4 ;;
   gpu-infer|gpu-train)
