@@ -69,12 +69,20 @@ def predict_unet(
     stride: int = 4,
     device: torch.device | str = "cpu",
     amp: bool = True,
+    slab_batch: int = 4,
 ) -> np.ndarray:
     """Sigmoid probabilities (D, H, W) float32 from slabs of ``slab_depth`` slices.
 
     Studies with fewer slices than a slab are zero-padded along z (as the
-    convolutions would) and cropped back.
+    convolutions would) and cropped back. Slabs go through the network
+    ``slab_batch`` at a time: on the CPU, PyTorch runs a 3D convolution whose
+    ``B*C*D*H`` is at most 20480 on its slow reference kernel instead of oneDNN,
+    and with ``B=1`` every level of the ``lite`` U-Net on an 8-slice slab falls
+    there (8 x 8 x 224 = 14336); two or more slabs per call take oneDNN, about
+    3.7x faster per slab (3.5 s -> 0.94 s for a 8x224x186 slab on 2 cores).
     """
+    if slab_batch < 1:
+        raise ValueError(f"slab_batch must be >= 1, got {slab_batch}")
     if stride < 1 or stride > slab_depth:
         raise ValueError(f"stride must be in 1..{slab_depth}, got {stride}")
     device = torch.device(device)
@@ -84,18 +92,31 @@ def predict_unet(
         padded = np.zeros((c, slab_depth, h, w), dtype=np.float32)
         padded[:, :d] = image
         return predict_unet(
-            net, padded, slab_depth=slab_depth, stride=stride, device=device, amp=amp
+            net,
+            padded,
+            slab_depth=slab_depth,
+            stride=stride,
+            device=device,
+            amp=amp,
+            slab_batch=slab_batch,
         )[:d]
     acc = np.zeros((d, h, w), dtype=np.float32)
     norm = np.zeros((d, 1, 1), dtype=np.float32)
     weights = tent_weights(slab_depth)[:, None, None]
-    for z0 in slab_starts(d, slab_depth, stride):
-        x = torch.from_numpy(np.ascontiguousarray(image[None, :, z0 : z0 + slab_depth])).to(device)
+    starts = slab_starts(d, slab_depth, stride)
+    for i in range(0, len(starts), slab_batch):
+        group = starts[i : i + slab_batch]
+        x = torch.from_numpy(
+            np.stack([image[:, z0 : z0 + slab_depth] for z0 in group]).astype(
+                np.float32, copy=False
+            )
+        ).to(device)
         with _autocast(device, amp):
             logits = net(x)
-        prob = torch.sigmoid(logits.float())[0, 0].cpu().numpy()
-        acc[z0 : z0 + slab_depth] += prob * weights
-        norm[z0 : z0 + slab_depth] += weights
+        probs = torch.sigmoid(logits.float())[:, 0].cpu().numpy()
+        for z0, prob in zip(group, probs, strict=True):
+            acc[z0 : z0 + slab_depth] += prob * weights
+            norm[z0 : z0 + slab_depth] += weights
     return acc / norm
 
 

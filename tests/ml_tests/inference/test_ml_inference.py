@@ -53,6 +53,15 @@ def test_unet_sliding_any_depth_matches_fake(depth):
     )
 
 
+@pytest.mark.parametrize("depth,stride,batch", [(8, 4, 3), (13, 3, 2), (21, 6, 4), (21, 8, 5)])
+def test_unet_slab_batches_do_not_change_the_result(depth, stride, batch):
+    net = build("unet", "lite").eval()
+    image = np.random.default_rng(1).normal(size=(2, depth, 16, 32)).astype(np.float32)
+    one = predict_unet(net, image, stride=stride, slab_batch=1)
+    many = predict_unet(net, image, stride=stride, slab_batch=batch)
+    assert np.allclose(one, many, atol=1e-5)
+
+
 def test_deepmedic_tiling_equals_single_pass():
     net = build("deepmedic", "lite").eval()
     image = np.random.default_rng(0).normal(size=(2, 23, 14, 17)).astype(np.float32)
