@@ -111,7 +111,14 @@ def run_seed(seed: int, args: argparse.Namespace, train, val, test) -> dict[str,
                 epochs=args.unet_epochs, steps_per_epoch=args.unet_steps, loss=loss
             ),
             deepmedic=DeepMedicTrainConfig(
-                epochs=args.deepmedic_epochs, segments_per_epoch=args.deepmedic_segments
+                epochs=args.deepmedic_epochs,
+                segments_per_epoch=args.deepmedic_segments,
+                batch_size=args.deepmedic_batch,
+                sampler=args.deepmedic_sampler,
+                out_depth=args.deepmedic_out_depth,
+                bg_per_fg=args.deepmedic_bg_per_fg,
+                segment_dhw=tuple(args.deepmedic_segment),
+                loss_margin_dhw=tuple(args.deepmedic_margin),
             ),
         )
 
@@ -296,13 +303,35 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--unet-epochs", type=int, default=200)
     p.add_argument("--unet-steps", type=int, default=20)
     p.add_argument("--deepmedic-epochs", type=int, default=100)
-    p.add_argument("--deepmedic-segments", type=int, default=128)
-    p.add_argument("--deepmedic-batch", type=int, default=8)
     p.add_argument(
-        "--deepmedic-segment", type=int, nargs=3, default=[12, 48, 48], metavar=("D", "H", "W")
+        "--deepmedic-segments", type=int, default=32, help="head windows (or segments) per epoch"
+    )
+    p.add_argument("--deepmedic-batch", type=int, default=2)
+    p.add_argument("--deepmedic-sampler", default="head", choices=["head", "segment"])
+    p.add_argument(
+        "--deepmedic-out-depth", type=int, default=4, help="head windows: output slices in the loss"
     )
     p.add_argument(
-        "--deepmedic-margin", type=int, nargs=3, default=[2, 8, 8], metavar=("D", "H", "W")
+        "--deepmedic-bg-per-fg",
+        type=lambda v: None if v.lower() == "none" else float(v),
+        default=10.0,
+        help="head windows: background:tumour loss weight ('none': plain mean)",
+    )
+    p.add_argument(
+        "--deepmedic-segment",
+        type=int,
+        nargs=3,
+        default=[12, 48, 48],
+        metavar=("D", "H", "W"),
+        help="segment sampler only",
+    )
+    p.add_argument(
+        "--deepmedic-margin",
+        type=int,
+        nargs=3,
+        default=[2, 8, 8],
+        metavar=("D", "H", "W"),
+        help="segment sampler only",
     )
     p.add_argument(
         "--minutes-per-net", type=float, default=4.0, help="time budget of each of the 3 trainings"

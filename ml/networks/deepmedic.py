@@ -20,13 +20,17 @@ Choices the paper leaves open, made here (and why):
   valid convolutions. The network is then fully convolutional on any
   ``(D, H, W)``: dense inference on a whole study is one forward pass (tiled
   along z, which is exact because z is never pooled), with no bookkeeping to
-  align the three pathways' output grids. Training compensates by computing
-  the loss only on the interior of each segment (``ml.training``), away from
-  the padded border, which is what the original's valid convolutions achieve.
-- Normalisation: batch norm + PReLU as in DeepMedic. Segments are small and
-  either mostly tumour or mostly background, so instance norm would give
-  statistics that differ from whole-volume inference; batch norm with running
-  statistics behaves the same on a segment and on a volume.
+  align the three pathways' output grids. The padding is part of the input
+  the network learns from, so training must show it the same context as
+  inference: ``ml.training`` trains on head windows (the whole in-plane head
+  box that inference crops to, a few output slices plus ``z_halo`` slices of
+  context) with the loss on the output slices only. Small segments with an
+  interior-only loss were not enough: the x3 / x5 pathways see 51 / 85 voxels
+  in-plane and learned mostly from zero padding (docs/ML.md).
+- Normalisation: batch norm + PReLU as in DeepMedic. Instance norm would
+  give statistics of whatever region is in the input; batch norm with running
+  statistics behaves the same on a training window and on a volume (and head
+  windows make the training batch statistics whole-head statistics too).
 - No residual connections (the paper does not mention them).
 """
 

@@ -120,3 +120,30 @@ def sample_segment(
     centre = np.unravel_index(int(rng.choice(idx)), case.gt.shape)
     start = tuple(int(c) - s // 2 for c, s in zip(centre, segment_dhw, strict=True))
     return _crop(case.image, start, segment_dhw), _crop(case.gt, start, segment_dhw)
+
+
+def sample_head_window(
+    case: Case, out_depth: int, halo: int, *, want_tumour: bool, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(image, gt, loss_mask) of a DeepMedic head window (the case is already head-cropped).
+
+    In-plane: the whole case (its head box). Along z: ``out_depth`` output
+    slices (containing a random tumour voxel's slice with ``want_tumour``) plus
+    up to ``halo`` slices of context on each side, clamped inside the volume the
+    way ``predict_deepmedic`` clamps its tiles: an output slice then sees the
+    same input (and the same zero padding beyond the volume's ends) as at
+    whole-study inference. ``loss_mask`` (bool, like ``gt``) marks the output
+    slices. Cases with fewer slices than a window give the whole case.
+    """
+    d = case.gt.shape[0]
+    n_out = min(out_depth, d)
+    if want_tumour and case.has_tumour:
+        z = int(rng.choice(case.tumour_slices()))
+        o0 = int(rng.integers(max(0, z - n_out + 1), min(z, d - n_out) + 1))
+    else:
+        o0 = int(rng.integers(0, d - n_out + 1))
+    o1 = o0 + n_out
+    a, b = max(0, o0 - halo), min(d, o1 + halo)
+    mask = np.zeros((b - a, *case.gt.shape[1:]), dtype=bool)
+    mask[o0 - a : o1 - a] = True
+    return case.image[:, a:b], case.gt[a:b], mask

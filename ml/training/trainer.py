@@ -2,9 +2,10 @@
 
 The U-Net learns from random slabs of ``slab_depth`` slices at full in-plane
 size (at least ``tumour_fraction`` of each epoch's slabs contain tumour) with a
-Dice or volume-aware Dice loss; DeepMedic learns from segments centred on
-tumour and background voxels in equal shares (``fg_fraction``) with
-cross-entropy on the segment interior. Both use RMSprop, validate after every
+Dice or volume-aware Dice loss; DeepMedic learns from head windows (the
+whole in-plane head box, a few output slices plus ``z_halo`` slices of context)
+with a class-balanced cross-entropy on the output slices only, so it trains on
+exactly the context whole-study inference gives it (``DeepMedicTrainConfig``). Both use RMSprop, validate after every
 epoch with the same whole-study inference as the predictor, and keep the
 weights with the best mean validation DSC.
 """
@@ -29,7 +30,7 @@ from ml.metrics import aggregate, evaluate_case
 from ml.networks import build, network_kwargs
 from ml.networks.checkpoint import load_checkpoint, save_checkpoint, utc_now
 from ml.training.config import DeepMedicTrainConfig, EnsembleTrainConfig, UNetTrainConfig
-from ml.training.data import Case, sample_segment, sample_slab
+from ml.training.data import Case, sample_head_window, sample_segment, sample_slab
 
 Progress = Callable[[dict[str, Any]], None]
 ShouldStop = Callable[[], bool]
@@ -47,13 +48,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _pad_stack(arrays: Sequence[np.ndarray]) -> np.ndarray:
-    """Stack arrays whose last two axes may differ (head crops), zero padding."""
-    h = max(a.shape[-2] for a in arrays)
-    w = max(a.shape[-1] for a in arrays)
-    out = np.zeros((len(arrays), *arrays[0].shape[:-2], h, w), dtype=arrays[0].dtype)
+def _pad_stack(arrays: Sequence[np.ndarray], n_axes: int = 2) -> np.ndarray:
+    """Stack arrays whose last ``n_axes`` axes may differ (head crops), zero padding."""
+    lead = arrays[0].shape[: arrays[0].ndim - n_axes]
+    size = tuple(max(a.shape[k] for a in arrays) for k in range(-n_axes, 0))
+    out = np.zeros((len(arrays), *lead, *size), dtype=arrays[0].dtype)
     for i, a in enumerate(arrays):
-        out[i, ..., : a.shape[-2], : a.shape[-1]] = a
+        out[(i, ..., *(slice(0, n) for n in a.shape[-n_axes:]))] = a
     return out
 
 
@@ -95,17 +96,54 @@ def _unet_batch(cases, items, cfg: UNetTrainConfig, rng, device):
     return x, g, v
 
 
-def _deepmedic_batch(cases, items, cfg: DeepMedicTrainConfig, rng, device):
-    imgs, gts = [], []
+def _deepmedic_batch(cases, items, cfg: DeepMedicTrainConfig, rng, device, halo: int = 8):
+    """(x, g, mask): inputs, labels and the voxels that enter the loss.
+
+    Head windows of different sizes are zero-padded to a common shape; the
+    padding is outside ``mask``. For segments, ``mask`` is the interior inside
+    ``loss_margin_dhw``.
+    """
+    imgs, gts, masks = [], [], []
     for ci, fg in items:
-        img, gt = sample_segment(cases[ci], cfg.segment_dhw, foreground=fg, rng=rng)
+        if cfg.sampler == "head":
+            img, gt, mask = sample_head_window(
+                cases[ci], cfg.out_depth, halo, want_tumour=fg, rng=rng
+            )
+        else:
+            img, gt = sample_segment(cases[ci], cfg.segment_dhw, foreground=fg, rng=rng)
+            mask = np.zeros(gt.shape, dtype=bool)
+            mask[
+                tuple(slice(m, n - m) for m, n in zip(cfg.loss_margin_dhw, gt.shape, strict=True))
+            ] = True
         if cfg.flip and rng.random() < 0.5:
-            img, gt = img[..., ::-1], gt[..., ::-1]
+            img, gt, mask = img[..., ::-1], gt[..., ::-1], mask[..., ::-1]
         imgs.append(np.ascontiguousarray(img))
         gts.append(np.ascontiguousarray(gt))
-    return torch.from_numpy(np.stack(imgs)).to(device), torch.from_numpy(
-        np.stack(gts).astype(np.int64)
-    ).to(device)
+        masks.append(np.ascontiguousarray(mask))
+    x = torch.from_numpy(_pad_stack(imgs, 3)).to(device)
+    g = torch.from_numpy(_pad_stack(gts, 3).astype(np.int64)).to(device)
+    m = torch.from_numpy(_pad_stack(masks, 3)).to(device)
+    return x, g, m
+
+
+def deepmedic_loss(
+    logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, bg_per_fg: float | None
+) -> torch.Tensor:
+    """Cross-entropy over the voxels in ``mask``, class-balanced by ``bg_per_fg``.
+
+    ``(mean CE over tumour + bg_per_fg * mean CE over background) / (1 +
+    bg_per_fg)``; the plain mean with ``bg_per_fg=None`` or without tumour.
+    """
+    ce = F.cross_entropy(logits, target, reduction="none")
+    maskf = mask.to(ce.dtype)
+    fg = maskf * (target == 1).to(ce.dtype)
+    bg = maskf - fg
+    n_fg, n_bg = fg.sum(), bg.sum()
+    if bg_per_fg is None or float(n_fg) == 0 or float(n_bg) == 0:
+        return (ce * maskf).sum() / maskf.sum().clamp_min(1)
+    mean_fg = (ce * fg).sum() / n_fg
+    mean_bg = (ce * bg).sum() / n_bg
+    return (mean_fg + bg_per_fg * mean_bg) / (1 + bg_per_fg)
 
 
 def validate_network(
@@ -251,14 +289,11 @@ def train_network(
                     prob = torch.sigmoid(net(x).float())
                     loss = loss_fn(prob, g, v)
                 else:
-                    x, g = _deepmedic_batch(train_cases, items, cfg, rng, device)
-                    logits = net(x).float()
-                    m = cfg.loss_margin_dhw
-                    inner = (
-                        ...,
-                        *(slice(mi, s - mi) for mi, s in zip(m, cfg.segment_dhw, strict=True)),
+                    x, g, m = _deepmedic_batch(
+                        train_cases, items, cfg, rng, device, halo=int(net.z_halo)
                     )
-                    loss = F.cross_entropy(logits[inner], g[inner])
+                    bg_per_fg = cfg.bg_per_fg if cfg.sampler == "head" else None
+                    loss = deepmedic_loss(net(x).float(), g, m, bg_per_fg)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()

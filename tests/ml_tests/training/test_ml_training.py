@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from ml.inference.sliding import head_bbox, predict_deepmedic
+from ml.networks import build
 from ml.networks.checkpoint import load_checkpoint, sha256_file
 from ml.training import (
     DeepMedicTrainConfig,
@@ -17,8 +19,8 @@ from ml.training import (
     train_ensemble,
     train_network,
 )
-from ml.training.data import sample_segment, sample_slab
-from ml.training.trainer import _deepmedic_plan, _unet_plan
+from ml.training.data import sample_head_window, sample_segment, sample_slab
+from ml.training.trainer import _deepmedic_batch, _deepmedic_plan, _unet_plan, deepmedic_loss
 from tests.ml_tests.ml_core_helpers import make_prepared_study, make_studies
 
 torch.set_num_threads(2)
@@ -225,3 +227,59 @@ def test_thin_case_and_segment_padding(tmp_path):
 def test_case_without_ground_truth_is_rejected(tmp_path):
     with pytest.raises(ValueError):
         load_case(make_prepared_study(tmp_path / "nogt", seed=1, with_gt=False))
+
+
+def test_head_window_is_the_inference_context(tmp_path):
+    """A head window spans the head box in-plane, its loss mask covers exactly
+    ``out_depth`` output slices, and in eval mode the network's output on those
+    slices equals whole-study inference (same context, same zero padding)."""
+    study = make_prepared_study(tmp_path / "deep", seed=4, shape=(30, 20, 24), n_lesions=2)
+    case = load_case(study)
+    y0, x0, y1, x1 = head_bbox(np.load(study / "model_input.npy"))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = build("deepmedic", "lite").eval()
+    halo = net.z_halo
+    full = predict_deepmedic(net, case.image, amp=False)
+    rng = np.random.default_rng(0)
+    for want in (True, True, False, False, False):
+        img, gt, mask = sample_head_window(case, 3, halo, want_tumour=want, rng=rng)
+        assert img.shape[-2:] == gt.shape[-2:] == (y1 - y0, x1 - x0)
+        out = np.flatnonzero(mask.any(axis=(1, 2)))
+        assert len(out) == 3 and mask[out].all() and mask.sum() == 3 * gt[0].size
+        assert img.shape[1] <= 3 + 2 * halo
+        if want:
+            assert (gt & mask).any()
+        a = next(
+            a
+            for a in range(case.gt.shape[0] - img.shape[1] + 1)
+            if np.array_equal(case.image[:, a : a + img.shape[1]], img)
+        )
+        # Full context on each side, or the volume's end (as at inference).
+        assert a == 0 or out[0] >= halo
+        assert a + img.shape[1] == case.gt.shape[0] or img.shape[1] - 1 - out[-1] >= halo
+        with torch.no_grad():
+            prob = torch.softmax(net(torch.from_numpy(np.ascontiguousarray(img[None]))), 1)
+        np.testing.assert_allclose(prob[0, 1].numpy()[out], full[a + out], atol=1e-5)
+
+
+def test_deepmedic_loss_uses_only_masked_voxels_and_balances_classes(studies):
+    train, _ = studies
+    cases = [load_case(d) for d in train]
+    cfg = DeepMedicTrainConfig(batch_size=2, out_depth=2)
+    rng = np.random.default_rng(0)
+    x, g, m = _deepmedic_batch(cases, [(0, True), (1, False)], cfg, rng, "cpu", halo=2)
+    assert x.shape[:2] == (2, 2) and m.shape == g.shape and bool(m.any(dim=(1, 2, 3)).all())
+    logits = torch.randn(2, 2, *g.shape[1:], requires_grad=True)
+    loss = deepmedic_loss(logits, g, m, 3.0)
+    loss.backward()
+    grad = logits.grad.abs().sum(dim=1)
+    assert float(grad[~m].sum()) == 0.0 and float(grad[m].sum()) > 0
+    # Balance: (mean CE over tumour + 3 x mean CE over background) / 4.
+    ce = torch.nn.functional.cross_entropy(logits.detach(), g, reduction="none")
+    fg, bg = m & (g == 1), m & (g == 0)
+    assert fg.any()
+    expected = (ce[fg].mean() + 3 * ce[bg].mean()) / 4
+    assert torch.allclose(loss.detach(), expected)
+    plain = deepmedic_loss(logits.detach(), g, m, None)
+    assert torch.allclose(plain, ce[m].mean())
