@@ -37,7 +37,7 @@ def main() -> None:
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--stride", type=int, default=4, help="U-Net slab stride (slab depth 8)")
-    p.add_argument("--tile-depth", type=int, default=16)
+    p.add_argument("--tile-depth", type=int, default=64)
     p.add_argument("--no-crop", action="store_true", help="do not crop to the head's bounding box")
     p.add_argument("--preset", default="lite")
     args = p.parse_args()

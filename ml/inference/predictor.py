@@ -111,7 +111,7 @@ class EnsemblePredictor:
         threshold: float = 0.5,
         slab_depth: int = 8,
         slab_stride: int = 4,
-        tile_depth: int = 16,
+        tile_depth: int = 64,
         crop_to_head: bool = True,
         connectivity: int = 26,
         manifest: dict[str, Any] | None = None,

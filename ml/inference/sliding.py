@@ -125,7 +125,7 @@ def predict_deepmedic(
     net: nn.Module,
     image: np.ndarray,
     *,
-    tile_depth: int = 16,
+    tile_depth: int = 64,
     device: torch.device | str = "cpu",
     amp: bool = True,
 ) -> np.ndarray:

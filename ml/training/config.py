@@ -95,7 +95,7 @@ class DeepMedicTrainConfig:
     fg_fraction: float = 0.5  # share of windows / segments centred on tumour
     flip: bool = True
     max_minutes: float | None = None
-    tile_depth: int = 16
+    tile_depth: int = 64  # DeepMedic output slices per pass (plus z_halo each side): fewer passes, less halo recomputed
 
     def validate(self) -> None:
         if self.sampler not in _DM_SAMPLERS:

@@ -155,7 +155,7 @@ def validate_network(
     device: torch.device,
     slab_depth: int = 8,
     slab_stride: int = 4,
-    tile_depth: int = 16,
+    tile_depth: int = 64,
     connectivity: int = 26,
 ) -> dict[str, Any]:
     """Whole-study inference on each validation case, then ``ml.metrics.aggregate``."""
