@@ -11,18 +11,19 @@
   function niceMax(v) { if (!(v > 0)) return 1; const p = Math.pow(10, Math.floor(Math.log10(v))); return Math.ceil(v / p) * p; }
 
   /** series: [{name, color, values: [number|null], axis: "left"|"right"}]; labels: x tick labels. */
-  function lineChart(container, { labels, series, width = 560, height = 200, leftMax = 1, rightMax = null, leftLabel = "", rightLabel = "", logLeft = false }) {
+  function lineChart(container, { labels, series, width = 560, height = 200, leftMax = 1, leftMin = 0, rightMax = null, leftLabel = "", rightLabel = "", logLeft = false }) {
     const m = { l: 38, r: rightMax != null ? 38 : 10, t: 10, b: 24 };
     const w = width - m.l - m.r, h = height - m.t - m.b;
     const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img" });
     const n = labels.length;
     const x = (i) => m.l + (n <= 1 ? w / 2 : (i * w) / (n - 1));
-    const yl = (v) => m.t + h - (Math.max(0, Math.min(leftMax, v)) / leftMax) * h;
+    const span = leftMax - leftMin || 1;
+    const yl = (v) => m.t + h - ((Math.max(leftMin, Math.min(leftMax, v)) - leftMin) / span) * h;
     const yr = (v) => m.t + h - (Math.max(0, Math.min(rightMax, v)) / rightMax) * h;
     for (let k = 0; k <= 4; k++) {
       const yy = m.t + (h * k) / 4;
       svg.appendChild(el("line", { x1: m.l, x2: m.l + w, y1: yy, y2: yy, class: "gridline" }));
-      svg.appendChild(el("text", { x: m.l - 4, y: yy + 3, "text-anchor": "end" }, fmt(leftMax * (1 - k / 4))));
+      svg.appendChild(el("text", { x: m.l - 4, y: yy + 3, "text-anchor": "end" }, fmt(leftMin + span * (1 - k / 4))));
       if (rightMax != null) svg.appendChild(el("text", { x: m.l + w + 4, y: yy + 3 }, fmt(rightMax * (1 - k / 4))));
     }
     svg.appendChild(el("line", { x1: m.l, x2: m.l + w, y1: m.t + h, y2: m.t + h, class: "axis" }));

@@ -94,8 +94,11 @@
       const stages = [...new Set(losses.map((p) => p.stage))];
       const palette = ["#3ea6ff", "#ffd600", "#56d364", "#d2a8ff"];
       const series = stages.map((st, k) => ({ name: st, color: palette[k % palette.length], values: losses.map((p) => (p.stage === st ? Number(p.loss) : null)), dots: losses.length < 60 }));
-      const mx = LLCharts.niceMax(Math.max(...losses.map((p) => Number(p.loss))));
-      LLCharts.lineChart($("loss-chart"), { labels: losses.map((p) => String(p.epoch)), series, leftMax: mx, height: 150 });
+      // Dice-type losses are negative (-1 is perfect): the axis spans whatever sign they have.
+      const vals = losses.map((p) => Number(p.loss));
+      const hi = Math.max(...vals), lo = Math.min(...vals);
+      const mx = hi > 0 ? LLCharts.niceMax(hi) : 0, mn = lo < 0 ? -LLCharts.niceMax(-lo) : 0;
+      LLCharts.lineChart($("loss-chart"), { labels: losses.map((p) => String(p.epoch)), series, leftMax: mx, leftMin: mn, height: 150 });
       $("loss-legend").innerHTML = series.map((s) => `<span><i style="background:${s.color}"></i>${esc(s.name)} loss</span>`).join("") + '<span class="muted">x: epoch</span>';
     }
   }
