@@ -64,7 +64,11 @@ def loop_env(transactional_db: Any, settings: Any, tmp_path: Path) -> Any:
 
     redis.Redis.from_url(REDIS_DB_URL).flushdb()
     db = connection.settings_dict
-    storage = Path(settings.STORAGE_ROOT)
+    # Each test gets its own storage: model folders are never overwritten, and the next
+    # test's first version is named v1 again.
+    storage = tmp_path / "storage"
+    storage.mkdir()
+    settings.STORAGE_ROOT = storage
     port = free_port()
     env = {
         **os.environ,
