@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from ml.atomic import publish_dir
 from ml.imaging.dicom_io import IngestResult, ingest
 from ml.imaging.errors import IngestError
 from ml.imaging.grid import ImageGeometry, mask_to_model, model_grid_for, resample_to
@@ -71,17 +72,6 @@ def write_nifti_gz(img: sitk.Image, path: Path) -> None:
         raw.unlink(missing_ok=True)
 
 
-def _publish(tmp: Path, out: Path) -> None:
-    """Rename ``tmp`` to ``out``; an existing ``out`` is swapped out, then deleted."""
-    if out.exists():
-        trash = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-        out.rename(trash)
-        tmp.rename(out)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        tmp.rename(out)
-
-
 def prepare_study(
     source: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -104,7 +94,7 @@ def prepare_study(
     tmp.mkdir()
     try:
         meta = _prepare_into(source, tmp, spec, ground_truth)
-        _publish(tmp, out)
+        publish_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

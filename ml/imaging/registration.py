@@ -46,17 +46,21 @@ class RegistrationResult:
     quality: dict[str, float | int | str] = field(default_factory=dict)
 
     def transform_dict(self) -> dict[str, object]:
-        t = self.transform
-        m = np.asarray(t.GetMatrix()).reshape(3, 3)
-        return {
-            "type": "Euler3DTransform",
-            "maps": "ct_to_mr",
-            "center_xyz_mm": list(t.GetCenter()),
-            "angles_rad": [t.GetAngleX(), t.GetAngleY(), t.GetAngleZ()],
-            "translation_xyz_mm": list(t.GetTranslation()),
-            "matrix": [float(v) for v in m.ravel()],
-            "offset_xyz_mm": [float(v) for v in t.TransformPoint((0.0, 0.0, 0.0))],
-        }
+        return euler_to_dict(self.transform)
+
+
+def euler_to_dict(t: sitk.Euler3DTransform) -> dict[str, object]:
+    """A JSON record of a rigid CT->MR transform (inverse: ``transform_from_dict``)."""
+    m = np.asarray(t.GetMatrix()).reshape(3, 3)
+    return {
+        "type": "Euler3DTransform",
+        "maps": "ct_to_mr",
+        "center_xyz_mm": list(t.GetCenter()),
+        "angles_rad": [t.GetAngleX(), t.GetAngleY(), t.GetAngleZ()],
+        "translation_xyz_mm": list(t.GetTranslation()),
+        "matrix": [float(v) for v in m.ravel()],
+        "offset_xyz_mm": [float(v) for v in t.TransformPoint((0.0, 0.0, 0.0))],
+    }
 
 
 def transform_from_dict(d: dict) -> sitk.Euler3DTransform:

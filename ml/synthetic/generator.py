@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from ml.atomic import publish_dir
+from ml.imaging.registration import euler_to_dict
 from ml.presets import grid_preset
 from ml.synthetic.dicom_writer import stable_uid, write_series
 from ml.synthetic.geometry import AXIAL, SAGITTAL, Geometry
@@ -72,18 +74,10 @@ def _euler(center: np.ndarray, angles_rad: np.ndarray, translation: np.ndarray):
 
 
 def transform_to_dict(t: sitk.Euler3DTransform) -> dict[str, object]:
+    """The registration's transform record plus the total rotation angle (for truth.json)."""
     m = np.asarray(t.GetMatrix()).reshape(3, 3)
     angle = float(np.degrees(np.arccos(np.clip((np.trace(m) - 1) / 2, -1, 1))))
-    return {
-        "type": "Euler3DTransform",
-        "maps": "ct_to_mr",
-        "center_xyz_mm": list(t.GetCenter()),
-        "angles_rad": [t.GetAngleX(), t.GetAngleY(), t.GetAngleZ()],
-        "translation_xyz_mm": list(t.GetTranslation()),
-        "matrix": [float(v) for v in m.ravel()],
-        "offset_xyz_mm": list(np.asarray(t.TransformPoint((0.0, 0.0, 0.0)), dtype=float)),
-        "rotation_deg": angle,
-    }
+    return {**euler_to_dict(t), "rotation_deg": angle}
 
 
 def _rician(rng: np.random.Generator, signal: np.ndarray, sigma: float) -> np.ndarray:
@@ -371,13 +365,7 @@ def generate_study(
             },
         }
         (tmp / "truth.json").write_text(json.dumps(truth, indent=2))
-        if out.exists():
-            trash = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-            out.rename(trash)
-            tmp.rename(out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            tmp.rename(out)
+        publish_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
