@@ -86,7 +86,7 @@ def run_seed(seed: int, args: argparse.Namespace, train, val, test) -> dict[str,
     import numpy as np
 
     from ml.inference.sliding import head_bbox, predict_deepmedic, predict_in_box, predict_unet
-    from ml.metrics import aggregate, evaluate_case
+    from ml.metrics import aggregate, detection_summary, evaluate_case
     from ml.networks.checkpoint import load_checkpoint, network_from_checkpoint
     from ml.training import (
         DeepMedicTrainConfig,
@@ -202,7 +202,8 @@ def run_seed(seed: int, args: argparse.Namespace, train, val, test) -> dict[str,
         "seed": seed,
         "summary": summary,
         "training": {
-            k: {kk: v for kk, v in s.items() if kk != "history"} for k, s in summaries.items()
+            k: {kk: v for kk, v in s.items() if kk not in ("history", "val_probs")}
+            for k, s in summaries.items()
         },
     }
     (run_dir / "results.json").write_text(json.dumps({**out, "cases": results}, indent=2))
@@ -254,20 +255,6 @@ def print_tables(per_seed: list[dict[str, Any]]) -> None:
             print(
                 f"  seed {r['seed']}: {LABELS[variant]} beats each net's DSC: {'YES' if ok2 else 'NO'} (ensemble {_fmt(e)}, U-Net {_fmt(u)}, DeepMedic {_fmt(d)})"
             )
-
-
-def detection_summary(cases: list[dict[str, Any]], min_mm3: float) -> dict[str, Any]:
-    """Share of ground-truth lesions >= min_mm3 detected, and FP lesions per study."""
-    big = [les for c in cases for les in c["lesions"] if les["volume_mm3"] >= min_mm3]
-    found = sum(les["detected"] for les in big)
-    fp = sum(c["fp_lesions_any_overlap"] for c in cases)
-    return {
-        "min_mm3": min_mm3,
-        "n_lesions": len(big),
-        "n_detected": found,
-        "detection_rate": found / len(big) if big else None,
-        "fp_lesions_per_study": fp / len(cases) if cases else None,
-    }
 
 
 def print_target(per_seed: list[dict[str, Any]]) -> None:
@@ -357,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
         f"train {[d.name for d in train]}\nval {[d.name for d in val]}\ntest {[d.name for d in test]}",
         flush=True,
     )
+    from ml.metrics import detection_summary
+
     per_seed = []
     for seed in args.seeds:
         saved = args.work / f"seed{seed}" / "results.json"

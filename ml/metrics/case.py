@@ -171,3 +171,17 @@ def aggregate(cases: Sequence[dict[str, Any]]) -> dict[str, Any]:
         }
     out["groups"] = groups
     return out
+
+
+def detection_summary(cases: list[dict[str, Any]], min_mm3: float) -> dict[str, Any]:
+    """Share of ground-truth lesions >= min_mm3 detected, and FP lesions per study."""
+    big = [les for c in cases for les in c["lesions"] if les["volume_mm3"] >= min_mm3]
+    found = sum(les["detected"] for les in big)
+    fp = sum(c["fp_lesions_any_overlap"] for c in cases)
+    return {
+        "min_mm3": min_mm3,
+        "n_lesions": len(big),
+        "n_detected": found,
+        "detection_rate": found / len(big) if big else None,
+        "fp_lesions_per_study": fp / len(cases) if cases else None,
+    }
