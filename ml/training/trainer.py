@@ -157,8 +157,12 @@ def validate_network(
     slab_stride: int = 4,
     tile_depth: int = 64,
     connectivity: int = 26,
+    probs_out: list[np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """Whole-study inference on each validation case, then ``ml.metrics.aggregate``."""
+    """Whole-study inference on each validation case, then ``ml.metrics.aggregate``.
+
+    With ``probs_out`` the probability maps are appended to it (for calibration).
+    """
     results = []
     for case in cases:
         if arch == "unet":
@@ -167,6 +171,8 @@ def validate_network(
             )
         else:
             prob = predict_deepmedic(net, case.image, tile_depth=tile_depth, device=device)
+        if probs_out is not None:
+            probs_out.append(prob)
         results.append(
             evaluate_case(prob >= threshold, case.gt, case.spacing_mm, connectivity=connectivity)
         )
@@ -202,7 +208,9 @@ def train_network(
     """Train one network; writes ``out_path`` (best weights) and ``<stem>.last.pt``.
 
     Returns a summary: ``epoch`` of the best weights, ``metrics``, ``history``,
-    ``sha256`` of ``out_path``, and ``stopped`` (``None``, or ``"time_budget"``).
+    ``sha256`` of ``out_path``, ``stopped`` (``None``, or ``"time_budget"``) and
+    ``val_probs``: the best weights' probability maps of the validation cases
+    (``None`` when they were not computed in this call, e.g. after a resume).
     """
     if arch not in _ARCH_SEED:
         raise ValueError(f"unknown architecture {arch!r}")
@@ -268,6 +276,8 @@ def train_network(
     t_start = time.monotonic()
     stopped = None
     sha = None
+    val_seconds = step_seconds = 0.0
+    best_val_probs: list[np.ndarray] | None = None  # this run's best epoch only (not on resume)
     emit = progress or (lambda event: None)
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         net.train()
@@ -279,9 +289,16 @@ def train_network(
         for step, items in enumerate(plan, start=1):
             if should_stop is not None and should_stop():
                 raise TrainingCancelled(f"{arch} stopped at epoch {epoch}, step {step}")
-            if budget_min is not None and losses and time.monotonic() - t_start > 60 * budget_min:
+            # Stop when one more step and this epoch's validation (as long as the
+            # last ones took) would end past the budget.
+            if (
+                budget_min is not None
+                and losses
+                and time.monotonic() - t_start + step_seconds + val_seconds > 60 * budget_min
+            ):
                 stopped = "time_budget"
                 break
+            t_step = time.monotonic()
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
                 if arch == "unet":
@@ -298,6 +315,7 @@ def train_network(
             scaler.step(optimizer)
             scaler.update()
             losses.append(float(loss.detach()))
+            step_seconds = time.monotonic() - t_step
             emit(
                 {
                     "stage": arch,
@@ -312,6 +330,8 @@ def train_network(
         epoch_loss = float(np.mean(losses)) if losses else float("nan")
         val = None
         if val_cases:
+            t_val = time.monotonic()
+            val_probs: list[np.ndarray] = []
             val = validate_network(
                 arch,
                 net,
@@ -322,7 +342,9 @@ def train_network(
                 slab_stride=config.unet.val_stride,
                 tile_depth=config.deepmedic.tile_depth,
                 connectivity=config.connectivity,
+                probs_out=val_probs,
             )
+            val_seconds = time.monotonic() - t_val
             emit(
                 {
                     "stage": "validate",
@@ -345,6 +367,7 @@ def train_network(
             best_score, best_epoch = score, epoch
             best_metrics = {"val": val, "train_loss": epoch_loss}
             best_state = {k: t.detach().cpu().clone() for k, t in net.state_dict().items()}
+            best_val_probs = val_probs if val_cases else None
             sha = save_checkpoint(
                 out_path,
                 {
@@ -402,6 +425,7 @@ def train_network(
         "history": history,
         "stopped": stopped,
         "seconds": time.monotonic() - t_start,
+        "val_probs": best_val_probs,
     }
 
 
