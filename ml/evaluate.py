@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         gt = np.load(study / "ground_truth.npy")
         spacing = read_spacing(study)
         pred = predictor.predict(np.load(study / "model_input.npy"), spacing)
-        t = predictor.threshold
+        t = 0.5  # each network alone at the paper's threshold; the ensemble by the model's rule
         for name, mask in (
             ("unet", pred.unet_prob >= t),
             ("deepmedic", pred.deepmedic_prob >= t),

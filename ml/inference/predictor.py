@@ -1,9 +1,12 @@
 """The ensemble predictor of ARCHITECTURE.md.
 
 Each network yields a tumour probability map over the whole study; the
-ensemble map is their voxel-wise mean (METHOD.md section 2); lesions are the
-connected components of the thresholded ensemble map, labelled 1..N by volume
-ascending.
+ensemble map is their weighted mean, the plain mean (METHOD.md section 2)
+unless calibration chose otherwise; lesions are the connected components of
+the thresholded ensemble map that reach the model's peak threshold
+(``ml.inference.rule.LesionRule``: weight and thresholds are calibrated on the
+validation cases at training time and stored in the manifest's ``inference``),
+labelled 1..N by volume ascending.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ml.inference.rule import LesionRule
 from ml.inference.sliding import head_bbox, predict_deepmedic, predict_in_box, predict_unet
-from ml.lesions import label_lesions, voxel_volume_mm3
+from ml.lesions import voxel_volume_mm3
 from ml.networks.checkpoint import load_checkpoint, network_from_checkpoint
 
 
@@ -50,6 +54,7 @@ class Prediction:
     lesions: list[LesionSummary] = field(default_factory=list)
     threshold: float = 0.5
     spacing_mm: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    peak_threshold: float = 0.5
 
 
 def summarise_lesions(
@@ -109,6 +114,8 @@ class EnsemblePredictor:
         *,
         device: str | torch.device = "cpu",
         threshold: float = 0.5,
+        peak_threshold: float | None = None,
+        unet_weight: float = 0.5,
         slab_depth: int = 8,
         slab_stride: int = 4,
         tile_depth: int = 64,
@@ -116,8 +123,12 @@ class EnsemblePredictor:
         connectivity: int = 26,
         manifest: dict[str, Any] | None = None,
     ) -> None:
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+        self.rule = LesionRule(
+            float(threshold),
+            float(threshold if peak_threshold is None else peak_threshold),
+            float(unet_weight),
+            int(connectivity),
+        )
         self.device = torch.device(device)
         self.unet = unet.to(self.device).eval()
         self.deepmedic = deepmedic.to(self.device).eval()
@@ -146,6 +157,10 @@ class EnsemblePredictor:
         inference = dict(manifest.get("inference", {}))
         inference.update(overrides)
         return cls(nets["unet"], nets["deepmedic"], device=device, manifest=manifest, **inference)
+
+    def rule_description(self) -> str:
+        """How lesions are cut from the two maps, in words (CLIs, benchmarks)."""
+        return self.rule.describe()
 
     def probabilities(self, model_input: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(unet_prob, deepmedic_prob), each float32 (D, H, W)."""
@@ -181,8 +196,8 @@ class EnsemblePredictor:
         self, unet_prob: np.ndarray, dm_prob: np.ndarray, spacing_mm: Sequence[float]
     ) -> Prediction:
         """Ensemble two probability maps and list the lesions (also used by experiments)."""
-        ensemble = ((unet_prob + dm_prob) * 0.5).astype(np.float32)
-        labels, n = label_lesions(ensemble >= self.threshold, self.connectivity)
+        ensemble = self.rule.lesion_map(unet_prob, dm_prob)
+        labels, n = self.rule.label(ensemble)
         lesions = summarise_lesions(labels, n, spacing_mm, ensemble, unet_prob, dm_prob)
         return Prediction(
             unet_prob=unet_prob.astype(np.float32, copy=False),
@@ -192,4 +207,5 @@ class EnsemblePredictor:
             lesions=lesions,
             threshold=self.threshold,
             spacing_mm=tuple(float(s) for s in spacing_mm),
+            peak_threshold=self.rule.peak_threshold,
         )
