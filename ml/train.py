@@ -82,7 +82,9 @@ def print_progress(quiet: bool):
 
     def progress(event: dict) -> None:
         elapsed = time.monotonic() - t0
-        if event["stage"] == "validate":
+        if event["stage"] == "calibrate":
+            print(f"[{elapsed:7.1f}s] operating point: {event['message']}", flush=True)
+        elif event["stage"] == "validate":
             val = " ".join(f"{k}={v:.3f}" for k, v in event["val"].items() if isinstance(v, float))
             print(
                 f"[{elapsed:7.1f}s] {event['net']:9s} epoch {event['epoch']}/{event['epochs']} loss={event['loss']:.4f} val: {val}",

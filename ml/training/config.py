@@ -123,6 +123,11 @@ class EnsembleTrainConfig:
     connectivity: int = 26
     max_minutes: float | None = None  # whole run; split by unet_time_share
     unet_time_share: float = 0.5
+    # Operating point (ml.inference.rule): calibrated on the validation cases
+    # after training, or the plain ``threshold`` when off or without them.
+    calibrate: bool = True
+    max_fp_per_case: float = 1.0
+    calibration_min_mm3: float = 100.0
     unet: UNetTrainConfig = field(default_factory=UNetTrainConfig)
     deepmedic: DeepMedicTrainConfig = field(default_factory=DeepMedicTrainConfig)
 
@@ -133,8 +138,26 @@ class EnsembleTrainConfig:
             raise ValueError(f"unknown preset {self.preset!r}")
         if not 0.0 < self.unet_time_share < 1.0:
             raise ValueError("unet_time_share must be in (0, 1)")
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError("threshold must be in (0, 1)")
+        if self.max_fp_per_case < 0 or self.calibration_min_mm3 < 0:
+            raise ValueError("max_fp_per_case and calibration_min_mm3 must be >= 0")
         self.unet.validate()
         self.deepmedic.validate()
+
+    @classmethod
+    def for_grid(cls, grid: str, **top: Any) -> EnsembleTrainConfig:
+        """The recipe for a model grid (``GRID_RECIPES``), with top-level fields in ``top``."""
+        from ml.presets import grid_preset
+
+        spec = grid_preset(grid)
+        recipe = GRID_RECIPES.get(grid, {})
+        data: dict[str, Any] = {"preset": spec.network_preset}
+        data.update({k: v for k, v in recipe.items() if k not in ("unet", "deepmedic")})
+        data.update({k: v for k, v in top.items() if k not in ("unet", "deepmedic")})
+        for section in ("unet", "deepmedic"):
+            data[section] = {**recipe.get(section, {}), **top.get(section, {})}
+        return cls.from_dict(data)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -155,6 +178,26 @@ class EnsembleTrainConfig:
         if not text.lstrip().startswith("{"):
             text = Path(text).read_text()
         return cls.from_dict(json.loads(text))
+
+
+# Per-grid training recipes (the dataclass defaults are the paper's). ``lite`` is
+# sized for two CPU cores and a budget of minutes (docs/ML.md, "lite quality"):
+# two slabs per U-Net step take PyTorch's oneDNN convolutions (a single 8-slice
+# slab falls on the slow reference kernel: 5.4 s per step against 1.6 s for
+# two), 30 steps an epoch keep the whole-study validation to ~20% of the time;
+# a DeepMedic head window with 20 output slices costs ~15 s against ~11 s for 4
+# (the 2 x 8 slices of context dominate). DeepMedic learns far slower per CPU
+# second, so the U-Net gets three quarters of a budget and calibration weighs
+# the two maps (ml.inference.rule).
+GRID_RECIPES: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "lite": {
+        "unet_time_share": 0.75,
+        "unet": {"batch_size": 2, "steps_per_epoch": 30},
+        "deepmedic": {"batch_size": 1, "out_depth": 20, "segments_per_epoch": 8},
+    },
+    "tiny": {},
+}
 
 
 def _from_dict(cls, data: dict[str, Any], **extra: Any):

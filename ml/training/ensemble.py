@@ -8,20 +8,34 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from ml.networks.checkpoint import atomic_write_json, sha256_file, utc_now
+from ml.inference.rule import LesionRule, ValidationMaps, calibrate_rule
+from ml.inference.sliding import predict_deepmedic, predict_unet
+from ml.networks.checkpoint import (
+    atomic_write_json,
+    load_checkpoint,
+    network_from_checkpoint,
+    sha256_file,
+    utc_now,
+)
 from ml.training.config import EnsembleTrainConfig
-from ml.training.data import load_case
-from ml.training.trainer import Progress, ShouldStop, train_network
+from ml.training.data import Case, load_case
+from ml.training.trainer import Progress, ShouldStop, resolve_device, train_network
 
 MANIFEST_FORMAT = 1
 
 
-def inference_settings(config: EnsembleTrainConfig) -> dict[str, Any]:
+def inference_settings(
+    config: EnsembleTrainConfig, rule: LesionRule | None = None
+) -> dict[str, Any]:
     """How the predictor must run these networks (stored in the manifest)."""
+    rule = rule or LesionRule(config.threshold, config.threshold, 0.5, config.connectivity)
     return {
-        "threshold": config.threshold,
+        "threshold": rule.threshold,
+        "peak_threshold": rule.peak_threshold,
+        "unet_weight": rule.unet_weight,
         "slab_depth": config.unet.slab_depth,
         "slab_stride": config.unet.val_stride,
         "tile_depth": config.deepmedic.tile_depth,
@@ -38,6 +52,7 @@ def write_manifest(
     train_case_ids: Sequence[str],
     val_case_ids: Sequence[str],
     extra: dict[str, Any] | None = None,
+    rule: LesionRule | None = None,
 ) -> dict[str, Any]:
     """Write ``manifest.json`` for ``unet.pt`` + ``deepmedic.pt`` in ``out_dir``.
 
@@ -65,7 +80,7 @@ def write_manifest(
         "metrics": {arch: res.get("metrics") for arch, res in results.items()},
         "train_case_ids": list(train_case_ids),
         "val_case_ids": list(val_case_ids),
-        "inference": inference_settings(config),
+        "inference": inference_settings(config, rule),
         "torch_version": torch.__version__,
         **(extra or {}),
     }
@@ -96,7 +111,7 @@ def train_ensemble(
     config.validate()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    t0 = time.monotonic()
+    t0 = time.monotonic()  # the budget covers loading, both networks and calibration
     load = {"crop_to_head": config.crop_to_head, "connectivity": config.connectivity}
     train_cases = [load_case(d, **load) for d in train_dirs]
     val_cases = [load_case(d, **load) for d in val_dirs]
@@ -106,10 +121,11 @@ def train_ensemble(
         if config.max_minutes is not None:
             spent = (time.monotonic() - t0) / 60
             budget = (
-                config.max_minutes * config.unet_time_share
+                config.max_minutes * config.unet_time_share - spent
                 if arch == "unet"
-                else max(config.max_minutes - spent, 0.05)
+                else config.max_minutes - spent
             )
+            budget = max(budget, 0.05)
         warm = None
         if warm_start_dir is not None:
             warm = Path(warm_start_dir) / f"{arch}.pt"
@@ -125,11 +141,86 @@ def train_ensemble(
             resume=resume,
             max_minutes=budget,
         )
+    val_probs = {arch: res.pop("val_probs", None) for arch, res in results.items()}
+    rule, calibration = None, None
+    if config.calibrate and val_cases:
+        rule, calibration = calibrate(config, val_cases, val_probs, out_dir)
+        best = next(r for r in calibration["table"] if r["chosen"])
+        (progress or (lambda event: None))(
+            {
+                "stage": "calibrate",
+                "message": (
+                    f"{rule.describe()}: {best['n_detected']}/{best['n_lesions']} validation "
+                    f"lesions >= {config.calibration_min_mm3:g} mm3, "
+                    f"{best['fp_lesions_per_case']:.2f} FP lesions per case, DSC {best['dsc']:.3f}"
+                ),
+                "rule": rule.to_dict(),
+            }
+        )
     return write_manifest(
         out_dir,
         config,
         results,
         train_case_ids=[c.case_id for c in train_cases],
         val_case_ids=[c.case_id for c in val_cases],
-        extra={"warm_start_dir": str(warm_start_dir) if warm_start_dir else None},
+        extra={
+            "warm_start_dir": str(warm_start_dir) if warm_start_dir else None,
+            "calibration": calibration,
+        },
+        rule=rule,
     )
+
+
+def calibrate(
+    config: EnsembleTrainConfig,
+    val_cases: Sequence[Case],
+    val_probs: dict[str, list[np.ndarray] | None],
+    out_dir: Path,
+) -> tuple[LesionRule, dict[str, Any]]:
+    """The operating point on the validation cases (``ml.inference.rule.calibrate_rule``).
+
+    Uses the maps each network's best epoch was validated with; a network
+    without them (resumed run) is run again from its saved best weights.
+    """
+    device = resolve_device(config.device)
+    maps = {}
+    for arch in ("unet", "deepmedic"):
+        probs = val_probs.get(arch)
+        if probs is None or len(probs) != len(val_cases):
+            net = network_from_checkpoint(load_checkpoint(out_dir / f"{arch}.pt")).to(device)
+            if arch == "unet":
+                probs = [
+                    predict_unet(
+                        net,
+                        c.image,
+                        slab_depth=config.unet.slab_depth,
+                        stride=config.unet.val_stride,
+                        device=device,
+                    )
+                    for c in val_cases
+                ]
+            else:
+                probs = [
+                    predict_deepmedic(
+                        net, c.image, tile_depth=config.deepmedic.tile_depth, device=device
+                    )
+                    for c in val_cases
+                ]
+        maps[arch] = probs
+    cases = [
+        ValidationMaps(u, d, c.gt, c.spacing_mm)
+        for u, d, c in zip(maps["unet"], maps["deepmedic"], val_cases, strict=True)
+    ]
+    rule, table = calibrate_rule(
+        cases,
+        max_fp_per_case=config.max_fp_per_case,
+        min_lesion_mm3=config.calibration_min_mm3,
+        connectivity=config.connectivity,
+    )
+    return rule, {
+        "rule": rule.to_dict(),
+        "max_fp_per_case": config.max_fp_per_case,
+        "min_lesion_mm3": config.calibration_min_mm3,
+        "val_case_ids": [c.case_id for c in val_cases],
+        "table": table,
+    }

@@ -338,7 +338,11 @@ class _ProgressWriter:
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
         force = False
-        if kind == "progress":
+        if kind == "progress" and event.get("stage") == "calibrate":
+            # After both networks: the operating point chosen on the validation cases.
+            force = True
+            self.fields.update(stage="calibrate", progress=0.95)
+        elif kind == "progress":
             stage = str(event.get("stage") or "")
             net = str(event.get("net") or stage)
             epoch, epochs = int(event.get("epoch") or 0), int(event.get("epochs") or 0)

@@ -58,6 +58,8 @@ def test_train_predict_evaluate_clis(tmp_path, capsys):
         "unet      epoch 1/1 step 1/1 loss=" in out
         and "deepmedic epoch 1/1" in out
         and "val:" in out
+        and "operating point: " in out
+        and "validation lesions" in out
     )
     manifest = json.loads((model / "manifest.json").read_text())
     assert manifest["config"]["unet"]["loss"] == "dice"

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from ml.inference import EnsemblePredictor
 from ml.inference.sliding import head_bbox, predict_deepmedic
 from ml.networks import build
 from ml.networks.checkpoint import load_checkpoint, sha256_file
@@ -20,6 +21,7 @@ from ml.training import (
     train_network,
 )
 from ml.training.data import sample_head_window, sample_segment, sample_slab
+from ml.training.ensemble import calibrate
 from ml.training.trainer import _deepmedic_batch, _deepmedic_plan, _unet_plan, deepmedic_loss
 from tests.ml_tests.ml_core_helpers import make_prepared_study, make_studies
 
@@ -84,8 +86,22 @@ def test_train_ensemble_writes_self_describing_model_dir(studies, tmp_path):
     assert manifest["val_case_ids"] == ["case050"]
     assert not list(tmp_path.glob("*.tmp"))
     stages = {e["stage"] for e in events}
-    assert stages == {"unet", "deepmedic", "validate"}
-    for e in events:
+    assert stages == {"unet", "deepmedic", "validate", "calibrate"}
+    assert events[-1]["stage"] == "calibrate" and "validation lesions" in events[-1]["message"]
+    # The operating point is calibrated on the validation case and drives the predictor.
+    calibration = manifest["calibration"]
+    chosen = [row for row in calibration["table"] if row["chosen"]]
+    assert len(chosen) == 1 and calibration["val_case_ids"] == ["case050"]
+    for key in ("threshold", "peak_threshold", "unet_weight"):
+        assert manifest["inference"][key] == calibration["rule"][key] == chosen[0][key]
+    predictor = EnsemblePredictor.from_dir(tmp_path)
+    assert predictor.rule.to_dict() == calibration["rule"]
+    # The maps kept from the best epochs' validation are those of the saved weights:
+    # recomputing them from the checkpoints gives the same table.
+    cfg = small_config()
+    _, again = calibrate(cfg, [load_case(d) for d in val], {}, tmp_path)
+    assert again["table"] == calibration["table"]
+    for e in events[:-1]:
         assert {"stage", "epoch", "epochs", "step", "steps", "loss", "val"} <= e.keys()
         assert math.isfinite(e["loss"])
     val_events = [e for e in events if e["stage"] == "validate"]
@@ -107,6 +123,59 @@ def test_config_json_round_trip_and_validation(tmp_path):
         EnsembleTrainConfig(
             deepmedic=DeepMedicTrainConfig(segment_dhw=(4, 8, 8), loss_margin_dhw=(2, 2, 2))
         ).validate()
+
+
+@pytest.mark.parametrize(
+    ("grid", "top", "expect"),
+    [
+        # paper: the dataclass defaults (METHOD.md values) untouched.
+        ("paper", {}, {"preset": "paper", "unet.batch_size": 1, "deepmedic.out_depth": 4}),
+        # lite: the CPU recipe (two slabs a step, 12 DeepMedic output slices).
+        (
+            "lite",
+            {},
+            {
+                "preset": "lite",
+                "unet.batch_size": 2,
+                "deepmedic.out_depth": 20,
+                "unet_time_share": 0.75,
+            },
+        ),
+        # tiny grids use the lite networks.
+        (
+            "tiny",
+            {"seed": 7},
+            {"preset": "lite", "seed": 7, "unet.epochs": 300, "unet_time_share": 0.5},
+        ),
+        # Section overrides merge into the recipe instead of replacing it.
+        (
+            "lite",
+            {"max_minutes": 10.0, "unet_time_share": 0.6, "unet": {"epochs": 3}},
+            {
+                "max_minutes": 10.0,
+                "unet_time_share": 0.6,
+                "unet.epochs": 3,
+                "unet.batch_size": 2,
+                "unet.slab_depth": 8,
+            },
+        ),
+    ],
+)
+def test_config_for_grid(grid, top, expect):
+    cfg = EnsembleTrainConfig.for_grid(grid, **top)
+    cfg.validate()
+    for key, value in expect.items():
+        obj = cfg
+        for part in key.split("."):
+            obj = getattr(obj, part)
+        assert obj == value, key
+
+
+def test_config_for_unknown_grid_or_field_fails():
+    with pytest.raises(ValueError, match="unknown grid preset"):
+        EnsembleTrainConfig.for_grid("huge")
+    with pytest.raises(ValueError, match="unknown UNetTrainConfig fields"):
+        EnsembleTrainConfig.for_grid("lite", unet={"batch": 4})
 
 
 def test_same_seed_same_weights_and_resume_matches(studies, tmp_path):
