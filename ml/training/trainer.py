@@ -280,6 +280,14 @@ def train_network(
     best_val_probs: list[np.ndarray] | None = None  # this run's best epoch only (not on resume)
     emit = progress or (lambda event: None)
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        # A new epoch only if a step and its validation still fit in the budget.
+        if (
+            budget_min is not None
+            and history[start_epoch:]
+            and time.monotonic() - t_start + step_seconds + val_seconds > 60 * budget_min
+        ):
+            stopped = "time_budget"
+            break
         net.train()
         if arch == "unet":
             plan = _unet_plan(train_cases, cfg, rng)

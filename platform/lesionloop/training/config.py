@@ -25,10 +25,13 @@ GRID_DEFAULTS: dict[str, dict[str, Any]] = {
         "unet": {"epochs": 2, "steps_per_epoch": 4},
         "deepmedic": {"epochs": 2, "segments_per_epoch": 16, "batch_size": 4},
     },
+    # ml.training.config.GRID_RECIPES["lite"] (tests/platform_tests/training checks they
+    # agree): budget-limited, the U-Net gets 3/4 of max_minutes, then the operating point
+    # is calibrated on the validation studies. docs/ML.md "lite quality".
     "lite": {
-        "unet": {"epochs": 6, "steps_per_epoch": 8},
-        # A lite head window (~20x224x186 voxels) costs ~27 s a step on 2 CPU cores.
-        "deepmedic": {"epochs": 4, "segments_per_epoch": 8},
+        "unet_time_share": 0.75,
+        "unet": {"batch_size": 2, "steps_per_epoch": 30},
+        "deepmedic": {"batch_size": 1, "out_depth": 20, "segments_per_epoch": 8},
     },
     "paper": {},
 }

@@ -325,14 +325,21 @@ def _stage_case(record: selectors.CaseRecord, cases_dir: Path) -> dict[str, Any]
 class _ProgressWriter:
     """Folds the runner's events into the run row, at most one write a second."""
 
-    def __init__(self, run_id: int, *, max_minutes: float | None = None) -> None:
+    def __init__(
+        self, run_id: int, *, max_minutes: float | None = None, unet_time_share: float = 0.5
+    ) -> None:
         self.run_id = run_id
         self.fields: dict[str, Any] = {"losses": [], "val": None}
         self.last_write = 0.0
         self._sums: dict[tuple[str, int], tuple[float, int]] = {}
-        # Each network gets half of a time-budgeted run (ml's default unet_time_share):
-        # progress is the larger of the epoch-based and the time-based share.
-        self.net_budget_s = max_minutes * 60 / 2 if max_minutes else None
+        # A time-budgeted run gives the U-Net ``unet_time_share`` of it and DeepMedic
+        # the rest: progress is the larger of the epoch-based and the time-based share.
+        budget_s = max_minutes * 60 if max_minutes else None
+        self.net_budget_s = (
+            {"unet": budget_s * unet_time_share, "deepmedic": budget_s * (1 - unet_time_share)}
+            if budget_s
+            else None
+        )
         self.net_started: dict[str, float] = {}
 
     def __call__(self, event: dict[str, Any]) -> None:
@@ -351,8 +358,8 @@ class _ProgressWriter:
             index = 1 if net == "deepmedic" else 0
             within = ((max(epoch, 1) - 1) + (step / steps if steps else 1.0)) / max(epochs, 1)
             started = self.net_started.setdefault(net, time.monotonic())
-            if self.net_budget_s:
-                within = max(within, (time.monotonic() - started) / self.net_budget_s)
+            if self.net_budget_s and self.net_budget_s.get(net):
+                within = max(within, (time.monotonic() - started) / self.net_budget_s[net])
             self.fields["progress"] = round(min(0.95, 0.95 * (index + min(within, 1.0)) / 2), 4)
             loss = event.get("loss")
             if stage == "validate":
@@ -476,7 +483,11 @@ def _train(
         }
         spec_path = attempt / "spec.json"
         spec_path.write_text(json.dumps(spec, indent=2))
-        writer = _ProgressWriter(run.pk, max_minutes=config.get("max_minutes"))
+        writer = _ProgressWriter(
+        run.pk,
+        max_minutes=config.get("max_minutes"),
+        unet_time_share=float(config.get("unet_time_share", 0.5)),
+    )
         last_beat = [0.0]
 
         def should_cancel() -> bool:
