@@ -484,10 +484,10 @@ def _train(
         spec_path = attempt / "spec.json"
         spec_path.write_text(json.dumps(spec, indent=2))
         writer = _ProgressWriter(
-        run.pk,
-        max_minutes=config.get("max_minutes"),
-        unet_time_share=float(config.get("unet_time_share", 0.5)),
-    )
+            run.pk,
+            max_minutes=config.get("max_minutes"),
+            unet_time_share=float(config.get("unet_time_share", 0.5)),
+        )
         last_beat = [0.0]
 
         def should_cancel() -> bool:
