@@ -25,6 +25,8 @@ def test_schema_of_our_views_is_clean() -> None:
         "/api/studies/{id}/mask/",
         "/api/audit/",
         "/api/studies/{id}/export/nifti",
+        "/api/studies/{id}/export/rtstruct",
+        "/api/studies/{id}/export/seg",
     } <= set(paths)
     assert (
         "application/octet-stream"

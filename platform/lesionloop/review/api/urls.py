@@ -16,4 +16,10 @@ urlpatterns = [
     path("studies/<int:pk>/approve/", views.ApproveView.as_view(), name="study-approve"),
     path("studies/<int:pk>/reopen/", views.ReopenView.as_view(), name="study-reopen"),
     path("studies/<int:pk>/export/nifti", views.ExportNiftiView.as_view(), name="study-export"),
+    path(
+        "studies/<int:pk>/export/rtstruct",
+        views.ExportRtstructView.as_view(),
+        name="study-export-rtstruct",
+    ),
+    path("studies/<int:pk>/export/seg", views.ExportSegView.as_view(), name="study-export-seg"),
 ]

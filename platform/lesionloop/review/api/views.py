@@ -220,3 +220,39 @@ class ExportNiftiView(APIView):
         response = HttpResponse(data, content_type="application/gzip")
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
+
+
+class ExportRtstructView(APIView):
+    permission_classes = [HasRole]
+
+    @extend_schema(
+        operation_id="studies_export_rtstruct",
+        description=(
+            "Kept lesions as a DICOM RT Structure Set (one GTV ROI per lesion) referencing "
+            "the original planning CT."
+        ),
+        responses={(200, "application/dicom"): OpenApiTypes.BINARY, 409: ConflictSerializer},
+    )
+    def get(self, request: Request, pk: int) -> HttpResponse:
+        data, name = services.study_export_rtstruct(study_id=pk, user=request.user)
+        response = HttpResponse(data, content_type="application/dicom")
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+
+
+class ExportSegView(APIView):
+    permission_classes = [HasRole]
+
+    @extend_schema(
+        operation_id="studies_export_seg",
+        description=(
+            "Kept lesions as a binary DICOM Segmentation (one segment per lesion) on the "
+            "original planning CT."
+        ),
+        responses={(200, "application/dicom"): OpenApiTypes.BINARY, 409: ConflictSerializer},
+    )
+    def get(self, request: Request, pk: int) -> HttpResponse:
+        data, name = services.study_export_seg(study_id=pk, user=request.user)
+        response = HttpResponse(data, content_type="application/dicom")
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response

@@ -1,4 +1,4 @@
-"""Export a study's accepted/edited/added lesions as NIfTI labels on the planning CT."""
+"""Export a study's accepted/edited/added lesions: NIfTI labels, DICOM RTSTRUCT or DICOM SEG."""
 
 from __future__ import annotations
 
@@ -9,19 +9,25 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from lesionloop.core.api import DomainError
 
+FORMATS = ("nifti", "rtstruct", "seg")
+
 
 class Command(BaseCommand):
-    help = "Write a study's contour as a NIfTI label mask on the original CT grid."
+    help = (
+        "Write a study's contour on the original CT: a NIfTI label mask (default), a DICOM "
+        "RT Structure Set or a DICOM Segmentation referencing the planning CT."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("study_id", type=int)
         parser.add_argument("--out", type=Path, help="file or folder (default: current folder)")
+        parser.add_argument("--format", choices=FORMATS, default="nifti")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from lesionloop.review.services import study_export_nifti
+        from lesionloop.review.services import EXPORTERS
 
         try:
-            data, name = study_export_nifti(study_id=options["study_id"], user=None)
+            data, name = EXPORTERS[options["format"]](study_id=options["study_id"], user=None)
         except DomainError as exc:
             raise CommandError(exc.message) from None
         out: Path = options["out"] or Path.cwd()
