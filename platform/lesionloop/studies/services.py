@@ -558,6 +558,7 @@ def study_import(
     except IngestError as exc:
         _study_fail(study_id=study.pk, reason=str(exc), job=None, code=exc.code)
         raise
+    _keep_import_source(study.pk, source)
     fields = _study_fields_from_info(info)
     if description:
         fields["description"] = description[:255]
@@ -577,6 +578,20 @@ def study_import(
             study_presegment_or_wait(study=study)
     study.refresh_from_db()
     return study
+
+
+def _keep_import_source(study_id: int, source: Path) -> None:
+    """Keep the imported DICOM where an upload keeps it (``dicom/...`` or ``archive.zip``):
+    the RTSTRUCT / SEG exports reference the original planning-CT slices."""
+    upload = storage.upload_dir(study_id)
+    if upload.exists():
+        return
+    tmp = storage.temp_dir_beside(upload)
+    if source.is_dir():
+        shutil.copytree(source, tmp / "dicom")
+    else:
+        shutil.copy2(source, tmp / "archive.zip")
+    storage.publish_dir(tmp, upload)
 
 
 def is_zip_path(path: Path) -> bool:

@@ -34,6 +34,7 @@ FORMATS = ["rtstruct", "seg"]
 def keep_upload(study: Study, synthetic_case: Path, layout: str) -> None:
     """Put the study's DICOM where an upload keeps it: ``dicom/...`` or ``archive.zip``."""
     up = storage.upload_dir(study.pk)
+    shutil.rmtree(up, ignore_errors=True)  # replace the copy the import kept
     if layout == "folder":
         shutil.copytree(synthetic_case / "dicom", up / "dicom" / "0001" / "series")
         return
@@ -154,9 +155,17 @@ def test_export_command_writes_rtstruct(
     assert pydicom.dcmread(path).Modality == "RTSTRUCT"
 
 
-def test_imported_study_without_upload_is_409_upload_missing(
-    api: Any, cast: Any, imported: Study
-) -> None:
+def test_import_keeps_the_dicom_for_the_export(api: Any, cast: Any, imported: Study) -> None:
+    # study_import keeps its source where an upload keeps it, so imported studies
+    # (demo data, import_studies) export as DICOM too.
+    assert any(storage.upload_dir(imported.pk).joinpath("dicom").rglob("*.dcm"))
+    for fmt in FORMATS:
+        response = api(cast.clinician).get(f"/api/studies/{imported.pk}/export/{fmt}")
+        assert response.status_code == 200, (fmt, response.content[:200])
+
+
+def test_study_without_upload_is_409_upload_missing(api: Any, cast: Any, imported: Study) -> None:
+    shutil.rmtree(storage.upload_dir(imported.pk))
     for fmt in FORMATS:
         response = api(cast.clinician).get(f"/api/studies/{imported.pk}/export/{fmt}")
         assert response.status_code == 409 and response.json()["code"] == "upload_missing", fmt
@@ -164,11 +173,13 @@ def test_imported_study_without_upload_is_409_upload_missing(
 
 
 def _junk_upload(study: Study) -> None:
+    shutil.rmtree(storage.upload_dir(study.pk), ignore_errors=True)
     (storage.upload_dir(study.pk) / "dicom").mkdir(parents=True)
     (storage.upload_dir(study.pk) / "dicom" / "00000_x.dcm").write_bytes(b"not dicom")
 
 
 def _bad_zip(study: Study) -> None:
+    shutil.rmtree(storage.upload_dir(study.pk), ignore_errors=True)
     storage.upload_dir(study.pk).mkdir(parents=True)
     (storage.upload_dir(study.pk) / "archive.zip").write_bytes(b"PK\x03\x04 truncated")
 
