@@ -755,6 +755,9 @@
     const done = approved();
     $("reopen").hidden = !(done && roleCanEdit);
     $("approved-note").hidden = !done;
+    // Exports for the planning system: RTSTRUCT / SEG reference the uploaded CT slices.
+    $("export-box").hidden = !done;
+    for (const fmt of ["rtstruct", "seg", "nifti"]) $(`export-${fmt}`).href = `/api/studies/${studyId}/export/${fmt}`;
     if (done) $("approved-note").innerHTML = `Approved by <strong>${esc(userName(s.approved_by))}</strong> ${esc(fmtDate(s.approved_at))}${s.training_eligible ? " · used for retraining" : ""}`;
     $("eligible").checked = s.training_eligible == null ? true : (done ? !!s.training_eligible : $("eligible").checked);
     renderLease();

@@ -96,6 +96,15 @@ def test_clinician_reviews_paints_saves_approves_and_auditor_sees_it(
     assert study.status == "approved" and study.training_eligible
     assert study.approved_by.username == "cora"
     shot(page, "case-viewer-approved")
+    # The approved contour can be taken to the planning system from here.
+    page.wait_for_selector("#export-box:not([hidden])")
+    for fmt in ("rtstruct", "seg", "nifti"):
+        href = page.get_attribute(f"#export-{fmt}", "href")
+        assert href == f"/api/studies/{study.pk}/export/{fmt}"
+    status = page.evaluate(
+        "async (u) => (await fetch(u)).status", f"/api/studies/{study.pk}/export/nifti"
+    )
+    assert status == 200
     assert not page.js_errors, page.js_errors
 
     # The auditor sees the whole story in the study's timeline.
