@@ -28,6 +28,10 @@ class UNetTrainConfig:
     flip: bool = True  # random left-right flips
     max_minutes: float | None = None
     val_stride: int = 4  # slab stride used for validation and stored for inference
+    # Initial tumour probability of the output layer (its bias = logit(prior)), as
+    # in RetinaNet's prior initialisation; None keeps PyTorch's default (p ~ 0.5
+    # everywhere at the start). Not applied on warm starts or resumes.
+    init_prior: float | None = None
 
     def validate(self) -> None:
         if self.loss not in _LOSSES:
@@ -38,6 +42,8 @@ class UNetTrainConfig:
             raise ValueError("epochs, batch_size and slab_depth must be >= 1")
         if not 1 <= self.val_stride <= self.slab_depth:
             raise ValueError("val_stride must be in 1..slab_depth")
+        if self.init_prior is not None and not 0.0 < self.init_prior < 1.0:
+            raise ValueError("init_prior must be in (0, 1) or None")
 
 
 _DM_SAMPLERS = ("head", "segment")

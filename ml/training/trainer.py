@@ -230,6 +230,10 @@ def train_network(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed * 1000 + _ARCH_SEED[arch])
         net = build(arch, config.preset)
+    prior = getattr(cfg, "init_prior", None)
+    if prior is not None and warm_start is None:
+        with torch.no_grad():
+            net.head.bias.fill_(math.log(prior / (1 - prior)))
     if warm_start is not None:
         ws = load_checkpoint(warm_start)
         if ws["arch"] != arch or _norm(ws["net_kwargs"]) != _norm(kwargs):

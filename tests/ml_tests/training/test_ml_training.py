@@ -352,3 +352,22 @@ def test_deepmedic_loss_uses_only_masked_voxels_and_balances_classes(studies):
     assert torch.allclose(loss.detach(), expected)
     plain = deepmedic_loss(logits.detach(), g, m, None)
     assert torch.allclose(plain, ce[m].mean())
+
+
+@pytest.mark.parametrize(("prior", "bias"), [(0.01, math.log(0.01 / 0.99)), (0.5, 0.0)])
+def test_unet_init_prior_sets_the_output_bias(studies, tmp_path, prior, bias):
+    train, _ = studies
+    cfg = small_config(unet_epochs=1)
+    cfg.unet.init_prior = prior
+    cfg.unet.lr = 1e-12  # one step that leaves the weights where they started
+    train_network(
+        "unet",
+        cfg,
+        train_cases=[load_case(d) for d in train],
+        val_cases=[],
+        out_path=tmp_path / "u.pt",
+    )
+    head_bias = load_checkpoint(tmp_path / "u.pt")["state_dict"]["head.bias"]
+    assert float(head_bias[0]) == pytest.approx(bias, abs=1e-6)
+    with pytest.raises(ValueError, match="init_prior"):
+        UNetTrainConfig(init_prior=1.0).validate()
