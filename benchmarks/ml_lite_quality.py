@@ -34,23 +34,13 @@ import torch  # noqa: E402
 
 from ml.inference import EnsemblePredictor  # noqa: E402
 from ml.metrics import aggregate, detection_summary, evaluate_case  # noqa: E402
+from ml.synth import parse_seeds  # noqa: E402
 from ml.training import EnsembleTrainConfig, train_ensemble  # noqa: E402
 from ml.training.data import read_spacing  # noqa: E402
 
 TARGET_MIN_MM3 = 100.0
 TARGET_DETECTION = 0.9
 TARGET_FP_PER_STUDY = 1.0
-
-
-def _seeds(text: str) -> list[int]:
-    out: list[int] = []
-    for part in text.split(","):
-        if "-" in part:
-            a, b = part.split("-", 1)
-            out.extend(range(int(a), int(b) + 1))
-        elif part:
-            out.append(int(part))
-    return out
 
 
 def ensure_studies(data: Path, synth: Path, seeds: list[int]) -> list[Path]:
@@ -111,9 +101,9 @@ def main() -> int:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
-    train = ensure_studies(args.data, args.synth, _seeds(args.train))
-    val = ensure_studies(args.data, args.synth, _seeds(args.val))
-    test = ensure_studies(args.data, args.synth, _seeds(args.test))
+    train = ensure_studies(args.data, args.synth, parse_seeds(args.train))
+    val = ensure_studies(args.data, args.synth, parse_seeds(args.val))
+    test = ensure_studies(args.data, args.synth, parse_seeds(args.test))
     model_dir = args.work / "model"
 
     if not args.eval_only:

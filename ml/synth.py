@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 
-def _seeds(text: str) -> list[int]:
+def parse_seeds(text: str) -> list[int]:
+    """``"0-9"`` or ``"1,5,7"`` (or both, comma-separated) as a list of ints."""
     out: list[int] = []
     for part in text.split(","):
         if "-" in part:
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ml.synthetic import generate_study
 
-    for seed in _seeds(args.seeds):
+    for seed in parse_seeds(args.seeds):
         case = args.out_dir / f"case_{seed:05d}"
         truth = generate_study(case, seed=seed, grid=args.grid, n_lesions=args.n_lesions,
                                mr_orientation=args.mr_orientation)  # fmt: skip
