@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset
 
-from ml.imaging.rtstruct import MANUFACTURER, _check_mask, lesion_labels, sort_slices
+from ml.imaging.rtstruct import MANUFACTURER, prepare_export
 
 
 def segment_codes() -> tuple[Any, Any]:
@@ -46,11 +46,9 @@ def build_segmentation(
     import highdicom as hd
     from pydicom.uid import generate_uid
 
-    slices = sort_slices(ct_datasets)
-    arr = _check_mask(slices, labels)
-    present = lesion_labels(arr)
-    if not present:
-        raise ValueError("the label mask is empty: a segmentation needs at least one segment")
+    slices, arr, present = prepare_export(
+        ct_datasets, labels, "a segmentation needs at least one segment"
+    )
     names = dict(names or {})
     dtype = np.uint8 if len(present) < 256 else np.uint16
     lut = np.zeros(int(arr.max()) + 1, dtype=dtype)

@@ -239,6 +239,20 @@ def _check_mask(sorted_slices: Sequence[Dataset], labels: np.ndarray) -> np.ndar
     return arr
 
 
+def prepare_export(
+    ct_datasets: Sequence[Dataset], labels: np.ndarray, what: str
+) -> tuple[list[Dataset], np.ndarray, list[int]]:
+    """(sorted slices, checked mask, labels present) for a DICOM export of ``labels``;
+    ``ValueError`` for a mask that does not fit or holds no lesion (``what`` names the
+    object for the message, e.g. "a structure set needs at least one ROI")."""
+    slices = sort_slices(ct_datasets)
+    arr = _check_mask(slices, labels)
+    present = lesion_labels(arr)
+    if not present:
+        raise ValueError(f"the label mask is empty: {what}")
+    return slices, arr, present
+
+
 def lesion_labels(labels: np.ndarray) -> list[int]:
     """The nonzero label values present, ascending."""
     return [int(v) for v in np.unique(labels) if v != 0]
@@ -294,11 +308,9 @@ def build_rtstruct(
     ``names``: ROI name per label (default ``Lesion <label>``). One ROI per label
     present in the mask, ROI numbers 1.. in ascending label order.
     """
-    slices = sort_slices(ct_datasets)
-    arr = _check_mask(slices, labels)
-    present = lesion_labels(arr)
-    if not present:
-        raise ValueError("the label mask is empty: a structure set needs at least one ROI")
+    slices, arr, present = prepare_export(
+        ct_datasets, labels, "a structure set needs at least one ROI"
+    )
     names = dict(names or {})
     first = slices[0]
     frame_uid = str(first.get("FrameOfReferenceUID", ""))

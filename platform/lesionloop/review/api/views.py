@@ -208,6 +208,12 @@ class ReopenView(APIView):
         return Response(StudyDetailSerializer(study_selectors.study_get(study_id=pk)).data)
 
 
+def _attachment(data: bytes, name: str, content_type: str) -> HttpResponse:
+    response = HttpResponse(data, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
 class ExportNiftiView(APIView):
     permission_classes = [HasRole]
 
@@ -216,10 +222,9 @@ class ExportNiftiView(APIView):
         responses={(200, "application/gzip"): OpenApiTypes.BINARY, 409: ConflictSerializer},
     )
     def get(self, request: Request, pk: int) -> HttpResponse:
-        data, name = services.study_export_nifti(study_id=pk, user=request.user)
-        response = HttpResponse(data, content_type="application/gzip")
-        response["Content-Disposition"] = f'attachment; filename="{name}"'
-        return response
+        return _attachment(
+            *services.study_export_nifti(study_id=pk, user=request.user), "application/gzip"
+        )
 
 
 class ExportRtstructView(APIView):
@@ -234,10 +239,9 @@ class ExportRtstructView(APIView):
         responses={(200, "application/dicom"): OpenApiTypes.BINARY, 409: ConflictSerializer},
     )
     def get(self, request: Request, pk: int) -> HttpResponse:
-        data, name = services.study_export_rtstruct(study_id=pk, user=request.user)
-        response = HttpResponse(data, content_type="application/dicom")
-        response["Content-Disposition"] = f'attachment; filename="{name}"'
-        return response
+        return _attachment(
+            *services.study_export_rtstruct(study_id=pk, user=request.user), "application/dicom"
+        )
 
 
 class ExportSegView(APIView):
@@ -252,7 +256,6 @@ class ExportSegView(APIView):
         responses={(200, "application/dicom"): OpenApiTypes.BINARY, 409: ConflictSerializer},
     )
     def get(self, request: Request, pk: int) -> HttpResponse:
-        data, name = services.study_export_seg(study_id=pk, user=request.user)
-        response = HttpResponse(data, content_type="application/dicom")
-        response["Content-Disposition"] = f'attachment; filename="{name}"'
-        return response
+        return _attachment(
+            *services.study_export_seg(study_id=pk, user=request.user), "application/dicom"
+        )
