@@ -44,14 +44,16 @@ TARGET_FP_PER_STUDY = 1.0
 
 
 def ensure_studies(data: Path, synth: Path, seeds: list[int]) -> list[Path]:
-    from ml.imaging.pipeline import prepare_study
-    from ml.synthetic import generate_study
-
     dirs = []
     for seed in seeds:
         name = f"case_{seed:05d}"
         prepared = data / name
         if not (prepared / "ground_truth.npy").exists():
+            # Imported only when needed: the imaging stack (SimpleITK) is not required
+            # to train and evaluate on studies prepared elsewhere (e.g. on a GPU machine).
+            from ml.imaging.pipeline import prepare_study
+            from ml.synthetic import generate_study
+
             t0 = time.monotonic()
             generate_study(synth / name, seed=seed, grid="lite")
             prepare_study(
@@ -98,6 +100,7 @@ def main() -> int:
     p.add_argument("--work", type=Path, default=Path("var/lite_quality"))
     p.add_argument("--config", default=None, help="JSON overrides of the lite config")
     p.add_argument("--eval-only", action="store_true", help="evaluate the model in --work")
+    p.add_argument("--device", default="cpu", help="inference device for the held-out studies")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -128,7 +131,7 @@ def main() -> int:
         print(f"training wall time {wall / 60:.2f} min, CPU time {cpu / 60:.2f} min "
               f"({args.threads} threads)")  # fmt: skip
 
-    predictor = EnsemblePredictor.from_dir(model_dir)
+    predictor = EnsemblePredictor.from_dir(model_dir, device=args.device)
     maps = args.work / "maps"
     maps.mkdir(parents=True, exist_ok=True)
     names = ("unet", "deepmedic", "mean@0.5", "model")
