@@ -7,9 +7,16 @@ network is always evaluated exactly as it will be used.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
 import numpy as np
 import torch
 from torch import nn
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 HeadBox = tuple[int, int, int, int]  # y0, x0, y1, x1 (exclusive), in-plane only
 
@@ -42,6 +49,27 @@ def _autocast(device: torch.device, amp: bool):
     return torch.autocast(
         device_type=device.type, dtype=torch.float16, enabled=amp and device.type == "cuda"
     )
+
+
+def halve_on_oom(run: Callable[[int], T], size: int, what: str) -> T:
+    """``run(size)``, retried with ``size // 2`` while the GPU runs out of memory.
+
+    Inference chunks (U-Net slabs per call, DeepMedic slices per tile) are sized
+    for a large card: a ``paper`` DeepMedic tile of 64 slices at 512 x 512 peaks
+    at 46 GiB on an H100. On a smaller card the same study then runs in smaller
+    chunks (same result, more calls) instead of failing. ``size`` 1 that still
+    does not fit re-raises the error.
+    """
+    while True:
+        try:
+            return run(size)
+        except torch.cuda.OutOfMemoryError:
+            if size <= 1:
+                raise
+            size = max(1, size // 2)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            log.warning("GPU out of memory: retrying with %s %d", what, size)
 
 
 def slab_starts(depth: int, slab_depth: int, stride: int) -> list[int]:
@@ -100,24 +128,28 @@ def predict_unet(
             amp=amp,
             slab_batch=slab_batch,
         )[:d]
-    acc = np.zeros((d, h, w), dtype=np.float32)
-    norm = np.zeros((d, 1, 1), dtype=np.float32)
     weights = tent_weights(slab_depth)[:, None, None]
     starts = slab_starts(d, slab_depth, stride)
-    for i in range(0, len(starts), slab_batch):
-        group = starts[i : i + slab_batch]
-        x = torch.from_numpy(
-            np.stack([image[:, z0 : z0 + slab_depth] for z0 in group]).astype(
-                np.float32, copy=False
-            )
-        ).to(device)
-        with _autocast(device, amp):
-            logits = net(x)
-        probs = torch.sigmoid(logits.float())[:, 0].cpu().numpy()
-        for z0, prob in zip(group, probs, strict=True):
-            acc[z0 : z0 + slab_depth] += prob * weights
-            norm[z0 : z0 + slab_depth] += weights
-    return acc / norm
+
+    def run(batch: int) -> np.ndarray:
+        acc = np.zeros((d, h, w), dtype=np.float32)
+        norm = np.zeros((d, 1, 1), dtype=np.float32)
+        for i in range(0, len(starts), batch):
+            group = starts[i : i + batch]
+            x = torch.from_numpy(
+                np.stack([image[:, z0 : z0 + slab_depth] for z0 in group]).astype(
+                    np.float32, copy=False
+                )
+            ).to(device)
+            with _autocast(device, amp):
+                logits = net(x)
+            probs = torch.sigmoid(logits.float())[:, 0].cpu().numpy()
+            for z0, prob in zip(group, probs, strict=True):
+                acc[z0 : z0 + slab_depth] += prob * weights
+                norm[z0 : z0 + slab_depth] += weights
+        return acc / norm
+
+    return halve_on_oom(run, slab_batch, "U-Net slabs per call")
 
 
 @torch.no_grad()
@@ -139,16 +171,22 @@ def predict_deepmedic(
     net.eval()
     _, d, _, _ = image.shape
     halo = int(getattr(net, "z_halo", 8))
-    out = np.zeros(image.shape[1:], dtype=np.float32)
-    for z0 in range(0, d, tile_depth):
-        z1 = min(d, z0 + tile_depth)
-        a, b = max(0, z0 - halo), min(d, z1 + halo)
-        x = torch.from_numpy(np.ascontiguousarray(image[None, :, a:b])).to(device)
-        with _autocast(device, amp):
-            logits = net(x)
-        prob = torch.softmax(logits.float(), dim=1)[0, 1].cpu().numpy()
-        out[z0:z1] = prob[z0 - a : z1 - a]
-    return out
+    if tile_depth < 1:
+        raise ValueError(f"tile_depth must be >= 1, got {tile_depth}")
+
+    def run(tile: int) -> np.ndarray:
+        out = np.zeros(image.shape[1:], dtype=np.float32)
+        for z0 in range(0, d, tile):
+            z1 = min(d, z0 + tile)
+            a, b = max(0, z0 - halo), min(d, z1 + halo)
+            x = torch.from_numpy(np.ascontiguousarray(image[None, :, a:b])).to(device)
+            with _autocast(device, amp):
+                logits = net(x)
+            prob = torch.softmax(logits.float(), dim=1)[0, 1].cpu().numpy()
+            out[z0:z1] = prob[z0 - a : z1 - a]
+        return out
+
+    return halve_on_oom(run, tile_depth, "DeepMedic slices per tile")
 
 
 def predict_in_box(fn, image: np.ndarray, box: HeadBox | None, **kwargs) -> np.ndarray:

@@ -71,6 +71,69 @@ def test_deepmedic_tiling_equals_single_pass():
     assert np.allclose(tiled, full, atol=1e-5)
 
 
+class OutOfMemoryAbove(nn.Module):
+    """Wraps a network; raises CUDA's out-of-memory error for inputs with more
+    than ``max_voxels`` (batch x slices x rows x cols) and records the sizes seen."""
+
+    def __init__(self, net: nn.Module, max_voxels: int) -> None:
+        super().__init__()
+        self.net, self.max_voxels, self.seen = net, max_voxels, []
+        self.z_halo = getattr(net, "z_halo", 0)
+
+    def forward(self, x):
+        b, _, d, h, w = x.shape
+        self.seen.append((b, d))
+        if b * d * h * w > self.max_voxels:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return self.net(x)
+
+
+def _retries(caplog) -> list[int]:
+    return [
+        int(r.getMessage().rsplit(" ", 1)[1])
+        for r in caplog.records
+        if "out of memory" in r.getMessage()
+    ]
+
+
+# depth, tile asked, slices that fit in one call (tile + halo 2 on each inner side),
+# tiles tried after the first: 16 -> 18 slices > 9, 8 -> 12 > 9, 4 -> 8 fits; etc.
+@pytest.mark.parametrize(
+    "depth,tile,fit,retries",
+    [(23, 16, 9, [8, 4]), (23, 8, 12, []), (7, 5, 5, [2, 1]), (23, 64, 20, [32, 16])],
+)
+def test_deepmedic_out_of_memory_retries_smaller_tiles(depth, tile, fit, retries, caplog):
+    h, w = 6, 5
+    net = OutOfMemoryAbove(FakeDeepMedic(), max_voxels=fit * h * w)
+    image = np.random.default_rng(1).random((2, depth, h, w)).astype(np.float32)
+    reference = predict_deepmedic(FakeDeepMedic(), image, tile_depth=depth)
+    with caplog.at_level("WARNING"):
+        result = predict_deepmedic(net, image, tile_depth=tile)
+    assert np.allclose(result, reference, atol=1e-6)
+    assert _retries(caplog) == retries
+
+
+# 21 slices, stride 4 -> 5 slabs; slabs per call asked, slabs that fit, retries
+@pytest.mark.parametrize(
+    "batch,fit_batch,retries", [(4, 1, [2, 1]), (4, 2, [2]), (3, 2, [1]), (2, 5, [])]
+)
+def test_unet_out_of_memory_retries_fewer_slabs(batch, fit_batch, retries, caplog):
+    image = np.random.default_rng(2).random((2, 21, 6, 5)).astype(np.float32)
+    net = OutOfMemoryAbove(FakeUNet(), max_voxels=fit_batch * 8 * 6 * 5)
+    with caplog.at_level("WARNING"):
+        result = predict_unet(net, image, stride=4, slab_batch=batch)
+    assert np.allclose(result, predict_unet(FakeUNet(), image, stride=4), atol=1e-6)
+    assert _retries(caplog) == retries
+
+
+def test_out_of_memory_at_size_one_is_raised():
+    image = np.zeros((2, 9, 4, 4), np.float32)
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        predict_deepmedic(OutOfMemoryAbove(FakeDeepMedic(), 0), image, tile_depth=8)
+    with pytest.raises(ValueError, match="tile_depth"):
+        predict_deepmedic(FakeDeepMedic(), image, tile_depth=0)
+
+
 def test_head_bbox():
     image = np.full((2, 3, 20, 30), -1.0, np.float32)
     image[:, :, 5:9, 10:21] = 0.3
