@@ -3,7 +3,7 @@ about 10 synthetic studies, then count held-out lesions of >= 100 mm3 found and
 false-positive lesions per study.
 
 python benchmarks/ml_lite_quality.py [--data var/prepared_lite] [--train 100-109]
-    [--val 110-111] [--test 112-129] [--minutes 10] [--seed 0] [--work var/lite_quality]
+    [--val 110,111,130,131] [--test 112-129] [--minutes 10] [--seed 0] [--work var/lite_quality]
     [--threads 2] [--eval-only]
 
 Missing studies are generated first (``ml.synthetic.generate_study`` +
@@ -92,7 +92,7 @@ def main() -> int:
     p.add_argument("--data", type=Path, default=Path("var/prepared_lite"))
     p.add_argument("--synth", type=Path, default=Path("var/synth_lite"))
     p.add_argument("--train", default="100-109")
-    p.add_argument("--val", default="110-111")
+    p.add_argument("--val", default="110,111,130,131")
     p.add_argument("--test", default="112-129")
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--seed", type=int, default=0)

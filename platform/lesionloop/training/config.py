@@ -30,7 +30,8 @@ GRID_DEFAULTS: dict[str, dict[str, Any]] = {
     # is calibrated on the validation studies. docs/ML.md "lite quality".
     "lite": {
         "unet_time_share": 0.75,
-        "unet": {"batch_size": 2, "steps_per_epoch": 30},
+        "max_fp_per_case": 0.5,
+        "unet": {"batch_size": 2, "steps_per_epoch": 30, "init_prior": 0.01},
         "deepmedic": {"batch_size": 1, "out_depth": 20, "segments_per_epoch": 8},
     },
     "paper": {},
