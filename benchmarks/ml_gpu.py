@@ -35,6 +35,16 @@ def _timed_steps(step, n: int) -> float:
     return (time.perf_counter() - t) / n
 
 
+def _once(fn) -> float:
+    """Seconds for one call of ``fn``, GPU work included; resets the memory peak first."""
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    t = time.perf_counter()
+    fn()
+    torch.cuda.synchronize()
+    return time.perf_counter() - t
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=10)
@@ -106,34 +116,22 @@ def main() -> int:
         .normal(size=(2, args.depth, args.size, args.size))
         .astype(np.float32)
     )
+    spacing = (2.0, 0.6, 0.6)
     for label in ("first study (cold: kernel selection)", "next study, same shape (warm)"):
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        t0 = time.perf_counter()
-        predictor.predict(image, (2.0, 0.6, 0.6))
-        torch.cuda.synchronize()
+        t = _once(lambda: predictor.predict(image, spacing))
         print(
             f"ensemble inference {args.size}x{args.size}x{args.depth}, {label}: "
-            f"{time.perf_counter() - t0:.2f} s, peak {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB"
+            f"{t:.2f} s, peak {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB"
         )
     parts = {
         "U-Net slabs": lambda: predict_unet(unet, image, device=dev),
         "DeepMedic dense": lambda: predict_deepmedic(dm, image, device=dev),
     }
     for name, fn in parts.items():
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        torch.cuda.synchronize()
-        print(f"  of which {name}: {time.perf_counter() - t0:.2f} s")
+        print(f"  of which {name}: {_once(fn):.2f} s")
     other = image[:, : args.depth - 3, : args.size - 37, : args.size - 21].copy()
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    predictor.predict(other, (2.0, 0.6, 0.6))
-    torch.cuda.synchronize()
-    print(
-        f"ensemble inference, a new shape {tuple(other.shape[1:])}: {time.perf_counter() - t0:.2f} s"
-    )
+    t = _once(lambda: predictor.predict(other, spacing))
+    print(f"ensemble inference, a new shape {tuple(other.shape[1:])}: {t:.2f} s")
     return 0
 
 
