@@ -15,7 +15,8 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,18 @@ _ARCH_SEED = {"unet": 1, "deepmedic": 2}
 
 class TrainingCancelled(Exception):
     """Raised when ``should_stop()`` returned true between two steps."""
+
+
+def next_step_fits(
+    elapsed_s: float, recent_steps_s: Iterable[float], val_s: float, budget_s: float
+) -> bool:
+    """Whether one more step and a validation pass still end within ``budget_s``.
+
+    The step is priced at the slowest of the recent ones (a DeepMedic head window
+    takes 11-15 s on two cores, so the last one alone under-reserves), the
+    validation pass at the last one's duration. Seconds throughout.
+    """
+    return elapsed_s + max(recent_steps_s, default=0.0) + val_s <= budget_s
 
 
 def resolve_device(name: str) -> torch.device:
@@ -280,7 +293,8 @@ def train_network(
     t_start = time.monotonic()
     stopped = None
     sha = None
-    val_seconds = step_seconds = 0.0
+    val_seconds = 0.0
+    recent_steps: deque[float] = deque(maxlen=5)  # seconds of the last steps
     best_val_probs: list[np.ndarray] | None = None  # this run's best epoch only (not on resume)
     emit = progress or (lambda event: None)
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
@@ -288,7 +302,9 @@ def train_network(
         if (
             budget_min is not None
             and history[start_epoch:]
-            and time.monotonic() - t_start + step_seconds + val_seconds > 60 * budget_min
+            and not next_step_fits(
+                time.monotonic() - t_start, recent_steps, val_seconds, 60 * budget_min
+            )
         ):
             stopped = "time_budget"
             break
@@ -301,12 +317,14 @@ def train_network(
         for step, items in enumerate(plan, start=1):
             if should_stop is not None and should_stop():
                 raise TrainingCancelled(f"{arch} stopped at epoch {epoch}, step {step}")
-            # Stop when one more step and this epoch's validation (as long as the
-            # last ones took) would end past the budget.
+            # Stop when one more step and this epoch's validation would end past
+            # the budget.
             if (
                 budget_min is not None
                 and losses
-                and time.monotonic() - t_start + step_seconds + val_seconds > 60 * budget_min
+                and not next_step_fits(
+                    time.monotonic() - t_start, recent_steps, val_seconds, 60 * budget_min
+                )
             ):
                 stopped = "time_budget"
                 break
@@ -327,7 +345,7 @@ def train_network(
             scaler.step(optimizer)
             scaler.update()
             losses.append(float(loss.detach()))
-            step_seconds = time.monotonic() - t_step
+            recent_steps.append(time.monotonic() - t_step)
             emit(
                 {
                     "stage": arch,

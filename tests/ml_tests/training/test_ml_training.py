@@ -21,8 +21,14 @@ from ml.training import (
     train_network,
 )
 from ml.training.data import sample_head_window, sample_segment, sample_slab
-from ml.training.ensemble import calibrate
-from ml.training.trainer import _deepmedic_batch, _deepmedic_plan, _unet_plan, deepmedic_loss
+from ml.training.ensemble import calibrate, calibration_reserve_s
+from ml.training.trainer import (
+    _deepmedic_batch,
+    _deepmedic_plan,
+    _unet_plan,
+    deepmedic_loss,
+    next_step_fits,
+)
 from tests.ml_tests.ml_core_helpers import make_prepared_study, make_studies
 
 torch.set_num_threads(2)
@@ -371,3 +377,26 @@ def test_unet_init_prior_sets_the_output_bias(studies, tmp_path, prior, bias):
     assert float(head_bias[0]) == pytest.approx(bias, abs=1e-6)
     with pytest.raises(ValueError, match="init_prior"):
         UNetTrainConfig(init_prior=1.0).validate()
+
+
+# elapsed s, recent step times s, last validation s, budget s -> one more step fits
+@pytest.mark.parametrize(
+    "elapsed,steps,val,budget,fits",
+    [
+        (500.0, [11.0, 15.0, 12.0], 60.0, 575.0, True),  # 500 + 15 + 60 = 575
+        (500.0, [11.0, 15.0, 12.0], 60.0, 574.9, False),  # the slowest step counts, not the last
+        (500.0, [12.0], 60.0, 574.9, True),
+        (0.0, [], 0.0, 0.0, True),  # nothing measured yet
+        (599.0, [], 2.0, 600.0, False),
+    ],
+)
+def test_next_step_fits_prices_the_slowest_recent_step(elapsed, steps, val, budget, fits):
+    assert next_step_fits(elapsed, steps, val, budget) is fits
+
+
+@pytest.mark.parametrize(
+    ("calibrate_on", "n_val", "seconds"), [(True, 4, 8.0), (True, 0, 0.0), (False, 4, 0.0)]
+)
+def test_calibration_time_is_kept_back_from_the_budget(calibrate_on, n_val, seconds):
+    cfg = EnsembleTrainConfig.for_grid("lite", calibrate=calibrate_on)
+    assert calibration_reserve_s(cfg, n_val) == seconds
