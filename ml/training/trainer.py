@@ -297,15 +297,16 @@ def train_network(
     recent_steps: deque[float] = deque(maxlen=5)  # seconds of the last steps
     best_val_probs: list[np.ndarray] | None = None  # this run's best epoch only (not on resume)
     emit = progress or (lambda event: None)
+
+    def out_of_time() -> bool:
+        # One more step and a validation pass would end past the budget.
+        return budget_min is not None and not next_step_fits(
+            time.monotonic() - t_start, recent_steps, val_seconds, 60 * budget_min
+        )
+
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         # A new epoch only if a step and its validation still fit in the budget.
-        if (
-            budget_min is not None
-            and history[start_epoch:]
-            and not next_step_fits(
-                time.monotonic() - t_start, recent_steps, val_seconds, 60 * budget_min
-            )
-        ):
+        if history[start_epoch:] and out_of_time():
             stopped = "time_budget"
             break
         net.train()
@@ -319,13 +320,7 @@ def train_network(
                 raise TrainingCancelled(f"{arch} stopped at epoch {epoch}, step {step}")
             # Stop when one more step and this epoch's validation would end past
             # the budget.
-            if (
-                budget_min is not None
-                and losses
-                and not next_step_fits(
-                    time.monotonic() - t_start, recent_steps, val_seconds, 60 * budget_min
-                )
-            ):
+            if losses and out_of_time():
                 stopped = "time_budget"
                 break
             t_step = time.monotonic()
