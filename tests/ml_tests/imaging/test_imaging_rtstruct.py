@@ -31,6 +31,7 @@ from ml.imaging.rtstruct import (
     read_rtstruct_masks,
     sort_slices,
 )
+from tests.ml_tests.imaging.contour_checks import assert_half_a_voxel_from_centres, contour_points
 
 ROOT_UID = "1.2.826.0.1.3680043.8.498.7"
 IDENTITY = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0))
@@ -134,13 +135,14 @@ GEOMETRIES = [
     ("flipped-axes", (6, 15, 17), (3.0, 0.5, 1.1), (40.0, 30.0, -60.0), FLIPPED, "descending"),
     ("shuffled-files", (7, 16, 15), (1.25, 1.3, 0.7), (0.3, -0.7, -100.0), IDENTITY, "shuffled"),
 ]
-
-
-@pytest.mark.parametrize(
+by_geometry = pytest.mark.parametrize(
     ("name", "shape", "spacing", "origin", "iop", "order"),
     GEOMETRIES,
     ids=[g[0] for g in GEOMETRIES],
 )
+
+
+@by_geometry
 def test_contours_rasterise_back_to_the_mask(
     name: str,
     shape: tuple[int, int, int],
@@ -162,11 +164,7 @@ def test_contours_rasterise_back_to_the_mask(
         assert np.array_equal(masks[roi_name], truth), (name, label)
 
 
-@pytest.mark.parametrize(
-    ("name", "shape", "spacing", "origin", "iop", "order"),
-    GEOMETRIES,
-    ids=[g[0] for g in GEOMETRIES],
-)
+@by_geometry
 def test_every_contour_point_is_half_a_pixel_from_a_lesion_voxel_centre(
     name: str,
     shape: tuple[int, int, int],
@@ -344,24 +342,14 @@ def test_synthetic_study_export_matches_the_ct_grid(
     for label in present:
         assert dice(masks[f"Lesion {label}"], labels == label) >= 0.9, label
     # Lesion voxel -> mm through the NIfTI's (ingest's) geometry vs the contour's mm.
-    spacing = np.asarray(image.GetSpacing())
     numbers = {int(r.ROINumber): str(r.ROIName) for r in rs.StructureSetROISequence}
     for roi in rs.ROIContourSequence:
         label = int(numbers[int(roi.ReferencedROINumber)].split()[-1])
         for item in roi.ContourSequence:
-            pts = np.asarray([float(v) for v in item.ContourData]).reshape(-1, 3)
+            pts = contour_points(item)
             ks = {int(round(image.TransformPhysicalPointToContinuousIndex(p)[2])) for p in pts}
             (k,) = ks
-            ys, xs = np.nonzero(labels[k] == label)
-            centres = np.asarray(
-                [
-                    image.TransformIndexToPhysicalPoint((int(x), int(y), k))
-                    for y, x in zip(ys, xs, strict=True)
-                ]
-            )
-            near = np.linalg.norm(pts[:, None, :] - centres[None], axis=2).min(1)
-            assert near.max() <= 0.5 * spacing[:2].max() + 1e-3
-            assert np.abs(pts[:, 2] - centres[0, 2]).max() <= 0.5 * spacing[2]
+            assert_half_a_voxel_from_centres(pts, image, labels[k] == label, k)
             ref = str(item.ContourImageSequence[0].ReferencedSOPInstanceUID)
             assert ref == str(slices[k].SOPInstanceUID)
 

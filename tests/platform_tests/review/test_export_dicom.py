@@ -24,6 +24,7 @@ from lesionloop.audit.models import AuditEvent
 from lesionloop.review.models import Lesion
 from lesionloop.studies import services, storage
 from lesionloop.studies.models import Study
+from tests.ml_tests.imaging.contour_checks import assert_half_a_voxel_from_centres, contour_points
 from tests.platform_tests.studies.helpers import make_study
 
 pytestmark = pytest.mark.django_db
@@ -108,22 +109,12 @@ def test_dicom_export_has_the_kept_lesions_on_the_planning_ct(
         for label in kept:
             assert np.array_equal(masks[f"Lesion {label}"], on_ct == label), label
         # Lesion voxel -> mm through the CT grid vs the contours' mm: within half a voxel.
-        spacing = np.asarray(image.GetSpacing())
         for roi in ds.ROIContourSequence:
             label = kept[int(roi.ReferencedROINumber) - 1]
             for item in roi.ContourSequence:
-                pts = np.asarray([float(v) for v in item.ContourData]).reshape(-1, 3)
+                pts = contour_points(item)
                 k = int(round(image.TransformPhysicalPointToContinuousIndex(pts[0])[2]))
-                ys, xs = np.nonzero(on_ct[k] == label)
-                centres = np.asarray(
-                    [
-                        image.TransformIndexToPhysicalPoint((int(x), int(y), k))
-                        for y, x in zip(ys, xs, strict=True)
-                    ]
-                )
-                near = np.linalg.norm(pts[:, None, :] - centres[None], axis=2).min(1)
-                assert near.max() <= 0.5 * spacing[:2].max() + 1e-3
-                assert np.abs(pts[:, 2] - centres[0, 2]).max() <= 0.5 * spacing[2]
+                assert_half_a_voxel_from_centres(pts, image, on_ct[k] == label, k)
     else:
         seg = hd.seg.Segmentation.from_dataset(ds)
         assert seg.number_of_segments == len(kept)
