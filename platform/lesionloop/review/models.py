@@ -14,6 +14,14 @@ class Lesion(models.Model):
         EDITED = "edited"
         ADDED = "added"
 
+    class ContourSource(models.TextChoices):
+        """Where the lesion's contour comes from (its decision, once kept, follows it)."""
+
+        MODEL = "model"  # as the model proposed it -> kept as "accepted"
+        EDITED = "edited"  # the model's contour changed by a clinician -> "edited"
+        DRAWN = "drawn"  # drawn by a clinician -> "added"
+        IMPORTED = "imported"  # ground truth imported with the study -> "accepted"
+
     study = models.ForeignKey("studies.Study", on_delete=models.CASCADE, related_name="lesions")
     label = models.PositiveIntegerField()
     volume_vox = models.PositiveIntegerField(default=0)
@@ -33,6 +41,9 @@ class Lesion(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     decided_at = models.DateTimeField(null=True, blank=True)
+    contour_source = models.CharField(
+        max_length=16, choices=ContourSource.choices, default=ContourSource.MODEL
+    )
 
     class Meta:
         ordering = ["volume_mm3", "id"]
@@ -43,6 +54,19 @@ class Lesion(models.Model):
 
     def __str__(self) -> str:
         return f"Lesion {self.label} of study {self.study_id} ({self.decision})"
+
+    @property
+    def kept_decision(self) -> str:
+        """The decision this lesion takes when the clinician keeps it."""
+        return KEPT_AS[self.contour_source]
+
+
+KEPT_AS = {
+    Lesion.ContourSource.MODEL: Lesion.Decision.ACCEPTED,
+    Lesion.ContourSource.IMPORTED: Lesion.Decision.ACCEPTED,
+    Lesion.ContourSource.EDITED: Lesion.Decision.EDITED,
+    Lesion.ContourSource.DRAWN: Lesion.Decision.ADDED,
+}
 
 
 class MaskRevision(models.Model):

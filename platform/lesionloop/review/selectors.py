@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from lesionloop.core.api import DomainError
+from lesionloop.studies.models import Study
 
 from .models import Lesion, MaskRevision
 
@@ -39,3 +43,27 @@ def revision_current(*, study_id: int, number: int) -> MaskRevision | None:
 
 def study_revisions(*, study_id: int) -> QuerySet[MaskRevision]:
     return MaskRevision.objects.filter(study_id=study_id).order_by("number")
+
+
+def lease_state(*, study: Study, user: Any, client: str) -> dict[str, Any]:
+    """Who holds the review lease as seen from ``user`` in client session ``client``.
+
+    ``mine``: this client session holds a live lease; ``yours``: the user holds it, here
+    or in another tab. Polled by the viewer every few seconds, so a tab that lost its
+    lease turns read-only within seconds. Also the study's ``status`` and current
+    ``revision`` number, so a tab can tell whether its copy is stale.
+    """
+    live = (
+        study.lease_user_id is not None
+        and study.lease_expires_at is not None
+        and study.lease_expires_at > timezone.now()
+    )
+    yours = live and study.lease_user_id == user.pk
+    return {
+        "user": study.lease_user.get_username() if live and study.lease_user else None,
+        "expires_at": study.lease_expires_at if live else None,
+        "mine": bool(yours and study.lease_client == client),
+        "yours": bool(yours),
+        "status": study.status,
+        "revision": study.revision_number,
+    }

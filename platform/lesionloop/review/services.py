@@ -77,35 +77,58 @@ def _lease_live(study: Study, now: Any = None) -> bool:
     )
 
 
-def _lease_conflict(study: Study) -> Conflict:
+def _lease_holds(study: Study, user: Any, client: str) -> bool:
+    """Whether ``user`` in client session ``client`` (one tab) is the lease holder."""
+    return study.lease_user_id == user.pk and study.lease_client == client
+
+
+def _lease_conflict(study: Study, user: Any = None) -> Conflict:
+    """409 ``leased``: someone else, or the same user in another tab, holds the lease."""
     holder = study.lease_user.get_username() if study.lease_user else "someone"
+    yours = user is not None and study.lease_user_id == user.pk
+    until = f"{study.lease_expires_at:%H:%M:%S} UTC"
+    if yours:
+        detail = (
+            f"You are reviewing this study in another tab or window (lease until {until}). "
+            "Edit it there, or take over here."
+        )
+    else:
+        detail = f"This study is being reviewed by {holder} (lease until {until})."
     return Conflict(
-        f"This study is being reviewed by {holder} (lease until "
-        f"{study.lease_expires_at:%H:%M:%S} UTC).",
+        detail,
         code="leased",
-        extra={"user": holder, "expires_at": study.lease_expires_at.isoformat()},
+        extra={"user": holder, "expires_at": study.lease_expires_at.isoformat(), "yours": yours},
     )
 
 
-def _lease_hold(study: Study, user: Any) -> bool:
-    """Take or renew the lease on a locked study row; True when newly taken."""
+def _lease_hold(study: Study, user: Any, client: str = "") -> bool:
+    """Take or renew the lease on a locked study row for ``user`` in client session
+    ``client``; True when newly taken. 409 ``leased`` while another holder's lease is live
+    (another user, or the same user in another tab)."""
     now = timezone.now()
-    if _lease_live(study, now) and study.lease_user_id != user.pk:
-        raise _lease_conflict(study)
-    fresh = not (_lease_live(study, now) and study.lease_user_id == user.pk)
+    live = _lease_live(study, now)
+    if live and not _lease_holds(study, user, client):
+        raise _lease_conflict(study, user)
     study.lease_user = user
+    study.lease_client = client
     study.lease_expires_at = now + timedelta(seconds=settings.LESIONLOOP_LEASE_SECONDS)
-    fields = ["lease_user", "lease_expires_at", "updated_at"]
+    fields = ["lease_user", "lease_client", "lease_expires_at", "updated_at"]
     if study.status == Study.Status.READY:
         study.status = Study.Status.IN_REVIEW
         study.status_reason = ""
         fields += ["status", "status_reason"]
     study.save(update_fields=fields)
-    if fresh:
+    if not live:
         audit_record(
             event_type="lease_taken", actor=user, study=study, expires_at=study.lease_expires_at
         )
-    return fresh
+    return not live
+
+
+def _require_lease(study: Study, user: Any, client: str) -> None:
+    """409 ``leased`` unless the lease is free or held by ``user`` in ``client``."""
+    if _lease_live(study) and not _lease_holds(study, user, client):
+        raise _lease_conflict(study, user)
 
 
 def _denormalise(study: Study) -> None:
@@ -265,6 +288,7 @@ def study_ground_truth_apply(
             Lesion(
                 study=study,
                 decision=Lesion.Decision.ACCEPTED,
+                contour_source=Lesion.ContourSource.IMPORTED,
                 decided_by=approved_by,
                 decided_at=now,
                 **{k: row[k] for k in _LESION_FIELDS if k in row},
@@ -283,8 +307,14 @@ def study_ground_truth_apply(
 # --- leases -------------------------------------------------------------------------
 
 
-def lease_take(*, study_id: int, user: Any) -> Study:
-    """Take or renew the review lease; 409 ``leased`` while someone else holds it."""
+def lease_take(*, study_id: int, user: Any, client: str = "", take_over: bool = False) -> Study:
+    """Take or renew the review lease for ``user`` in client session ``client``.
+
+    409 ``leased`` while someone else holds it, or while the same user holds it in
+    another client session (tab) - unless ``take_over``, which moves the user's own lease
+    to this tab (the other tab turns read-only; audited as ``lease_taken_over``). A lease
+    never passes from one user to another while it is live.
+    """
     with transaction.atomic():
         study = _lock(study_id)
         if study.status not in (*EDITABLE_STATUSES, Study.Status.APPROVED):
@@ -292,27 +322,49 @@ def lease_take(*, study_id: int, user: Any) -> Study:
                 f"The study is {study.status}; it can be reviewed once it is ready.",
                 code="not_ready",
             )
-        _lease_hold(study, user)
+        if (
+            take_over
+            and _lease_live(study)
+            and study.lease_user_id == user.pk
+            and study.lease_client != client
+        ):
+            audit_record(event_type="lease_taken_over", actor=user, study=study)
+            study.lease_client = client
+        _lease_hold(study, user, client)
     return study
 
 
-def lease_release(*, study_id: int, user: Any) -> None:
+def lease_release(*, study_id: int, user: Any, client: str = "") -> None:
+    """Give the lease back; only its holder (user and client session) can. Releasing
+    from another tab of the same user leaves the lease with the tab that holds it."""
     with transaction.atomic():
         study = _lock(study_id)
-        if study.lease_user_id != user.pk:
+        if not _lease_holds(study, user, client):
             if _lease_live(study):
-                raise _lease_conflict(study)
+                raise _lease_conflict(study, user)
             return
         study.lease_user = None
+        study.lease_client = ""
         study.lease_expires_at = None
-        study.save(update_fields=["lease_user", "lease_expires_at", "updated_at"])
+        study.save(update_fields=["lease_user", "lease_client", "lease_expires_at", "updated_at"])
         audit_record(event_type="lease_released", actor=user, study=study)
 
 
 # --- lesion decisions ---------------------------------------------------------------
 
 
-def lesion_decide(*, study_id: int, lesion_id: int, user: Any, decision: str) -> Lesion:
+def lesion_decide(
+    *, study_id: int, lesion_id: int, user: Any, decision: str, client: str = ""
+) -> Lesion:
+    """Record the clinician's decision on one lesion: ``accepted``, ``rejected`` or
+    ``pending``. Accepting keeps the lesion as its contour says: ``accepted`` for the
+    model's or an imported contour, ``edited`` for an edited one, ``added`` for a drawn
+    one (so undoing a reject restores what was there). The only way a decision changes,
+    besides a save that draws a new lesion or erases one whole.
+
+    400 ``invalid_decision``; 404 ``not_found``; 409 ``approved`` / ``not_ready`` /
+    ``leased``.
+    """
     if decision not in ("accepted", "rejected", "pending"):
         raise DomainError(
             "decision must be accepted, rejected or pending.", code="invalid_decision"
@@ -326,8 +378,10 @@ def lesion_decide(*, study_id: int, lesion_id: int, user: Any, decision: str) ->
                 "No such lesion in this study.", code="not_found", status_code=404
             ) from None
         _require_editable(study)
-        _lease_hold(study, user)
+        _lease_hold(study, user, client)
         before = lesion.decision
+        if decision == Lesion.Decision.ACCEPTED:
+            decision = lesion.kept_decision
         lesion.decision = decision
         lesion.decided_by = None if decision == "pending" else user
         lesion.decided_at = None if decision == "pending" else timezone.now()
@@ -455,43 +509,31 @@ def mask_save(
     gzipped: bool,
     if_match: str | None,
     reason: str = "",
+    client: str = "",
 ) -> tuple[MaskRevision, list[Lesion]]:
     """Save an edited mask as a new revision and update the lesions from the diff.
 
     Labels new in the mask become ``added`` lesions, labels whose voxels changed become
-    ``edited``, labels erased entirely become ``rejected``.
+    ``edited`` (``added`` ones stay ``added``), labels erased entirely become
+    ``rejected``. A rejected lesion's contour is frozen: a save that paints into or
+    erases from a rejected lesion's label is refused whole (409 ``lesion_rejected``,
+    ``labels``), so a save never turns a rejected lesion into a kept one.
+
+    428 ``if_match_required``; 400 ``bad_if_match`` / ``bad_mask``; 409 ``approved`` /
+    ``not_ready`` / ``stale_revision`` / ``leased`` / ``lesion_rejected``.
     """
     base = parse_if_match(if_match)
     with transaction.atomic():
         study = _lock(study_id)
         _require_editable(study)
         if base != study.revision_number:
-            current = (
-                MaskRevision.objects.select_related("author")
-                .filter(study=study, number=study.revision_number)
-                .first()
-            )
-            raise Conflict(
-                f"Someone saved revision {study.revision_number} after revision {base}, "
-                f"which this edit started from"
-                + (
-                    f" ({current.author_label}, {current.created_at:%H:%M:%S} UTC)."
-                    if current
-                    else "."
-                ),
-                code="stale_revision",
-                extra={
-                    "current_revision": study.revision_number,
-                    "changed_by": current.author_label if current else None,
-                    "changed_at": current.created_at.isoformat() if current else None,
-                    "reason": current.reason if current else "",
-                },
-            )
-        _lease_hold(study, user)
-        shape = _shape(study)
-        new, clean_gzip = _decode_mask(body, shape=shape, gzipped=gzipped)
+            raise _stale_revision(study, base)
+        _lease_hold(study, user, client)
+        new, clean_gzip = _decode_mask(body, shape=_shape(study), gzipped=gzipped)
         old = current_mask(study)
         changed = changed_labels(old, new)
+        existing = {les.label: les for les in study.lesions.select_for_update()} if changed else {}
+        _refuse_rejected_changes(existing, changed)
         revision = mask_revision_create(
             study=study,
             # The editor's own gzip is kept as sent (verified above): no re-compression.
@@ -501,42 +543,14 @@ def mask_save(
             array=new,
         )
         if changed:
-            existing = {les.label: les for les in study.lesions.select_for_update()}
-            region = _changed_region(old, new, changed, existing)
-            stats = _stats_in_region(
-                new, _spacing(study), region, only=sorted(changed), prob=_prob(study)
-            )
-            now = timezone.now()
-            summary: dict[str, list[int]] = {"added": [], "edited": [], "rejected": []}
-            for label in sorted(changed):
-                lesion = existing.get(label)
-                row = stats.get(label)
-                if row is None:
-                    if lesion is None:
-                        continue
-                    lesion.decision = Lesion.Decision.REJECTED
-                    lesion.decided_by, lesion.decided_at = user, now
-                    lesion.save(update_fields=["decision", "decided_by", "decided_at"])
-                    summary["rejected"].append(label)
-                    continue
-                if lesion is None:
-                    lesion = Lesion(study=study, label=label, decision=Lesion.Decision.ADDED)
-                    summary["added"].append(label)
-                else:
-                    if lesion.decision != Lesion.Decision.ADDED:
-                        lesion.decision = Lesion.Decision.EDITED
-                    summary["edited"].append(label)
-                for key in _LESION_FIELDS:
-                    if key in row:
-                        setattr(lesion, key, row[key])
-                lesion.decided_by, lesion.decided_at = user, now
-                lesion.save()
-            audit_record(
-                event_type="lesions_changed_by_edit",
-                actor=user,
+            _lesions_follow_edit(
                 study=study,
-                revision=revision.number,
-                **summary,
+                user=user,
+                old=old,
+                new=new,
+                changed=changed,
+                existing=existing,
+                revision=revision,
             )
         _denormalise(study)
         study.save(update_fields=["lesion_count", "smallest_lesion_mm3", "updated_at"])
@@ -544,6 +558,99 @@ def mask_save(
             study.lesions.select_related("model_version", "decided_by").order_by("volume_mm3", "id")
         )
     return revision, lesions
+
+
+def _stale_revision(study: Study, base: int) -> Conflict:
+    """409 ``stale_revision``: someone saved after the revision an edit started from."""
+    current = (
+        MaskRevision.objects.select_related("author")
+        .filter(study=study, number=study.revision_number)
+        .first()
+    )
+    return Conflict(
+        f"Someone saved revision {study.revision_number} after revision {base}, "
+        f"which this edit started from"
+        + (f" ({current.author_label}, {current.created_at:%H:%M:%S} UTC)." if current else "."),
+        code="stale_revision",
+        extra={
+            "current_revision": study.revision_number,
+            "changed_by": current.author_label if current else None,
+            "changed_at": current.created_at.isoformat() if current else None,
+            "reason": current.reason if current else "",
+        },
+    )
+
+
+def _refuse_rejected_changes(existing: dict[int, Lesion], changed: set[int]) -> None:
+    """409 ``lesion_rejected`` when an edit touches the voxels of a rejected lesion."""
+    frozen = sorted(
+        label
+        for label in changed
+        if label in existing and existing[label].decision == Lesion.Decision.REJECTED
+    )
+    if not frozen:
+        return
+    names = ", ".join(str(label) for label in frozen)
+    raise Conflict(
+        f"Lesion {names} {'is' if len(frozen) == 1 else 'are'} rejected, so its contour "
+        "cannot change: accept it (or set it back to pending) first, then edit it. "
+        "Nothing was saved.",
+        code="lesion_rejected",
+        extra={"labels": frozen},
+    )
+
+
+def _lesions_follow_edit(
+    *,
+    study: Study,
+    user: Any,
+    old: np.ndarray,
+    new: np.ndarray,
+    changed: set[int],
+    existing: dict[int, Lesion],
+    revision: MaskRevision,
+) -> None:
+    """Update the rows of the changed labels from the new mask (study locked)."""
+    region = _changed_region(old, new, changed, existing)
+    stats = _stats_in_region(new, _spacing(study), region, only=sorted(changed), prob=_prob(study))
+    now = timezone.now()
+    summary: dict[str, list[int]] = {"added": [], "edited": [], "rejected": []}
+    for label in sorted(changed):
+        lesion = existing.get(label)
+        row = stats.get(label)
+        if row is None:
+            if lesion is None:
+                continue
+            lesion.decision = Lesion.Decision.REJECTED
+            lesion.decided_by, lesion.decided_at = user, now
+            lesion.save(update_fields=["decision", "decided_by", "decided_at"])
+            summary["rejected"].append(label)
+            continue
+        if lesion is None:
+            lesion = Lesion(
+                study=study,
+                label=label,
+                decision=Lesion.Decision.ADDED,
+                contour_source=Lesion.ContourSource.DRAWN,
+            )
+            summary["added"].append(label)
+        else:
+            if lesion.contour_source != Lesion.ContourSource.DRAWN:
+                lesion.contour_source = Lesion.ContourSource.EDITED
+            lesion.decision = lesion.kept_decision
+            summary["edited"].append(label)
+        for key in _LESION_FIELDS:
+            if key in row:
+                setattr(lesion, key, row[key])
+        lesion.decided_by, lesion.decided_at = user, now
+        lesion.save()
+    audit_record(
+        event_type="lesions_changed_by_edit",
+        actor=user,
+        study=study,
+        revision=revision.number,
+        **summary,
+    )
 
 
 def _prob(study: Study) -> np.ndarray | None:
@@ -607,6 +714,7 @@ def _approve_locked(
     study.approved_by = user
     study.training_eligible = training_eligible
     study.lease_user = None
+    study.lease_client = ""
     study.lease_expires_at = None
     study.save()
     audit_record(
@@ -635,12 +743,17 @@ def _training_maybe_autostart() -> None:
         log.exception("training_maybe_autostart failed after an approval")
 
 
-def study_approve(*, study_id: int, user: Any, training_eligible: bool = True) -> Study:
+def study_approve(
+    *, study_id: int, user: Any, training_eligible: bool = True, client: str = ""
+) -> Study:
+    """Approve the current revision with the kept lesions; frees the lease.
+
+    409 ``approved`` / ``not_ready`` / ``leased`` / ``undecided_lesions``.
+    """
     with transaction.atomic():
         study = _lock(study_id)
         _require_editable(study)
-        if _lease_live(study) and study.lease_user_id != user.pk:
-            raise _lease_conflict(study)
+        _require_lease(study, user, client)
         pending = list(
             study.lesions.filter(decision=Lesion.Decision.PENDING)
             .order_by("volume_mm3")
@@ -659,20 +772,21 @@ def study_approve(*, study_id: int, user: Any, training_eligible: bool = True) -
     return study
 
 
-def study_reopen(*, study_id: int, user: Any) -> Study:
+def study_reopen(*, study_id: int, user: Any, client: str = "") -> Study:
+    """Supersede the approval and take the lease for a new review (409 ``not_approved``
+    / ``leased``)."""
     with transaction.atomic():
         study = _lock(study_id)
         if study.status != Study.Status.APPROVED:
             raise Conflict("Only an approved study can be reopened.", code="not_approved")
-        if _lease_live(study) and study.lease_user_id != user.pk:
-            raise _lease_conflict(study)
+        _require_lease(study, user, client)
         Approval.objects.filter(study=study, superseded=False).update(superseded=True)
         study.status = Study.Status.IN_REVIEW
         study.approved_at = None
         study.approved_by = None
         study.training_eligible = False
         study.save()
-        _lease_hold(study, user)
+        _lease_hold(study, user, client)
         audit_record(event_type="study_reopened", actor=user, study=study)
     return study
 

@@ -51,6 +51,9 @@ class Study(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # The client session (one browser tab, or one script) holding the lease: another tab
+    # of the same user is another editor. Empty for clients that send no X-Lease-Client.
+    lease_client = models.CharField(max_length=64, blank=True, default="")
 
     approved_at = models.DateTimeField(null=True, blank=True)
     approved_by = models.ForeignKey(

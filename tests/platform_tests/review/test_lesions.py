@@ -35,6 +35,7 @@ def test_list_ordering(api: Any, cast: Any, query: str, order: list[int]) -> Non
         "decision",
         "decided_by",
         "decided_at",
+        "contour_source",
     }
     assert row["decision"] == "pending" and row["model_version"]["name"]
 

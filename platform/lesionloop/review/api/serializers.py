@@ -33,12 +33,33 @@ class LesionSerializer(serializers.ModelSerializer):
             "decision",
             "decided_by",
             "decided_at",
+            "contour_source",
         ]
         read_only_fields = fields
 
 
 class LesionDecisionSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=["accepted", "rejected", "pending"])
+
+
+class LeaseTakeSerializer(serializers.Serializer):
+    take_over = serializers.BooleanField(
+        default=False,
+        help_text="Move your own lease from another tab or window to this one.",
+    )
+
+
+class LeaseStateSerializer(serializers.Serializer):
+    """Who holds the review lease, as seen from one client session (tab)."""
+
+    user = serializers.CharField(allow_null=True)
+    expires_at = serializers.DateTimeField(allow_null=True)
+    mine = serializers.BooleanField(help_text="This client session holds the lease.")
+    yours = serializers.BooleanField(
+        help_text="The lease is held by you, in this or another tab or window."
+    )
+    status = serializers.CharField()
+    revision = serializers.IntegerField()
 
 
 class MaskSavedSerializer(serializers.Serializer):

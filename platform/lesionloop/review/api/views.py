@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.http import FileResponse, HttpResponse
@@ -28,9 +29,34 @@ from .. import selectors, services
 from .serializers import (
     ApproveSerializer,
     ConflictSerializer,
+    LeaseStateSerializer,
+    LeaseTakeSerializer,
     LesionDecisionSerializer,
     LesionSerializer,
     MaskSavedSerializer,
+)
+
+LEASE_CLIENT = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def lease_client(request: Request) -> str:
+    """The client session (one browser tab) a write comes from: ``X-Lease-Client``.
+
+    Absent means the user's one unnamed session (scripts). 400 ``bad_lease_client``.
+    """
+    value = request.headers.get("X-Lease-Client", "")
+    if value and not LEASE_CLIENT.fullmatch(value):
+        raise DomainError(
+            "X-Lease-Client must be 1-64 letters, digits, '-' or '_'.", code="bad_lease_client"
+        )
+    return value
+
+
+LEASE_CLIENT_HEADER = OpenApiParameter(
+    "X-Lease-Client",
+    str,
+    OpenApiParameter.HEADER,
+    description="The client session (browser tab) holding the review lease.",
 )
 
 
@@ -92,6 +118,7 @@ class MaskView(APIView):
                 description='The revision the edit started from, e.g. "3".',
             ),
             OpenApiParameter("X-Reason", str, OpenApiParameter.HEADER),
+            LEASE_CLIENT_HEADER,
         ],
         request={"application/octet-stream": OpenApiTypes.BINARY},
         responses={200: MaskSavedSerializer, 409: ConflictSerializer},
@@ -113,6 +140,7 @@ class MaskView(APIView):
             gzipped="gzip" in request.headers.get("Content-Encoding", "").lower(),
             if_match=request.headers.get("If-Match"),
             reason=request.headers.get("X-Reason", "")[:500],
+            client=lease_client(request),
         )
         data = MaskSavedSerializer({"revision": revision, "lesions": lesions}).data
         response = Response(data)
@@ -142,6 +170,7 @@ class LesionDecisionView(APIView):
 
     @extend_schema(
         operation_id="studies_lesions_decide",
+        parameters=[LEASE_CLIENT_HEADER],
         request=LesionDecisionSerializer,
         responses={200: LesionSerializer, 409: ConflictSerializer},
     )
@@ -153,6 +182,7 @@ class LesionDecisionView(APIView):
             lesion_id=lesion_id,
             user=request.user,
             decision=payload.validated_data["decision"],
+            client=lease_client(request),
         )
         lesion = selectors.study_lesions(study_id=pk).get(pk=lesion.pk)
         return Response(LesionSerializer(lesion).data)
@@ -162,17 +192,40 @@ class LeaseView(APIView):
     permission_classes = [IsReviewer]
 
     @extend_schema(
+        operation_id="studies_lease_state",
+        parameters=[LEASE_CLIENT_HEADER],
+        responses={200: LeaseStateSerializer},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        study = study_selectors.study_get(study_id=pk)
+        state = selectors.lease_state(study=study, user=request.user, client=lease_client(request))
+        return Response(LeaseStateSerializer(state).data)
+
+    @extend_schema(
         operation_id="studies_lease_take",
-        request=None,
+        parameters=[LEASE_CLIENT_HEADER],
+        request=LeaseTakeSerializer,
         responses={200: LeaseSerializer, 409: ConflictSerializer},
     )
     def post(self, request: Request, pk: int) -> Response:
-        study = services.lease_take(study_id=pk, user=request.user)
+        payload = LeaseTakeSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        study = services.lease_take(
+            study_id=pk,
+            user=request.user,
+            client=lease_client(request),
+            take_over=payload.validated_data["take_over"],
+        )
         return Response(LeaseSerializer(lease_of(study)).data)
 
-    @extend_schema(operation_id="studies_lease_release", request=None, responses={204: None})
+    @extend_schema(
+        operation_id="studies_lease_release",
+        parameters=[LEASE_CLIENT_HEADER],
+        request=None,
+        responses={204: None, 409: ConflictSerializer},
+    )
     def delete(self, request: Request, pk: int) -> Response:
-        services.lease_release(study_id=pk, user=request.user)
+        services.lease_release(study_id=pk, user=request.user, client=lease_client(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -181,6 +234,7 @@ class ApproveView(APIView):
 
     @extend_schema(
         operation_id="studies_approve",
+        parameters=[LEASE_CLIENT_HEADER],
         request=ApproveSerializer,
         responses={200: StudyDetailSerializer, 409: ConflictSerializer},
     )
@@ -191,6 +245,7 @@ class ApproveView(APIView):
             study_id=pk,
             user=request.user,
             training_eligible=payload.validated_data["training_eligible"],
+            client=lease_client(request),
         )
         return Response(StudyDetailSerializer(study_selectors.study_get(study_id=pk)).data)
 
@@ -200,11 +255,12 @@ class ReopenView(APIView):
 
     @extend_schema(
         operation_id="studies_reopen",
+        parameters=[LEASE_CLIENT_HEADER],
         request=None,
         responses={200: StudyDetailSerializer, 409: ConflictSerializer},
     )
     def post(self, request: Request, pk: int) -> Response:
-        services.study_reopen(study_id=pk, user=request.user)
+        services.study_reopen(study_id=pk, user=request.user, client=lease_client(request))
         return Response(StudyDetailSerializer(study_selectors.study_get(study_id=pk)).data)
 
 
