@@ -28,8 +28,12 @@
     return new ApiError(resp.status, body);
   }
 
+  // Sent with every API request of this page (e.g. the tab's X-Lease-Client).
+  const defaultHeaders = {};
+  function setHeader(name, value) { defaultHeaders[name] = value; }
+
   async function request(method, url, { json, body, headers = {}, keepalive = false } = {}) {
-    const init = { method, credentials: "same-origin", headers: { Accept: "application/json", ...headers }, keepalive };
+    const init = { method, credentials: "same-origin", headers: { Accept: "application/json", ...defaultHeaders, ...headers }, keepalive };
     if (method !== "GET" && method !== "HEAD") init.headers["X-CSRFToken"] = csrfToken();
     if (json !== undefined) {
       init.headers["Content-Type"] = "application/json";
@@ -133,7 +137,7 @@
   };
 
   window.LL = {
-    ApiError, request, getAll, getBinary, gzip, csrfToken,
+    ApiError, request, getAll, getBinary, gzip, csrfToken, setHeader, headers: () => ({ ...defaultHeaders }),
     get: (u) => request("GET", u),
     post: (u, json) => request("POST", u, { json: json === undefined ? {} : json }),
     patch: (u, json) => request("PATCH", u, { json }),

@@ -12,6 +12,7 @@
     [150, 130, 255], [0, 255, 200], [220, 255, 80], [255, 90, 140], [90, 170, 255],
     [200, 120, 255], [120, 255, 255],
   ];
+  const REJECTED_RGB = [200, 70, 70], REJECTED_ALPHA = 130;
   function labelColor(label) { return PALETTE[(Math.max(1, label) - 1) % PALETTE.length]; }
   function labelCss(label, a = 1) { const c = labelColor(label); return `rgba(${c[0]},${c[1]},${c[2]},${a})`; }
 
@@ -19,7 +20,9 @@
     constructor() {
       this.mask = null; this.D = 0; this.H = 0; this.W = 0;
       this.opacity = 0.35; this.visible = true; this.selected = 0;
-      this.hidden = new Set();          // labels not drawn (e.g. rejected, when asked)
+      this.hidden = new Set();          // labels not drawn
+      this.rejected = new Set();        // drawn dimmed (outline only), or not at all
+      this.showRejected = true;
       this.cache = new Map();           // z -> {canvas, version}
       this.sliceVersion = null;         // Uint32Array(D), bumped when a slice is edited
       this.globalVersion = 1;
@@ -35,6 +38,13 @@
     touchAll() { this.globalVersion++; }
     setOpacity(v) { this.opacity = v; this.touchAll(); }
     setSelected(label) { if (label !== this.selected) { this.selected = label; this.touchAll(); } }
+    /** Rejected lesions are not exported: draw them as a faint red outline, or hide them. */
+    setRejected(labels, show = this.showRejected) {
+      const next = new Set(labels);
+      const same = next.size === this.rejected.size && [...next].every((l) => this.rejected.has(l));
+      if (same && show === this.showRejected) return;
+      this.rejected = next; this.showRejected = show; this.touchAll();
+    }
 
     sliceCanvas(z) {
       if (!this.mask) return null;
@@ -56,7 +66,7 @@
         const fill = Math.round(this.opacity * 255);
         const colors = new Map();
         const packed = (label, a) => {
-          const c = labelColor(label);
+          const c = this.rejected.has(label) ? REJECTED_RGB : labelColor(label);
           return ((a & 255) << 24) | (c[2] << 16) | (c[1] << 8) | c[0]; // little-endian RGBA
         };
         for (let y = 0; y < H; y++) {
@@ -64,8 +74,14 @@
           for (let x = 0; x < W; x++) {
             const l = m[row + x];
             if (!l || this.hidden.has(l)) continue;
+            const rejected = this.rejected.has(l);
+            if (rejected && !this.showRejected) continue;
             const edge = x === 0 || x === W - 1 || y === 0 || y === H - 1 ||
               m[row + x - 1] !== l || m[row + x + 1] !== l || m[row + x - W] !== l || m[row + x + W] !== l;
+            if (rejected) {
+              if (edge) px[y * W + x] = packed(l, REJECTED_ALPHA);
+              continue;
+            }
             const sel = l === this.selected;
             const k = l * 4 + (edge ? 1 : 0) + (sel ? 2 : 0);
             let c = colors.get(k);

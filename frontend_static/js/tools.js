@@ -104,6 +104,13 @@
       return this.end();
     }
 
+    /** Forget what could be redone (a decision was made after undoing edits). */
+    dropRedo() {
+      if (!this.redoStack.length) return;
+      this.redoStack = [];
+      if (this.savedDepth > this.undoStack.length) this.savedDepth = -1; // saved state lost
+    }
+
     undo() {
       const ch = this.undoStack.pop(); if (!ch) return null;
       for (let k = ch.idx.length - 1; k >= 0; k--) this._raw(ch.idx[k], ch.old[k]);

@@ -17,7 +17,7 @@
     channel: "mr", voi: { mr: null, ct: { wc: 40, ww: 80 } },
     lesions: [], localLesions: new Map(), selected: 0, sortAsc: true,
     mask: null, etag: null, editor: null, overlay: new LLOverlay.MaskOverlay(), fused: new LLOverlay.FusedCT(),
-    tool: "navigate", radiusMm: 3, lease: null, leaseOk: false, leaseHolder: null,
+    tool: "navigate", radiusMm: 3, lease: null, leaseOk: false, leaseHolder: null, history: null, keeper: null,
     conflict: null, firstImageAt: null, allSlicesAt: null, cursor: null, frameStats: [],
   };
   window.LLViewer = S;  // for the browser tests and the speed benchmark
@@ -30,11 +30,18 @@
     root.classList.toggle("readonly", !on);
     root.dataset.canEdit = on ? "1" : "0";
     document.querySelectorAll(".edit-only").forEach((n) => { n.hidden = !roleCanEdit; });
-    document.querySelectorAll('[data-tool="brush"], [data-tool="eraser"], #new-lesion, #radius, #eligible')
-      .forEach((b) => { b.disabled = !on; });
+    // An approved study shows no approve button, training checkbox or save row.
+    document.querySelectorAll(".review-only").forEach((n) => { n.hidden = !roleCanEdit || approved(); });
+    document.querySelectorAll("#new-lesion, #radius, #eligible").forEach((b) => { b.disabled = !on; });
     if (!on && S.tool !== "navigate") setTool("navigate");
     updateHistoryButtons(); updateSelectedActions(); updateApprove();
   }
+  /** The selected lesion is rejected: its contour is frozen until it is accepted again. */
+  function selectedRejected() {
+    const l = S.selected ? lesionByLabel(S.selected) : null;
+    return !!(l && !l.local && l.decision === "rejected");
+  }
+  function rejectedLabels() { return S.lesions.filter((l) => l.decision === "rejected").map((l) => l.label); }
 
   // ---------------------------------------------------------------- image display
   function sliceMm(z) {
@@ -321,30 +328,59 @@
   function updateSelectedActions() {
     const l = S.selected ? lesionByLabel(S.selected) : null;
     const on = canEdit() && !!l;
+    const frozen = selectedRejected();
     $("accept").disabled = !on || !!(l && l.local);
     $("reject").disabled = !on || !!(l && l.local);
-    $("delete-lesion").disabled = !on;
+    $("delete-lesion").disabled = !on || frozen;
+    document.querySelectorAll('[data-tool="brush"], [data-tool="eraser"]').forEach((b) => { b.disabled = !canEdit() || frozen; });
+    $("tool-hint").textContent = canEdit() && frozen ? `Lesion ${S.selected} is rejected: accept it first to edit its contour.` : "";
+    if (frozen && (S.tool === "brush" || S.tool === "eraser")) setTool("navigate");
+    S.overlay.setRejected(rejectedLabels());
+  }
+
+  /** Store a decision on the server and in the page (throws on refusal). */
+  async function sendDecision(lesion, decision) {
+    const upd = await LL.patch(`/api/studies/${studyId}/lesions/${lesion.id}/`, { decision });
+    const i = S.lesions.findIndex((x) => x.id === lesion.id);
+    if (i >= 0) S.lesions[i] = { ...S.lesions[i], ...(upd || { decision }) };
+    renderLesions(); redraw();
+    return (upd && upd.decision) || decision;
   }
 
   async function decide(decision) {
     const l = S.selected ? lesionByLabel(S.selected) : null;
     if (!l || l.local || !canEdit()) return;
+    // Unsaved edits are saved first, so that a decision never races an edit.
+    if (S.editor.dirty && !(await save({ quiet: true }))) return;
+    const from = l.decision || "pending";
     try {
-      const upd = await LL.patch(`/api/studies/${studyId}/lesions/${l.id}/`, { decision });
-      const i = S.lesions.findIndex((x) => x.id === l.id);
-      if (i >= 0) S.lesions[i] = { ...S.lesions[i], ...(upd || { decision }) };
-      if (decision === "rejected") S.overlay.touchAll();
-      renderLesions(); redraw();
-      LL.toast(`Lesion ${l.label} ${decision}`, decision === "rejected" ? "warn" : "ok", 1500);
+      const stored = await sendDecision(l, decision);
+      S.history.recordDecision(l, from, stored);
+      updateHistoryButtons();
+      LL.toast(`Lesion ${l.label} ${stored}`, stored === "rejected" ? "warn" : "ok", 1500);
       // Move on to the next lesion still waiting for a decision.
       const next = sortedLesions().find((x) => !x.local && (x.decision || "pending") === "pending");
       if (next) selectLesion(next.label);
     } catch (e) { handleWriteError(e, "record the decision"); }
   }
 
+  /** Undo (-1) or redo (+1) the last edit or decision. */
+  async function historyStep(dir) {
+    if (!canEdit() || !S.history) return;
+    try {
+      const entry = dir < 0 ? await S.history.undo() : await S.history.redo();
+      if (entry && entry.kind === "decision") LL.toast(`Lesion ${entry.label}: ${dir < 0 ? "decision undone" : "decision redone"}`, "info", 1500);
+    } catch (e) { handleWriteError(e, dir < 0 ? "undo" : "redo"); }
+    updateHistoryButtons(); renderLesions(); redraw();
+  }
+
   // ---------------------------------------------------------------- editing
   function setTool(t) {
     if ((t === "brush" || t === "eraser") && !canEdit()) return;
+    if ((t === "brush" || t === "eraser") && selectedRejected()) {
+      LL.toast(`Lesion ${S.selected} is rejected: accept it first to edit its contour.`, "warn", 3000);
+      return;
+    }
     S.tool = t;
     document.querySelectorAll(".toolbar [data-tool]").forEach((b) => b.classList.toggle("on", b.dataset.tool === t));
     el.dataset.tool = t;
@@ -366,22 +402,23 @@
   }
 
   function deleteLesion() {
-    if (!canEdit() || !S.selected) return;
+    if (!canEdit() || !S.selected || selectedRejected()) return;
     const label = S.selected;
     const ch = S.editor.deleteLabel(label);
     if (!ch && S.localLesions.has(label)) { S.localLesions.delete(label); S.selected = 0; renderLesions(); return; }
     LL.toast(`Lesion ${label} erased. Save to record it; Undo brings it back.`, "warn", 3000);
   }
 
-  function onEdit(ch) {
+  function onEdit(ch, kind) {
+    if (kind === "do" && S.history) S.history.recordEdit(ch);
     for (const z of ch.slices) S.overlay.touchSlice(z);
     renderLesions(); updateHistoryButtons(); updateApprove(); redraw();
   }
 
   function updateHistoryButtons() {
     const on = canEdit();
-    $("undo").disabled = !on || !S.editor || !S.editor.undoStack.length;
-    $("redo").disabled = !on || !S.editor || !S.editor.redoStack.length;
+    $("undo").disabled = !on || !S.history || !S.history.canUndo;
+    $("redo").disabled = !on || !S.history || !S.history.canRedo;
     const dirty = S.editor && S.editor.dirty;
     $("save").disabled = !on || !dirty;
     $("dirty").textContent = dirty ? "unsaved edits" : S.editor ? "all saved" : "";
@@ -399,7 +436,7 @@
     el.focus();
     ev.preventDefault();
     const vp = cornerstone.getViewport(el);
-    const paint = ev.button === 0 && (S.tool === "brush" || S.tool === "eraser") && canEdit() && !ev.shiftKey;
+    const paint = ev.button === 0 && (S.tool === "brush" || S.tool === "eraser") && canEdit() && !ev.shiftKey && !selectedRejected();
     if (paint) {
       if (!S.selected) { if (S.tool === "eraser") return; newLesion(); }
       const p = imagePoint(ev);
@@ -466,8 +503,8 @@
     if (ev.target.matches("input[type=search], input[type=text], textarea") || document.querySelector("dialog[open]")) return;
     const k = ev.key;
     const mod = ev.ctrlKey || ev.metaKey;
-    if (mod && (k === "z" || k === "Z")) { ev.preventDefault(); if (!canEdit()) return; if (ev.shiftKey) S.editor.redo(); else S.editor.undo(); return; }
-    if (mod && (k === "y" || k === "Y")) { ev.preventDefault(); if (canEdit()) S.editor.redo(); return; }
+    if (mod && (k === "z" || k === "Z")) { ev.preventDefault(); historyStep(ev.shiftKey ? 1 : -1); return; }
+    if (mod && (k === "y" || k === "Y")) { ev.preventDefault(); historyStep(1); return; }
     if (mod && (k === "s" || k === "S")) { ev.preventDefault(); save(); return; }
     if (mod || ev.altKey) return;
     const map = {
@@ -515,7 +552,7 @@
         if (gz) headers["Content-Encoding"] = "gzip";
         const resp = await fetch(`/api/studies/${studyId}/mask/`, {
           method: "PUT", credentials: "same-origin", body: gz || S.mask,
-          headers: { ...headers, "X-CSRFToken": LL.csrfToken(), Accept: "application/json" },
+          headers: { ...LL.headers(), ...headers, "X-CSRFToken": LL.csrfToken(), Accept: "application/json" },
         });
         let body = null; try { body = await resp.json(); } catch (e) { body = null; }
         if (resp.status === 409 && body && body.code === "stale_revision") { showConflict(body); return false; }
@@ -616,6 +653,7 @@
       }
       S.overlay.setSelected(S.selected);
     }
+    S.history = newHistory();
     S.editor.rebase(theirs, mine);
     S.editor.savedDepth = 0;
     await Promise.all([loadLesions(), reloadDetail()]);
@@ -632,9 +670,11 @@
   $("conflict-keep").addEventListener("click", () => { $("conflict").close(); });
 
   function handleWriteError(e, what) {
-    if (e.code === "leased" || e.code === "lease_required" || e.code === "no_lease" || (e.status === 409 && /lease/i.test(e.message))) {
-      S.leaseOk = false; refreshEditability();
+    if (e.code === "leased") {
+      S.keeper.poll();  // the lease went elsewhere: the keeper turns this tab read-only
       showBanner(`Read-only: ${e.message}`, "warn");
+    } else if (e.code === "lesion_rejected") {
+      LL.toast(e.message, "warn", 6000);
     } else if (e.code === "undecided_lesions") {
       LL.toast(e.message, "warn");
     } else {
@@ -651,7 +691,7 @@
     let hint = "";
     if (approved()) hint = "";
     else if (!roleCanEdit) hint = "Read-only for your role.";
-    else if (!S.leaseOk) hint = "Read-only while someone else reviews this study.";
+    else if (!S.leaseOk) hint = S.keeper.state.yours ? "Read-only: you are editing this study in another tab." : "Read-only while someone else reviews this study.";
     else if (pending.length) hint = `Decide on ${pending.length} more lesion${pending.length === 1 ? "" : "s"} to approve.`;
     else if (S.editor && S.editor.dirty) hint = "Approving saves your edits first.";
     $("approve-hint").textContent = hint;
@@ -665,79 +705,89 @@
       const res = await LL.post(`/api/studies/${studyId}/approve/`, { training_eligible: $("eligible").checked });
       await reloadDetail();
       if (res && res.status) S.study.status = res.status;
+      S.keeper.state = { ...S.keeper.state, mine: false };  // approval ended the lease
+      S.leaseOk = false;
       renderHeader(); refreshEditability();
       LL.toast("Contour approved", "ok");
-      releaseLease();
     } catch (e) { handleWriteError(e, "approve"); updateApprove(); }
   });
   $("reopen").addEventListener("click", async () => {
     try {
       await LL.post(`/api/studies/${studyId}/reopen/`);
-      await reloadDetail(); renderHeader(); await takeLease(); refreshEditability();
+      await reloadDetail(); renderHeader(); await S.keeper.take(); S.keeper.start(); refreshEditability();
     } catch (e) { handleWriteError(e, "reopen"); }
   });
 
   // ---------------------------------------------------------------- lease
-  let leaseTimer = null;
-  async function takeLease() {
-    if (!roleCanEdit || approved()) { S.leaseOk = false; renderLease(); return; }
-    try {
-      S.lease = await LL.post(`/api/studies/${studyId}/lease/`);
-      const was = S.leaseOk;
-      S.leaseOk = true; S.leaseHolder = null;
-      if (!was) {
-        hideBanner(); refreshEditability();
-        // Taking the lease moves a ready study into review: show the new status.
-        if (S.study && S.study.status === "ready") reloadDetail().then(renderHeader).catch(() => {});
-      }
-    } catch (e) {
-      S.leaseOk = false;
-      if (e.status === 409) {
-        S.leaseHolder = userName(e.body.user || e.body.holder || (e.body.lease && e.body.lease.user)) || "someone else";
-        S.lease = { user: S.leaseHolder, expires_at: e.body.expires_at || (e.body.lease && e.body.lease.expires_at) };
-        showBanner(`Being reviewed by ${S.leaseHolder}. You can look, but not edit, until they finish.`, "info");
-      } else if (e.status === 403) {
-        S.leaseHolder = null;
-      } else {
-        showBanner(`Could not take the review lease: ${e.message}`, "warn");
-      }
-      refreshEditability();
+  // One lease per tab (lease.js): this tab turns read-only within a poll (2.5 s) of the
+  // lease going elsewhere, keeps its unsaved edits, and retakes only when asked.
+  S.keeper = new LLLease.LeaseKeeper({
+    studyId, leaseSeconds, wanted: () => roleCanEdit && !approved(), onChange: onLeaseChange,
+  });
+  function onLeaseChange(state, previous) {
+    S.leaseOk = state.mine;
+    S.leaseHolder = state.mine ? null : state.holder;
+    S.lease = state.holder ? { user: state.holder, expires_at: state.expiresAt } : null;
+    if (state.mine && !previous.mine) {
+      hideBanner();
+      // Taking the lease moves a ready study into review; a copy that fell behind while
+      // this tab was read-only is brought up to date (unless it holds unsaved edits).
+      reloadDetail().then(() => { renderHeader(); return refreshStaleMask(); }).catch(() => {});
+    } else if (!state.mine && roleCanEdit && !approved()) {
+      showLeaseBanner(state);
     }
-    renderLease();
+    refreshEditability(); renderLease();
+  }
+  function showLeaseBanner(state) {
+    const unsaved = S.editor ? S.editor.unsavedChanges().length : 0;
+    const kept = unsaved ? ` Your ${unsaved} unsaved edit${unsaved === 1 ? " is" : "s are"} kept in this tab: retake the study to save ${unsaved === 1 ? "it" : "them"}.` : "";
+    if (state.lost) {
+      const where = state.yours ? "in another tab or window of yours" : state.holder ? `by ${state.holder}` : "nowhere (it expired)";
+      const text = state.holder ? `You lost the review lease: this study is now being edited ${where}. This tab is read-only.${kept}` : `Your review lease expired. This tab is read-only.${kept}`;
+      showBanner(text, "warn", state.holder && !state.yours ? null : { label: state.yours ? "Edit here instead" : "Retake the study", fn: () => retake(state.yours) });
+    } else if (state.yours) {
+      showBanner("This study is open for editing in another tab or window of yours. You can look here, but not edit.", "info", { label: "Edit here instead", fn: () => retake(true) });
+    } else if (state.holder) {
+      showBanner(`Being reviewed by ${state.holder}. You can look, but not edit, until they finish.`, "info");
+    } else if (state.error) {
+      showBanner(`Could not take the review lease: ${state.error.message}`, "warn");
+    }
+  }
+  async function retake(takeOver) {
+    if (await S.keeper.take({ takeOver })) LL.toast(S.editor && S.editor.dirty ? "You are reviewing again. Save to keep your edits." : "You are reviewing again.", "ok", 4000);
+  }
+  /** After regaining the lease: load the current revision if this tab's copy is older. */
+  async function refreshStaleMask() {
+    const rev = S.study && S.study.revision ? Number(S.study.revision.number) : null;
+    if (!S.editor || S.editor.dirty || rev == null || quoteEtag(rev) === S.etag) return;
+    await Promise.all([loadMask(), loadLesions()]);
+    renderLesions(); refreshEditability(); redraw();
   }
   function renderLease() {
     const box = $("c-lease");
     if (approved()) { box.innerHTML = ""; return; }
-    if (S.leaseOk) box.innerHTML = `<span class="lease mine" title="Renewed every ${Math.round(leaseSeconds / 3)} s while this page is open">You are reviewing</span>`;
-    else if (S.leaseHolder) box.innerHTML = `<span class="lease other">Being reviewed by ${esc(S.leaseHolder)}</span>`;
+    if (S.leaseOk) box.innerHTML = `<span class="lease mine" title="Renewed every ${Math.round(leaseSeconds / 3)} s while this tab is open">You are reviewing</span>`;
+    else if (S.leaseHolder) box.innerHTML = `<span class="lease other">Being reviewed by ${esc(S.keeper.state.yours ? "you, in another tab" : S.leaseHolder)}</span>`;
     else if (!roleCanEdit) box.innerHTML = '<span class="lease ro">Read-only</span>';
     else box.innerHTML = "";
   }
-  function startLeaseLoop() {
-    clearInterval(leaseTimer);
-    leaseTimer = setInterval(() => { if (!approved()) takeLease(); }, Math.max(5, leaseSeconds / 3) * 1000);
-  }
-  function releaseLease() {
-    if (!S.leaseOk) return;
-    S.leaseOk = false;
-    try {
-      fetch(`/api/studies/${studyId}/lease/`, { method: "DELETE", credentials: "same-origin", keepalive: true, headers: { "X-CSRFToken": LL.csrfToken() } });
-    } catch (e) { /* the lease expires by itself */ }
-  }
-  window.addEventListener("pagehide", releaseLease);
+  window.addEventListener("pagehide", () => S.keeper.releaseOnExit());
   /** Stop renewing and give the lease back, and wait for it (tests, before teardown). */
-  S.shutdown = async () => {
-    clearInterval(leaseTimer);
-    if (!S.leaseOk) return;
-    S.leaseOk = false;
-    try { await LL.del(`/api/studies/${studyId}/lease/`); } catch (e) { /* expires by itself */ }
-  };
+  S.shutdown = () => S.keeper.shutdown();
   window.addEventListener("beforeunload", (ev) => {
     if (S.editor && S.editor.dirty && canEdit()) { ev.preventDefault(); ev.returnValue = ""; }
   });
 
   // ---------------------------------------------------------------- header
-  function showBanner(text, kind) { const b = $("banner"); b.textContent = text; b.className = "banner " + kind; b.hidden = false; }
+  function showBanner(text, kind, action = null) {
+    const b = $("banner"); b.textContent = text; b.className = "banner " + kind; b.hidden = false;
+    if (action) {
+      const btn = document.createElement("button");
+      btn.id = "banner-action"; btn.className = "small"; btn.textContent = action.label;
+      btn.addEventListener("click", action.fn);
+      b.append(" ", btn);
+    }
+  }
   function hideBanner() { $("banner").hidden = true; }
 
   function renderRevision() {
@@ -770,12 +820,17 @@
     S.lesions = Array.isArray(data) ? data : data.results || [];
   }
 
+  function newHistory() {
+    return new LLHistory.ReviewHistory({ editor: S.editor, lesions: () => S.lesions, decide: sendDecision });
+  }
+
   async function loadMask() {
     const { buffer, headers } = await LL.getBinary(`/api/studies/${studyId}/mask/`);
     const mask = new Uint16Array(buffer);
     S.mask = mask;
     S.etag = quoteEtag(headers.get("ETag") || (S.study.revision && (S.study.revision.etag || S.study.revision.number)));
     S.editor = new LLTools.MaskEditor(mask, S.shape, S.spacing, { onChange: onEdit });
+    S.history = newHistory();
     S.overlay.setMask(mask, S.shape);
     S.overlay.setSelected(S.selected);
   }
@@ -798,8 +853,9 @@
   $("zoom-in").addEventListener("click", () => zoomBy(1.25));
   $("zoom-out").addEventListener("click", () => zoomBy(0.8));
   $("new-lesion").addEventListener("click", newLesion);
-  $("undo").addEventListener("click", () => canEdit() && S.editor.undo());
-  $("redo").addEventListener("click", () => canEdit() && S.editor.redo());
+  $("undo").addEventListener("click", () => historyStep(-1));
+  $("redo").addEventListener("click", () => historyStep(1));
+  $("rejected-on").addEventListener("change", (e) => { S.overlay.setRejected(rejectedLabels(), e.target.checked); redraw(); });
   $("save").addEventListener("click", () => save());
   $("accept").addEventListener("click", () => decide("accepted"));
   $("reject").addEventListener("click", () => decide("rejected"));
@@ -850,7 +906,8 @@
     const maskP = loadMask().catch((e) => { LL.toast(`No lesion mask: ${e.message}`, "warn"); });
     show(z0);
     renderLesions();
-    takeLease().then(startLeaseLoop);
+    if (roleCanEdit && !approved()) S.keeper.take().then(() => S.keeper.start());
+    else renderLease();
     $("load-state").textContent = "loading all slices…";
     mrAll.then(() => {
       S.allSlicesAt = performance.now();

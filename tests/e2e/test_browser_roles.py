@@ -1,86 +1,16 @@
-"""Two sessions editing one study get the conflict message and lose nothing; an auditor
-cannot edit; an admin starts a retraining and watches its progress."""
+"""An auditor cannot edit; an admin starts a retraining and watches its progress. (Two
+sessions of one study: tests/e2e/test_browser_lease.py.)"""
 
 from __future__ import annotations
 
-import gzip
 from typing import Any
 
-import numpy as np
 import pytest
 
 from tests.e2e.browser_data import active_model_version, ready_study
 from tests.e2e.browser_helpers import paint, shot, wait_case_ready
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def _server_mask(study: Any) -> np.ndarray:
-    from lesionloop.review.models import MaskRevision
-    from lesionloop.studies import storage
-
-    study.refresh_from_db()
-    rev = MaskRevision.objects.get(study=study, number=study.revision_number)
-    raw = gzip.decompress(storage.absolute(rev.file).read_bytes())
-    return np.frombuffer(raw, dtype="<u2").reshape(study.grid["shape_dhw"])
-
-
-def test_two_sessions_conflict_and_nothing_is_lost(cast: Any, browser_login: Any) -> None:
-    ready = ready_study(seed=11, n_lesions=2)
-    study = ready.study
-    url = f"/studies/{study.pk}/"
-    # The same clinician at two workstations: both hold the (per-user) review lease.
-    first = browser_login("cora", "cora-pass-1", next_path=url)
-    second = browser_login("cora", "cora-pass-1", next_path=url)
-    for page in (first, second):
-        wait_case_ready(page)
-        page.wait_for_selector("#c-lease .lease.mine")
-
-    d, h, w = study.grid["shape_dhw"]
-    z = d // 2
-    # Each draws a different new lesion.
-    first.click("#new-lesion")
-    label_a = first.evaluate("window.LLViewer.selected")
-    paint(first, z, [(h * 0.35, w * 0.35), (h * 0.35, w * 0.38)])
-    painted_a = first.evaluate(f"window.LLViewer.editor.counts.get({label_a})")
-    second.click("#new-lesion")
-    label_b = second.evaluate("window.LLViewer.selected")
-    paint(second, z, [(h * 0.65, w * 0.62), (h * 0.65, w * 0.65)])
-    painted_b = second.evaluate(f"window.LLViewer.editor.counts.get({label_b})")
-    assert painted_a > 0 and painted_b > 0
-
-    first.click("#save")
-    first.wait_for_function("document.getElementById('dirty').textContent === 'all saved'")
-    second.click("#save")
-    second.wait_for_selector("#conflict[open]")
-    text = second.locator("#conflict-text").inner_text()
-    assert "cora" in text and "revision 2" in text
-    second.wait_for_function(
-        "document.getElementById('conflict-what').textContent.startsWith('They')"
-    )
-    assert f"added lesion {label_a}" in second.locator("#conflict-what").inner_text()
-    shot(second, "case-conflict")
-    # Nothing of the second session's work is lost: still in memory, still unsaved.
-    assert second.evaluate(f"window.LLViewer.editor.counts.get({label_b})") == painted_b
-    assert second.evaluate("window.LLViewer.editor.dirty")
-
-    second.click("#conflict-rebase")
-    second.wait_for_function("!document.querySelector('#conflict[open]')")
-    second.wait_for_function("!document.getElementById('case').dataset.conflict")
-    # Their lesion is now in this session's mask, and mine on top of it, under a label of
-    # its own when both drew "the next" label.
-    mine = second.evaluate("window.LLViewer.selected")
-    assert mine != label_a
-    counts = second.evaluate(
-        f"[window.LLViewer.editor.counts.get({label_a}) || 0, window.LLViewer.editor.counts.get({mine}) || 0]"
-    )
-    assert counts == [painted_a, painted_b]
-    second.click("#save")
-    second.wait_for_function("document.getElementById('dirty').textContent === 'all saved'")
-    mask = _server_mask(study)
-    assert (mask == label_a).sum() == painted_a
-    assert (mask == mine).sum() == painted_b
-    assert not second.js_errors, second.js_errors
 
 
 def test_auditor_cannot_edit(cast: Any, browser_login: Any) -> None:
