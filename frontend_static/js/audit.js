@@ -35,6 +35,7 @@
       case "study_failed": return `Failed: ${esc(p.reason || "")}`;
       case "lease_taken": return "Took the review lease";
       case "lease_released": return "Released the review lease";
+      case "lease_taken_over": return "Moved the review lease to another tab";
       case "lesion_decision": return `Lesion ${esc(p.label)}: ${esc(p.before || "pending")} → <strong>${esc(p.decision)}</strong>`;
       case "mask_revision": return `Saved mask revision <strong>${esc(p.revision)}</strong>${p.reason ? ` (“${esc(p.reason)}”)` : ""}${mv && !e.actor ? ` from ${mv}` : ""}`;
       case "lesions_changed_by_edit": {

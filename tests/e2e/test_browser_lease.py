@@ -153,6 +153,11 @@ def test_two_users_lease_expires_and_is_retaken(cast: Any, browser_login: Any) -
     Study.objects.filter(pk=study.pk).update(lease_expires_at=timezone.now())
     carl.wait_for_selector("#c-lease .lease.mine", timeout=READ_ONLY_WITHIN_MS)
     _turns_read_only(cora)
+    # The tab may first see the lease expired, then taken: both within a poll or two.
+    cora.wait_for_function(
+        "document.getElementById('banner').textContent.includes('being edited by carl')",
+        timeout=READ_ONLY_WITHIN_MS,
+    )
     banner = cora.locator("#banner").inner_text()
     assert "being edited by carl" in banner and "1 unsaved edit is kept" in banner
     assert cora.locator("#banner-action").count() == 0
