@@ -21,10 +21,21 @@
 
   class ReviewHistory {
     /** editor: LLTools.MaskEditor; lesions(): the current lesion rows (label, id,
-     * decision); decide(lesion, decision): the server round trip, resolves when stored. */
-    constructor({ editor, lesions, decide }) {
-      this.editor = editor; this.lesions = lesions; this.decide = decide;
+     * decision); decide(lesion, decision): the server round trip, resolves when stored;
+     * save(): saves unsaved edits, resolves true when saved (a decision never goes to the
+     * server on top of unsaved edits). */
+    constructor({ editor, lesions, decide, save }) {
+      this.editor = editor; this.lesions = lesions; this.decide = decide; this.save = save;
       this.undoStack = []; this.redoStack = [];
+    }
+
+    /** Start again from the editor's unsaved edits (after the study changed elsewhere):
+     * earlier decisions can no longer be undone from here. */
+    reseed() {
+      const before = this._decisions();
+      this.undoStack = this.editor.undoStack.map((ch) => ({ kind: "mask", ch, before }));
+      this.redoStack = [];
+      this.editor.dropRedo();
     }
 
     _decisions() { return new Map(this.lesions().map((l) => [l.label, l.decision || "pending"])); }
@@ -55,14 +66,27 @@
         if (entry.kind === "decision") {
           const lesion = this.lesions().find((l) => l.label === entry.label);
           if (!lesion) throw new Error(`lesion ${entry.label} is gone`);
+          if (this.editor.dirty && !(await this.save())) return null;
           await this.decide(lesion, requestFor(direction === "undo" ? entry.from : entry.to));
         } else {
           await this._restoreDecisions(entry, direction);
           if (direction === "undo") this.editor.undo(); else this.editor.redo();
+          await this._rejectErased(entry);
         }
         from.pop(); to.push(entry);
         return entry;
       } finally { this.busy = false; }
+    }
+
+    /** Back at the saved mask with a lesion erased whole (redo of a saved delete): the
+     * server rejected it when that delete was saved, so it is rejected again here. */
+    async _rejectErased(entry) {
+      if (this.editor.dirty) return;
+      for (const lesion of this.lesions()) {
+        if (KEPT.has(lesion.decision) && entry.ch.old.includes(lesion.label) && !this.editor.counts.get(lesion.label)) {
+          await this.decide(lesion, "rejected");
+        }
+      }
     }
 
     /** A rejected lesion cannot be painted: put back the decision it had before the edit. */

@@ -329,7 +329,8 @@
     const l = S.selected ? lesionByLabel(S.selected) : null;
     const on = canEdit() && !!l;
     const frozen = selectedRejected();
-    $("accept").disabled = !on || !!(l && l.local);
+    const erased = !!(l && S.editor && l.localVolume === 0);
+    $("accept").disabled = !on || !!(l && l.local) || erased;
     $("reject").disabled = !on || !!(l && l.local);
     $("delete-lesion").disabled = !on || frozen;
     document.querySelectorAll('[data-tool="brush"], [data-tool="eraser"]').forEach((b) => { b.disabled = !canEdit() || frozen; });
@@ -350,6 +351,10 @@
   async function decide(decision) {
     const l = S.selected ? lesionByLabel(S.selected) : null;
     if (!l || l.local || !canEdit()) return;
+    if (decision !== "rejected" && S.editor && l.localVolume === 0) {
+      LL.toast(`Lesion ${l.label} has no voxels: Undo brings it back, or draw it again.`, "warn", 4000);
+      return;
+    }
     // Unsaved edits are saved first, so that a decision never races an edit.
     if (S.editor.dirty && !(await save({ quiet: true }))) return;
     const from = l.decision || "pending";
@@ -673,8 +678,11 @@
     if (e.code === "leased") {
       S.keeper.poll();  // the lease went elsewhere: the keeper turns this tab read-only
       showBanner(`Read-only: ${e.message}`, "warn");
-    } else if (e.code === "lesion_rejected") {
+    } else if (e.code === "lesion_rejected" || e.code === "empty_lesions") {
       LL.toast(e.message, "warn", 6000);
+    } else if (e.code === "decisions_changed") {
+      LL.toast(e.message, "warn", 8000);
+      loadLesions().then(() => { S.history.reseed(); renderLesions(); refreshEditability(); redraw(); }).catch(() => {});
     } else if (e.code === "undecided_lesions") {
       LL.toast(e.message, "warn");
     } else {
@@ -702,7 +710,9 @@
     $("approve").disabled = true;
     if (S.editor.dirty) { const ok = await save({ quiet: true }); if (!ok) { updateApprove(); return; } }
     try {
-      const res = await LL.post(`/api/studies/${studyId}/approve/`, { training_eligible: $("eligible").checked });
+      // The decisions as shown here: the server refuses if they changed meanwhile.
+      const decisions = Object.fromEntries(S.lesions.map((l) => [l.id, l.decision || "pending"]));
+      const res = await LL.post(`/api/studies/${studyId}/approve/`, { training_eligible: $("eligible").checked, decisions });
       await reloadDetail();
       if (res && res.status) S.study.status = res.status;
       S.keeper.state = { ...S.keeper.state, mine: false };  // approval ended the lease
@@ -756,11 +766,14 @@
   async function retake(takeOver) {
     if (await S.keeper.take({ takeOver })) LL.toast(S.editor && S.editor.dirty ? "You are reviewing again. Save to keep your edits." : "You are reviewing again.", "ok", 4000);
   }
-  /** After regaining the lease: load the current revision if this tab's copy is older. */
+  /** After (re)gaining the lease: decisions made elsewhere meanwhile are loaded, and the
+   * current revision too when this tab's copy is older and holds no unsaved edits. */
   async function refreshStaleMask() {
+    if (!S.editor) return;
     const rev = S.study && S.study.revision ? Number(S.study.revision.number) : null;
-    if (!S.editor || S.editor.dirty || rev == null || quoteEtag(rev) === S.etag) return;
-    await Promise.all([loadMask(), loadLesions()]);
+    const stale = rev != null && quoteEtag(rev) !== S.etag;
+    if (stale && !S.editor.dirty) await Promise.all([loadMask(), loadLesions()]);
+    else { await loadLesions(); S.history.reseed(); }
     renderLesions(); refreshEditability(); redraw();
   }
   function renderLease() {
@@ -821,7 +834,7 @@
   }
 
   function newHistory() {
-    return new LLHistory.ReviewHistory({ editor: S.editor, lesions: () => S.lesions, decide: sendDecision });
+    return new LLHistory.ReviewHistory({ editor: S.editor, lesions: () => S.lesions, decide: sendDecision, save: () => save({ quiet: true }) });
   }
 
   async function loadMask() {

@@ -744,16 +744,28 @@ def _training_maybe_autostart() -> None:
 
 
 def study_approve(
-    *, study_id: int, user: Any, training_eligible: bool = True, client: str = ""
+    *,
+    study_id: int,
+    user: Any,
+    training_eligible: bool = True,
+    client: str = "",
+    expected_decisions: dict[int, str] | None = None,
 ) -> Study:
     """Approve the current revision with the kept lesions; frees the lease.
 
-    409 ``approved`` / ``not_ready`` / ``leased`` / ``undecided_lesions``.
+    ``expected_decisions`` ({lesion id: decision}, what the clinician's page shows): when
+    given, the approval is refused unless the stored decisions are exactly these, so what
+    is approved and exported is what the clinician saw.
+
+    409 ``approved`` / ``not_ready`` / ``leased`` / ``decisions_changed`` /
+    ``undecided_lesions`` / ``empty_lesions``.
     """
     with transaction.atomic():
         study = _lock(study_id)
         _require_editable(study)
         _require_lease(study, user, client)
+        if expected_decisions is not None:
+            _require_decisions(study, expected_decisions)
         pending = list(
             study.lesions.filter(decision=Lesion.Decision.PENDING)
             .order_by("volume_mm3")
@@ -765,11 +777,47 @@ def study_approve(
                 code="undecided_lesions",
                 extra={"pending_lesions": pending},
             )
+        _require_voxels(study)
         revision = MaskRevision.objects.get(study=study, number=study.revision_number)
         _approve_locked(
             study=study, user=user, revision=revision, training_eligible=training_eligible
         )
     return study
+
+
+def _require_decisions(study: Study, expected: dict[int, str]) -> None:
+    """409 ``decisions_changed`` unless the stored decisions are ``expected``."""
+    stored = dict(study.lesions.values_list("id", "decision"))
+    differ = sorted(
+        lesion_id
+        for lesion_id in set(stored) | set(expected)
+        if stored.get(lesion_id) != expected.get(lesion_id)
+    )
+    if differ:
+        raise Conflict(
+            "The lesion decisions changed since this page loaded them (another tab or "
+            "reviewer). Reload the lesions, check them, then approve.",
+            code="decisions_changed",
+            extra={"lesions": differ},
+        )
+
+
+def _require_voxels(study: Study) -> None:
+    """409 ``empty_lesions``: a kept lesion with no voxels in the saved mask (erased,
+    then accepted again without saving its restored contour)."""
+    kept = _kept_labels(study)
+    if not kept:
+        return
+    present = set(np.unique(current_mask(study)).tolist())
+    empty = [label for label in kept if label not in present]
+    if empty:
+        names = ", ".join(str(label) for label in empty)
+        raise Conflict(
+            f"Lesion {names} is kept but has no voxels in the saved contour: save its "
+            "restored contour, or reject it.",
+            code="empty_lesions",
+            extra={"labels": empty},
+        )
 
 
 def study_reopen(*, study_id: int, user: Any, client: str = "") -> Study:

@@ -241,3 +241,48 @@ def test_the_refusal_names_the_lesion_and_keeps_the_mask(api: Any, cast: Any) ->
     assert np.array_equal(session.mask(), before)
     assert session.decisions() == {1: "pending", 2: "rejected", 3: "pending"}
     assert not study.revisions.filter(number=2).exists()
+
+
+def _accept_all(session: Session) -> None:
+    for label, decision in session.decisions().items():
+        if decision == "pending":
+            session.decide(label, "accepted")
+
+
+# (case, steps before approving, what the page shows besides 1-3 accepted (None = the
+# page sends no decisions), code)
+APPROVALS = [
+    ("kept lesion erased, accepted again, not saved", [("delete", 2), ("decide", 2, "accepted")], None, "empty_lesions"),
+    ("the page shows a decision changed elsewhere", [], {2: "rejected"}, "decisions_changed"),
+    ("the page misses a lesion drawn elsewhere", [("draw", 9)], {}, "decisions_changed"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "steps", "seen", "code"), APPROVALS, ids=[a[0] for a in APPROVALS]
+)
+def test_approval_refuses_what_the_clinician_did_not_see(
+    cast: Any, case: str, steps: list[Any], seen: dict[int, str] | None, code: str
+) -> None:
+    study = make_study()
+    session = Session(study_id=study.pk, user=cast.clinician)
+    _accept_all(session)
+    for step in steps:
+        play(session, step)
+    _accept_all(session)
+    expected = None
+    if seen is not None:
+        ids = dict(Lesion.objects.filter(study=study).values_list("label", "id"))
+        shown = {label: "accepted" for label in (1, 2, 3)}  # the page's view
+        shown.update(seen)
+        expected = {ids[label]: decision for label, decision in shown.items()}
+    with pytest.raises(DomainError) as refused:
+        services.study_approve(
+            study_id=study.pk,
+            user=cast.clinician,
+            training_eligible=False,
+            expected_decisions=expected,
+        )
+    assert refused.value.code == code and refused.value.status_code == 409
+    assert Study.objects.get(pk=study.pk).status == Study.Status.IN_REVIEW
+    assert not study.approvals.exists()

@@ -69,6 +69,20 @@ class MaskSavedSerializer(serializers.Serializer):
 
 class ApproveSerializer(serializers.Serializer):
     training_eligible = serializers.BooleanField(default=True)
+    decisions = serializers.DictField(
+        child=serializers.ChoiceField(choices=Lesion.Decision.values),
+        required=False,
+        help_text=(
+            "{lesion id: decision} as the reviewer's page shows them; the approval is "
+            "refused (409 decisions_changed) unless the stored decisions are these."
+        ),
+    )
+
+    def validate_decisions(self, value: dict[str, str]) -> dict[int, str]:
+        try:
+            return {int(key): decision for key, decision in value.items()}
+        except ValueError:
+            raise serializers.ValidationError("keys must be lesion ids.") from None
 
 
 class ConflictSerializer(serializers.Serializer):

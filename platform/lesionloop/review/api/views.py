@@ -246,6 +246,7 @@ class ApproveView(APIView):
             user=request.user,
             training_eligible=payload.validated_data["training_eligible"],
             client=lease_client(request),
+            expected_decisions=payload.validated_data.get("decisions"),
         )
         return Response(StudyDetailSerializer(study_selectors.study_get(study_id=pk)).data)
 
