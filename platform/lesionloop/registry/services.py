@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from lesionloop.audit.services import audit_record
-from lesionloop.core.api import Conflict, DomainError
+from lesionloop.core.exceptions import Conflict, DomainError
 
 from . import policy
 from .models import ModelVersion

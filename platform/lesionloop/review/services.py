@@ -24,7 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from lesionloop.audit.services import audit_record
-from lesionloop.core.api import Conflict, DomainError
+from lesionloop.core.exceptions import Conflict, DomainError
 from lesionloop.studies import storage
 from lesionloop.studies.models import Study
 

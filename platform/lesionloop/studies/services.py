@@ -26,7 +26,7 @@ from django.utils import timezone
 from django.utils.text import get_valid_filename
 
 from lesionloop.audit.services import audit_record
-from lesionloop.core.api import DomainError
+from lesionloop.core.exceptions import DomainError
 
 from . import storage
 from .models import Job, Prediction, Study

@@ -24,7 +24,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from lesionloop.audit.services import audit_record
-from lesionloop.core.api import Conflict, DomainError
+from lesionloop.core.exceptions import Conflict, DomainError
 from lesionloop.registry import services as registry
 from lesionloop.registry.models import ModelVersion
 from lesionloop.registry.selectors import model_version_active

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lesionloop.accounts.permissions import HasRole, IsReviewer, ReadAnyRoleWriteReviewer
-from lesionloop.core.api import DomainError
+from lesionloop.core.exceptions import DomainError
 from lesionloop.studies import selectors as study_selectors
 from lesionloop.studies import storage
 from lesionloop.studies.api.serializers import (

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from lesionloop.core.api import DomainError
+from lesionloop.core.exceptions import DomainError
 
 
 class Command(BaseCommand):
