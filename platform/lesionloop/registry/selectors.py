@@ -18,6 +18,7 @@ def model_version_get(*, version_id: int) -> ModelVersion:
 
 
 def model_version_active() -> ModelVersion | None:
+    """The one active version (at most one: a partial unique constraint), or None."""
     return ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
 
 

@@ -13,6 +13,7 @@ from lesionloop.core.exceptions import Conflict, DomainError
 
 from . import policy
 from .models import ModelVersion
+from .selectors import model_version_active
 
 log = logging.getLogger(__name__)
 Status = ModelVersion.Status
@@ -135,7 +136,7 @@ def model_version_promote(
             code="not_candidate",
         )
     override_reason = (override_reason or "").strip()
-    active = ModelVersion.objects.filter(status=Status.ACTIVE).first()
+    active = model_version_active()
     comparison: dict[str, Any] = {"worse": False, "checks": [], "reference": None}
     if active is not None:
         reference, source = policy.reference_metrics(target, active)

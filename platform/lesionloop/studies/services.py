@@ -27,6 +27,7 @@ from django.utils.text import get_valid_filename
 
 from lesionloop.audit.services import audit_record
 from lesionloop.core.exceptions import DomainError
+from lesionloop.registry.selectors import model_version_active
 
 from . import storage
 from .models import Job, Prediction, Study
@@ -299,15 +300,9 @@ def study_ingest(*, job_id: int) -> None:
         job_finish(job=job, ok=True)
 
 
-def _active_model() -> Any:
-    from lesionloop.registry.models import ModelVersion
-
-    return ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
-
-
 def study_presegment_or_wait(*, study: Study, model_version: Any = None) -> Job | None:
     """Queue pre-segmentation with ``model_version`` (default: the active one) or wait."""
-    mv = model_version or _active_model()
+    mv = model_version or model_version_active()
     if mv is None:
         study.status = Study.Status.AWAITING_MODEL
         study.status_reason = "No active model yet; pre-segmentation starts when one is promoted."
@@ -506,7 +501,7 @@ def studies_presegment_unreviewed(*, model_version_id: int) -> int:
 
 def studies_awaiting_model_enqueue() -> int:
     """Queue pre-segmentation with the active model of every study awaiting one."""
-    mv = _active_model()
+    mv = model_version_active()
     if mv is None:
         return 0
     count = 0
