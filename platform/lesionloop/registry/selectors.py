@@ -22,6 +22,11 @@ def model_version_active() -> ModelVersion | None:
     return ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
 
 
+def model_version_never_activated(*, besides: int | None = None) -> bool:
+    """True while no version (other than ``besides``) has ever been promoted."""
+    return not ModelVersion.objects.filter(promoted_at__isnull=False).exclude(pk=besides).exists()
+
+
 def model_version_parent_chain(version: ModelVersion) -> list[ModelVersion]:
     """Parents from the nearest up to the root (guarded against cycles)."""
     chain, seen = [], {version.pk}

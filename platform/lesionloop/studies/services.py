@@ -239,13 +239,16 @@ def _study_fields_from_info(info: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def study_ingest(*, job_id: int) -> None:
-    """Ingest, register and pre-process an uploaded study, then queue pre-segmentation."""
+def study_ingest(*, job_id: int) -> Study | None:
+    """Ingest, register and pre-process an uploaded study, then queue pre-segmentation.
+
+    Returns the study once ingested; None when the job was taken or the study failed.
+    """
     from ml.imaging.errors import IngestError
 
     job = job_claim(job_id=job_id)
     if job is None:
-        return
+        return None
     study_id = job.study_id
     Study.objects.filter(pk=study_id).update(
         status=Study.Status.PROCESSING,
@@ -261,7 +264,7 @@ def study_ingest(*, job_id: int) -> None:
         _study_fail(
             study_id=study_id, reason=str(exc), job=job, code=exc.code, file=exc.file, tag=exc.tag
         )
-        return
+        return None
     except Exception as exc:  # a bug or a broken disk: fail the study, keep the worker alive
         log.exception("ingest of study %s failed", study_id)
         _study_fail(
@@ -270,7 +273,7 @@ def study_ingest(*, job_id: int) -> None:
             job=job,
             code="internal",
         )
-        return
+        return None
     fields = _study_fields_from_info(info)
     with transaction.atomic():
         study = Study.objects.select_for_update().get(pk=study_id)
@@ -298,6 +301,7 @@ def study_ingest(*, job_id: int) -> None:
         else:
             study_presegment_or_wait(study=study)
         job_finish(job=job, ok=True)
+    return study
 
 
 def study_presegment_or_wait(*, study: Study, model_version: Any = None) -> Job | None:
