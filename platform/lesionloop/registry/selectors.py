@@ -18,7 +18,13 @@ def model_version_get(*, version_id: int) -> ModelVersion:
 
 
 def model_version_active() -> ModelVersion | None:
+    """The one active version (at most one: a partial unique constraint), or None."""
     return ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
+
+
+def model_version_never_activated(*, besides: int | None = None) -> bool:
+    """True while no version (other than ``besides``) has ever been promoted."""
+    return not ModelVersion.objects.filter(promoted_at__isnull=False).exclude(pk=besides).exists()
 
 
 def model_version_parent_chain(version: ModelVersion) -> list[ModelVersion]:

@@ -1,4 +1,8 @@
-"""Writes for the model registry: create, publish, fail, promote, roll back."""
+"""Writes for the model registry: create, publish, fail, promote, roll back.
+
+What follows an activation (releasing waiting studies, re-pre-segmenting unreviewed
+ones) is not the registry's business: ``lesionloop.loop.flows`` chains it.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from lesionloop.audit.services import audit_record
-from lesionloop.core.api import Conflict, DomainError
+from lesionloop.core.exceptions import Conflict, DomainError
 
 from . import policy
 from .models import ModelVersion
+from .selectors import model_version_active
 
 log = logging.getLogger(__name__)
 Status = ModelVersion.Status
@@ -77,16 +82,15 @@ def model_version_fail(*, version_id: int, reason: str) -> None:
     )
 
 
-def _activate(*, target: ModelVersion, user: Any, note: str) -> tuple[ModelVersion | None, bool]:
+def _activate(*, target: ModelVersion, user: Any, note: str) -> ModelVersion | None:
     """Make ``target`` the one active version (caller holds the locks). Returns the
-    previous active version and whether this is the first version ever active."""
+    previous active version."""
     previous = (
         ModelVersion.objects.select_for_update()
         .filter(status=Status.ACTIVE)
         .exclude(pk=target.pk)
         .first()
     )
-    first_ever = not ModelVersion.objects.filter(promoted_at__isnull=False).exists()
     if previous is not None:
         previous.status = Status.RETIRED
         previous.status_reason = f"replaced by {target.name}"
@@ -99,17 +103,7 @@ def _activate(*, target: ModelVersion, user: Any, note: str) -> tuple[ModelVersi
     target.save(
         update_fields=["status", "status_reason", "promoted_at", "promoted_by", "promotion_note"]
     )
-    return previous, first_ever
-
-
-def _after_activation(*, target: ModelVersion, first_ever: bool) -> None:
-    """Pre-segment what still waits for review with the new active version (earlier
-    predictions are kept); on the first activation, release the studies waiting for a model."""
-    from lesionloop.studies import services as studies
-
-    if first_ever:
-        studies.studies_awaiting_model_enqueue()
-    studies.studies_presegment_unreviewed(model_version_id=target.pk)
+    return previous
 
 
 def _lock(version_id: int) -> ModelVersion:
@@ -135,7 +129,7 @@ def model_version_promote(
             code="not_candidate",
         )
     override_reason = (override_reason or "").strip()
-    active = ModelVersion.objects.filter(status=Status.ACTIVE).first()
+    active = model_version_active()
     comparison: dict[str, Any] = {"worse": False, "checks": [], "reference": None}
     if active is not None:
         reference, source = policy.reference_metrics(target, active)
@@ -151,7 +145,7 @@ def model_version_promote(
     note = override_reason or (
         "first model (no active version)" if active is None else "not worse than active"
     )
-    previous, first_ever = _activate(target=target, user=user, note=note)
+    previous = _activate(target=target, user=user, note=note)
     payload = {
         "version": target.name,
         "previous": previous.name if previous else None,
@@ -168,7 +162,6 @@ def model_version_promote(
             override_reason=override_reason,
             comparison=comparison,
         )
-    _after_activation(target=target, first_ever=first_ever)
     return target
 
 
@@ -184,7 +177,7 @@ def model_version_rollback(*, version_id: int, user: Any, reason: str = "") -> M
             "can be rolled back to (promote a candidate instead).",
             code="not_rollback_target",
         )
-    previous, first_ever = _activate(target=target, user=user, note=reason or "rollback")
+    previous = _activate(target=target, user=user, note=reason or "rollback")
     audit_record(
         event_type="model_rolled_back",
         actor=user,
@@ -193,5 +186,4 @@ def model_version_rollback(*, version_id: int, user: Any, reason: str = "") -> M
         previous=previous.name if previous else None,
         reason=reason,
     )
-    _after_activation(target=target, first_ever=first_ever)
     return target

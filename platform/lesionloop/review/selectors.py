@@ -7,7 +7,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from lesionloop.core.api import DomainError
+from lesionloop.core.exceptions import DomainError
 from lesionloop.studies.models import Study
 
 from .models import Lesion, MaskRevision

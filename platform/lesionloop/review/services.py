@@ -24,7 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from lesionloop.audit.services import audit_record
-from lesionloop.core.api import Conflict, DomainError
+from lesionloop.core.exceptions import Conflict, DomainError
 from lesionloop.studies import storage
 from lesionloop.studies.models import Study
 
@@ -727,20 +727,8 @@ def _approve_locked(
         training_eligible=training_eligible,
         lesions=labels,
     )
-    if training_eligible:
-        transaction.on_commit(_training_maybe_autostart)
+    # What an eligible approval may start (retraining) is chained by lesionloop.loop.flows.
     return approval
-
-
-def _training_maybe_autostart() -> None:
-    try:
-        from lesionloop.training.services import training_maybe_autostart
-    except ImportError:
-        return
-    try:
-        training_maybe_autostart()
-    except Exception:  # retraining trouble must never undo or hide an approval
-        log.exception("training_maybe_autostart failed after an approval")
 
 
 def study_approve(

@@ -42,11 +42,22 @@ INSTALLED_APPS = [
     "lesionloop.review",
     "lesionloop.registry",
     "lesionloop.training",
+    "lesionloop.loop",
     "lesionloop.viewer",
 ]
 
 # Every local app keeps its migrations in the top-level migrations/ folder.
-LOCAL_APPS = ["core", "accounts", "audit", "studies", "review", "registry", "training", "viewer"]
+LOCAL_APPS = [
+    "core",
+    "accounts",
+    "audit",
+    "studies",
+    "review",
+    "registry",
+    "training",
+    "loop",
+    "viewer",
+]
 MIGRATION_MODULES = {label: f"migrations.{label}" for label in LOCAL_APPS}
 
 MIDDLEWARE = [

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from django.db.models import Q, QuerySet
 
-from lesionloop.core.api import DomainError
+from lesionloop.core.exceptions import DomainError
 
 from . import storage
 from .models import Study

@@ -26,7 +26,8 @@ from django.utils import timezone
 from django.utils.text import get_valid_filename
 
 from lesionloop.audit.services import audit_record
-from lesionloop.core.api import DomainError
+from lesionloop.core.exceptions import DomainError
+from lesionloop.registry.selectors import model_version_active
 
 from . import storage
 from .models import Job, Prediction, Study
@@ -238,13 +239,16 @@ def _study_fields_from_info(info: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def study_ingest(*, job_id: int) -> None:
-    """Ingest, register and pre-process an uploaded study, then queue pre-segmentation."""
+def study_ingest(*, job_id: int) -> Study | None:
+    """Ingest, register and pre-process an uploaded study, then queue pre-segmentation.
+
+    Returns the study once ingested; None when the job was taken or the study failed.
+    """
     from ml.imaging.errors import IngestError
 
     job = job_claim(job_id=job_id)
     if job is None:
-        return
+        return None
     study_id = job.study_id
     Study.objects.filter(pk=study_id).update(
         status=Study.Status.PROCESSING,
@@ -260,7 +264,7 @@ def study_ingest(*, job_id: int) -> None:
         _study_fail(
             study_id=study_id, reason=str(exc), job=job, code=exc.code, file=exc.file, tag=exc.tag
         )
-        return
+        return None
     except Exception as exc:  # a bug or a broken disk: fail the study, keep the worker alive
         log.exception("ingest of study %s failed", study_id)
         _study_fail(
@@ -269,7 +273,7 @@ def study_ingest(*, job_id: int) -> None:
             job=job,
             code="internal",
         )
-        return
+        return None
     fields = _study_fields_from_info(info)
     with transaction.atomic():
         study = Study.objects.select_for_update().get(pk=study_id)
@@ -297,17 +301,12 @@ def study_ingest(*, job_id: int) -> None:
         else:
             study_presegment_or_wait(study=study)
         job_finish(job=job, ok=True)
-
-
-def _active_model() -> Any:
-    from lesionloop.registry.models import ModelVersion
-
-    return ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
+    return study
 
 
 def study_presegment_or_wait(*, study: Study, model_version: Any = None) -> Job | None:
     """Queue pre-segmentation with ``model_version`` (default: the active one) or wait."""
-    mv = model_version or _active_model()
+    mv = model_version or model_version_active()
     if mv is None:
         study.status = Study.Status.AWAITING_MODEL
         study.status_reason = "No active model yet; pre-segmentation starts when one is promoted."
@@ -506,7 +505,7 @@ def studies_presegment_unreviewed(*, model_version_id: int) -> int:
 
 def studies_awaiting_model_enqueue() -> int:
     """Queue pre-segmentation with the active model of every study awaiting one."""
-    mv = _active_model()
+    mv = model_version_active()
     if mv is None:
         return 0
     count = 0

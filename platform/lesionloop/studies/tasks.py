@@ -9,7 +9,7 @@ MINUTE_MS = 60_000
 
 @dramatiq.actor(queue_name="default", time_limit=60 * MINUTE_MS, max_retries=0)
 def study_ingest_task(job_id: int) -> None:
-    from .services import study_ingest
+    from lesionloop.loop.flows import study_ingest
 
     study_ingest(job_id=job_id)
 

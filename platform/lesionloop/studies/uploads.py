@@ -19,7 +19,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
 from django.utils.text import get_valid_filename
 
-from lesionloop.core.api import DomainError
+from lesionloop.core.exceptions import DomainError
 
 from . import storage
 

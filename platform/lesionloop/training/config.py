@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 
-from lesionloop.core.api import DomainError
+from lesionloop.core.exceptions import DomainError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 

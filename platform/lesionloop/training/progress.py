@@ -27,10 +27,17 @@ def describe(run: TrainingRun) -> str:
 
 
 def follow(
-    run_id: int, write: Callable[[str], None], *, inline: bool, poll_s: float = 2.0
+    run_id: int,
+    write: Callable[[str], None],
+    *,
+    inline: bool,
+    execute: Callable[..., object] | None = None,
+    poll_s: float = 2.0,
 ) -> TrainingRun:
     """Print the run's progress until it finishes. With ``inline`` the run is executed
-    here in a thread (no broker: nothing else would run it)."""
+    here in a thread (no broker: nothing else would run it) by ``execute(run_id=...)``
+    (the caller passes ``lesionloop.loop.flows.training_run_execute``, so that a first
+    model activated by itself is followed by the studies; default: the training service)."""
     worker = None
     if inline:
 
@@ -38,7 +45,7 @@ def follow(
             from .services import training_run_execute
 
             try:
-                training_run_execute(run_id=run_id)
+                (execute or training_run_execute)(run_id=run_id)
             finally:
                 connection.close()
 

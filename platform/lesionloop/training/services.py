@@ -24,7 +24,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from lesionloop.audit.services import audit_record
-from lesionloop.core.api import Conflict, DomainError
+from lesionloop.core.exceptions import Conflict, DomainError
 from lesionloop.registry import services as registry
 from lesionloop.registry.models import ModelVersion
 from lesionloop.registry.selectors import model_version_active
@@ -223,18 +223,22 @@ def _fail_orphan(run: TrainingRun, reason: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def training_run_execute(*, run_id: int) -> None:
-    """Claim a queued run and train it. Safe to call twice for one run."""
+def training_run_execute(*, run_id: int) -> ModelVersion | None:
+    """Claim a queued run and train it. Safe to call twice for one run.
+
+    Returns the new version when it went live by itself (the cold start); what follows
+    an activation is chained by ``lesionloop.loop.flows``.
+    """
     run = TrainingRun.objects.filter(pk=run_id).first()
     if run is None:
-        return
+        return None
     if run.status == Status.RUNNING:
         beat = run.heartbeat_at or run.started_at or run.created_at
         if timezone.now() - beat > timedelta(seconds=ORPHAN_AFTER_S):
             _fail_orphan(run, "The worker running this training stopped; run it again.")
         return  # another worker is on it (or it was just failed above)
     if run.status != Status.QUEUED:
-        return
+        return None
 
     records = selectors.training_case_records()
     train, val = split_ensure(records)
@@ -249,13 +253,13 @@ def training_run_execute(*, run_id: int) -> None:
                 message=message, stage="waiting"
             )
             training_run_enqueue(run.pk, delay_ms=WAIT_RETRY_MS)
-            return
+            return None
         with transaction.atomic():
             if TrainingRun.objects.filter(pk=run.pk, status=Status.QUEUED).update(
                 status=Status.FAILED, finished_at=timezone.now(), message=message + " Gave up."
             ):
                 audit_record(event_type="training_failed", training_run=run.pk, reason=message)
-        return
+        return None
 
     now = timezone.now()
     with transaction.atomic():
@@ -265,7 +269,7 @@ def training_run_execute(*, run_id: int) -> None:
             status=Status.RUNNING, started_at=now, heartbeat_at=now, stage="preparing", message=""
         )
         if not claimed:
-            return
+            return None
         run = TrainingRun.objects.select_related("started_by").get(pk=run.pk)
         active = model_version_active()
         config = training_config(
@@ -298,7 +302,9 @@ def training_run_execute(*, run_id: int) -> None:
             val_study_ids=version.val_study_ids,
             trigger=run.trigger,
         )
-    _train(run=run, version=version, config=config, train=train, val=val, warm=warm, active=active)
+    return _train(
+        run=run, version=version, config=config, train=train, val=val, warm=warm, active=active
+    )
 
 
 def _usable_weights(version: ModelVersion | None, preset: str) -> Path | None:
@@ -456,7 +462,8 @@ def _train(
     val: list[selectors.CaseRecord],
     warm: Path | None,
     active: ModelVersion | None,
-) -> None:
+) -> ModelVersion | None:
+    """Run the trainer; returns the version when it was activated automatically."""
     attempt = attempts_root() / f"run{run.pk}-{version.name}-{uuid.uuid4().hex[:8]}"
     out_dir = attempt / "model"
     cancel_file = attempt / "CANCEL"
@@ -518,7 +525,7 @@ def _train(
                 baseline = {k: v for k, v in active.metrics.items() if k != "baseline"}
             if baseline and active is not None:
                 metrics["baseline"] = {**baseline, "version": active.name}
-            _finish_success(run=run, version=version, weights=weights, metrics=metrics)
+            return _finish_success(run=run, version=version, weights=weights, metrics=metrics)
         elif outcome.status == "cancelled":
             _finish_failure(run=run, version=version, status=Status.CANCELLED, reason="")
         elif outcome.status == "timeout":
@@ -544,6 +551,7 @@ def _train(
         )
     finally:
         shutil.rmtree(attempt, ignore_errors=True)
+    return None
 
 
 def _finish_success(
@@ -552,7 +560,8 @@ def _finish_success(
     version: ModelVersion,
     weights: list[dict[str, str]],
     metrics: dict[str, Any],
-) -> None:
+) -> ModelVersion | None:
+    """Publish the candidate; activate it when nothing is active (returned then)."""
     with transaction.atomic():
         version = registry.model_version_publish(
             version_id=version.pk,
@@ -585,6 +594,8 @@ def _finish_success(
             TrainingRun.objects.filter(pk=run.pk).update(
                 message=f"{version.name} is active (the first model, activated automatically)."
             )
+            return version
+    return None
 
 
 def _finish_failure(*, run: TrainingRun, version: ModelVersion, status: str, reason: str) -> None:

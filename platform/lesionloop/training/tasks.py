@@ -14,6 +14,6 @@ TRAIN_TIME_LIMIT_MS = (settings.LESIONLOOP_TRAIN_MAX_MINUTES + 10) * 60 * 1000
 def training_run_execute_task(run_id: int) -> None:
     """Train one queued run. Idempotent: the run row is claimed atomically, so a
     redelivered message for a claimed or finished run does nothing."""
-    from .services import training_run_execute
+    from lesionloop.loop.flows import training_run_execute
 
     training_run_execute(run_id=run_id)

@@ -24,6 +24,19 @@ def studies_calls(monkeypatch: Any) -> list[tuple[str, Any]]:
     return calls
 
 
+@pytest.fixture(autouse=True)
+def activation_job_at_once(monkeypatch: Any) -> None:
+    """The job after an activation is queued on commit, and a test's transaction never
+    commits: run the actor's function at once instead (ids in, like the worker)."""
+    from types import SimpleNamespace
+
+    from lesionloop.loop import flows, tasks
+
+    actor = tasks.model_version_activated_task
+    monkeypatch.setattr(flows, "transaction", SimpleNamespace(on_commit=lambda func: func()))
+    monkeypatch.setattr(actor, "send", lambda *args: actor.fn(*args))
+
+
 @pytest.fixture
 def versions(cast: Any) -> Any:
     """v1 active (dsc .70, small .60), v2 candidate child of v1, v3 failed."""

@@ -123,7 +123,7 @@ def test_promote_refuses_non_candidates(
 def test_first_activation_releases_waiting_studies(
     cast: Any, versions: Any, studies_calls: list
 ) -> None:
-    from lesionloop.registry.services import model_version_promote
+    from lesionloop.loop.flows import model_version_promote
 
     ModelVersion.objects.filter(pk=versions.v1.pk).update(status="retired", promoted_at=None)
     model_version_promote(version_id=versions.v2.pk, user=cast.admin)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import Any
 
 import numpy as np
@@ -19,10 +17,10 @@ BOXES = [(2, 4, 4, 3, 5, 5), (2, 10, 10, 4, 13, 13), (4, 20, 20, 7, 26, 26)]
 
 @pytest.fixture
 def autostart(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    from lesionloop.loop import flows
+
     calls: list[int] = []
-    module = types.ModuleType("lesionloop.training.services")
-    module.training_maybe_autostart = lambda: calls.append(1)  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "lesionloop.training.services", module)
+    monkeypatch.setattr(flows, "training_maybe_autostart", lambda: calls.append(1))
     return calls
 
 
@@ -98,13 +96,12 @@ def test_reopen_needs_a_new_approval(api: Any, cast: Any, autostart: list[int]) 
 def test_approval_survives_a_broken_training_hook(
     api: Any, cast: Any, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
 ) -> None:
-    module = types.ModuleType("lesionloop.training.services")
+    from lesionloop.loop import flows
 
     def boom() -> None:
         raise RuntimeError("trainer down")
 
-    module.training_maybe_autostart = boom  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "lesionloop.training.services", module)
+    monkeypatch.setattr(flows, "training_maybe_autostart", boom)
     study = make_study(boxes=[])
     with django_capture_on_commit_callbacks(execute=True):
         response = api(cast.clinician).post(f"/api/studies/{study.pk}/approve/", {}, format="json")

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from lesionloop.core.api import DomainError
+from lesionloop.core.exceptions import DomainError
 from lesionloop.review import services
 from lesionloop.review.models import Lesion
 from lesionloop.studies import storage

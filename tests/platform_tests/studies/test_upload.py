@@ -161,7 +161,7 @@ def test_too_many_files_is_a_clear_400(api: Any, cast: Any, settings: Any) -> No
 
 
 def test_streaming_handler_stops_at_the_limit(settings: Any, tmp_path: Path) -> None:
-    from lesionloop.core.api import DomainError
+    from lesionloop.core.exceptions import DomainError
     from lesionloop.studies.uploads import StorageUploadHandler
 
     settings.UPLOAD_MAX_BYTES = 1500

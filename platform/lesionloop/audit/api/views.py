@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lesionloop.accounts.permissions import HasRole, IsAuditorOrAdmin
-from lesionloop.core.api import DomainError
+from lesionloop.core.exceptions import DomainError
 from lesionloop.studies.api.pagination import WorklistPagination
 from lesionloop.studies.selectors import study_get
 

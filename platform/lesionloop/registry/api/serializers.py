@@ -93,7 +93,7 @@ class LineageSerializer(serializers.Serializer):
 
 def validated(serializer_class: type[serializers.Serializer], data: object) -> dict:
     """Validate input; bad input is a 400 in the house error shape ``{detail, code, errors}``."""
-    from lesionloop.core.api import DomainError
+    from lesionloop.core.exceptions import DomainError
 
     serializer = serializer_class(data=data)
     if not serializer.is_valid():

@@ -11,8 +11,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lesionloop.accounts.permissions import ReadAnyRoleWriteAdmin
-from lesionloop.core.api import DomainError
-from lesionloop.registry import selectors, services
+from lesionloop.core.exceptions import DomainError
+from lesionloop.loop import flows
+from lesionloop.registry import selectors
 from lesionloop.registry.models import ModelVersion
 
 from .serializers import (
@@ -55,7 +56,7 @@ class ModelVersionPromoteView(APIView):
     def post(self, request: Request, version_id: int) -> Response:
         data = validated(PromoteInputSerializer, request.data)
         _version(version_id)
-        version = services.model_version_promote(
+        version = flows.model_version_promote(
             version_id=version_id,
             user=request.user,
             override_reason=data["override_reason"],
@@ -72,7 +73,7 @@ class ModelVersionRollbackView(APIView):
     def post(self, request: Request, version_id: int) -> Response:
         data = validated(RollbackInputSerializer, request.data)
         _version(version_id)
-        version = services.model_version_rollback(
+        version = flows.model_version_rollback(
             version_id=version_id, user=request.user, reason=data["reason"]
         )
         return Response(ModelVersionSerializer(_version(version.pk)).data)

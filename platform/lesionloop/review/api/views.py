@@ -15,7 +15,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lesionloop.accounts.permissions import HasRole, IsReviewer, ReadAnyRoleWriteReviewer
-from lesionloop.core.api import DomainError
+from lesionloop.core.exceptions import DomainError
+from lesionloop.loop import flows
 from lesionloop.studies import selectors as study_selectors
 from lesionloop.studies import storage
 from lesionloop.studies.api.serializers import (
@@ -241,7 +242,7 @@ class ApproveView(APIView):
     def post(self, request: Request, pk: int) -> Response:
         payload = ApproveSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        services.study_approve(
+        flows.study_approve(
             study_id=pk,
             user=request.user,
             training_eligible=payload.validated_data["training_eligible"],

@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from lesionloop.accounts.permissions import HasRole, ReadAnyRoleWriteReviewer
 from lesionloop.accounts.roles import can_manage_models
-from lesionloop.core.api import DomainError
+from lesionloop.core.exceptions import DomainError
 
 from .. import selectors, services, storage, uploads
 from .pagination import WorklistPagination

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lesionloop.accounts.permissions import ReadAnyRoleWriteAdmin
-from lesionloop.core.api import DomainError
+from lesionloop.core.exceptions import DomainError
 from lesionloop.registry.api.serializers import validated
 from lesionloop.training import selectors, services
 from lesionloop.training.models import TrainingRun

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from lesionloop.core.api import DomainError
+from lesionloop.core.exceptions import DomainError
 
 from ._version import find_user, find_version
 
@@ -20,7 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--user", help="admin username recorded in the audit trail")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from lesionloop.registry.services import model_version_rollback
+        from lesionloop.loop.flows import model_version_rollback
 
         version = find_version(options["version"])
         try:

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from lesionloop.core.api import DomainError
+from lesionloop.core.exceptions import DomainError
 
 FORMATS = ("nifti", "rtstruct", "seg")
 

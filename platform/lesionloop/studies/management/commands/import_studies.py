@@ -31,7 +31,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from lesionloop.studies.services import study_import
+        from lesionloop.loop.flows import study_import
         from ml.imaging.errors import IngestError
 
         folder: Path = options["folder"]

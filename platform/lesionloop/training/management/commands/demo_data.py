@@ -77,9 +77,15 @@ class Command(BaseCommand):
                 "finishes (follow it at /models/ or GET /api/training-runs/)."
             )
             if options["wait"]:
+                from lesionloop.loop.flows import training_run_execute
                 from lesionloop.training.progress import follow
 
-                follow(started.pk, self.stdout.write, inline=settings.EMBEDDED_WORKER)
+                follow(
+                    started.pk,
+                    self.stdout.write,
+                    inline=settings.EMBEDDED_WORKER,
+                    execute=training_run_execute,
+                )
 
     def _admin(self) -> Any:
         users = get_user_model().objects
@@ -92,7 +98,7 @@ class Command(BaseCommand):
     def _ensure(
         self, study_model: Any, grid: str, seed: int, admin: Any, *, with_truth: bool
     ) -> int:
-        from lesionloop.studies.services import study_import
+        from lesionloop.loop.flows import study_import
 
         kind = "training case" if with_truth else "study to review"
         description = f"demo {kind} (synthetic seed {seed})"

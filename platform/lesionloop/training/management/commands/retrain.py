@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from lesionloop.core.api import DomainError
+from lesionloop.core.exceptions import DomainError
 
 
 class Command(BaseCommand):
@@ -28,6 +28,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-wait", action="store_true", help="queue it and return")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        from lesionloop.loop.flows import training_run_execute
         from lesionloop.training.progress import follow
         from lesionloop.training.services import training_run_start
 
@@ -44,7 +45,12 @@ class Command(BaseCommand):
         self.stdout.write(f"Training run {run.pk} queued.")
         if options["no_wait"]:
             return
-        run = follow(run.pk, self.stdout.write, inline=settings.EMBEDDED_WORKER)
+        run = follow(
+            run.pk,
+            self.stdout.write,
+            inline=settings.EMBEDDED_WORKER,
+            execute=training_run_execute,
+        )
         if run.status != "succeeded":
             raise CommandError(f"Training run {run.pk} {run.status}: {run.message}")
         version = run.model_version

@@ -1,0 +1,149 @@
+"""The loop: the few functions that chain one app's step to the next app's step.
+
+::
+
+    study in (upload / import)                                  [studies]
+        |  ingest, register, prepare
+        v
+    pre-contour (pre-segmentation with the active model)       [studies]
+        |  prediction stored -> working mask, study ready      [review]
+        v
+    review (lease, decisions, mask edits)                       [review]
+        |
+        v
+    approval --(training-eligible)--> maybe start retraining    [review -> training]
+        ^                                  |  train, publish a candidate
+        |                                  v
+        |                              promotion (admin, or the first model by itself)
+        |                                  |                     [registry]
+        |                                  v
+        +---- re-pre-segmentation of unreviewed studies,        [studies]
+              release of studies awaiting a model (a Dramatiq job)
+
+The apps' services never call a service of an app above them (``tests/test_layers.py``);
+each hand-over that would climb a layer lives here, is called from the entry points
+(API views, actors, management commands) and schedules the next step with
+``transaction.on_commit`` so it only happens once the step before is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+
+from lesionloop.registry import services as registry
+from lesionloop.registry.models import ModelVersion
+from lesionloop.registry.selectors import model_version_never_activated
+from lesionloop.review import services as review
+from lesionloop.studies import services as studies
+from lesionloop.studies.models import Study
+from lesionloop.training import services as training
+from lesionloop.training.services import training_maybe_autostart
+
+from . import tasks
+
+log = logging.getLogger(__name__)
+
+
+# --- approval -> maybe start retraining ----------------------------------------------
+
+
+def _retraining_maybe_start() -> None:
+    try:
+        training_maybe_autostart()
+    except Exception:  # retraining trouble must never undo or hide an approval
+        log.exception("training_maybe_autostart failed after an approval")
+
+
+def _after_approval(study: Study | None) -> None:
+    """A training-eligible approval may start retraining, once it is committed."""
+    if study is not None and study.status == Study.Status.APPROVED and study.training_eligible:
+        transaction.on_commit(_retraining_maybe_start)
+
+
+def study_approve(
+    *, study_id: int, user: Any, training_eligible: bool = True, client: str = ""
+) -> Study:
+    """Approve a study (``review``); a training-eligible approval may start retraining."""
+    study = review.study_approve(
+        study_id=study_id, user=user, training_eligible=training_eligible, client=client
+    )
+    _after_approval(study)
+    return study
+
+
+def study_ingest(*, job_id: int) -> Study | None:
+    """Ingest an uploaded study; one with ground truth is approved and may start retraining."""
+    study = studies.study_ingest(job_id=job_id)
+    _after_approval(study)
+    return study
+
+
+def study_import(
+    *,
+    source: Path,
+    ground_truth: Path | None = None,
+    approved_by: Any = None,
+    training_eligible: bool = True,
+    description: str = "",
+) -> Study:
+    """Import a study synchronously; with ground truth it is approved and may start
+    retraining."""
+    study = studies.study_import(
+        source=source,
+        ground_truth=ground_truth,
+        approved_by=approved_by,
+        training_eligible=training_eligible,
+        description=description,
+    )
+    _after_approval(study)
+    return study
+
+
+# --- promotion -> re-pre-segmentation ------------------------------------------------
+
+
+def _after_activation(*, version: ModelVersion) -> None:
+    """Queue the release / re-pre-segmentation job once the activation is committed."""
+    first_ever = model_version_never_activated(besides=version.pk)
+    version_id = version.pk
+    transaction.on_commit(lambda: tasks.model_version_activated_task.send(version_id, first_ever))
+
+
+@transaction.atomic
+def model_version_promote(
+    *, version_id: int, user: Any, override_reason: str = "", automatic: bool = False
+) -> ModelVersion:
+    """Promote a candidate (``registry``); the studies follow in a background job."""
+    version = registry.model_version_promote(
+        version_id=version_id, user=user, override_reason=override_reason, automatic=automatic
+    )
+    _after_activation(version=version)
+    return version
+
+
+@transaction.atomic
+def model_version_rollback(*, version_id: int, user: Any, reason: str = "") -> ModelVersion:
+    """Roll back to an earlier version (``registry``); the studies follow in a job."""
+    version = registry.model_version_rollback(version_id=version_id, user=user, reason=reason)
+    _after_activation(version=version)
+    return version
+
+
+def training_run_execute(*, run_id: int) -> None:
+    """Train one run (``training``); a first model that went live by itself is followed
+    by the studies like any promotion."""
+    activated = training.training_run_execute(run_id=run_id)
+    if activated is not None:
+        _after_activation(version=activated)
+
+
+def model_version_activated(*, version_id: int, first_ever: bool) -> None:
+    """The job after an activation: on the first one, release the studies awaiting a
+    model; then queue pre-segmentation of every unreviewed study with the version."""
+    if first_ever:
+        studies.studies_awaiting_model_enqueue()
+    studies.studies_presegment_unreviewed(model_version_id=version_id)
