@@ -22,10 +22,10 @@ import numpy as np
 import SimpleITK as sitk
 
 from ml.atomic import publish_dir
+from ml.imaging.geometry import AXIAL, SAGITTAL, GridGeometry
 from ml.imaging.registration import euler_to_dict
 from ml.presets import grid_preset
 from ml.synthetic.dicom_writer import stable_uid, write_series
-from ml.synthetic.geometry import AXIAL, SAGITTAL, Geometry
 from ml.synthetic.phantom import BOX_MIN_MM, Lesion, PhantomGrid, paint_head, place_lesions
 
 GENERATOR_VERSION = 3
@@ -86,7 +86,7 @@ def _rician(rng: np.random.Generator, signal: np.ndarray, sigma: float) -> np.nd
     return np.sqrt((signal + n1) ** 2 + n2**2)
 
 
-def _bias_field(rng: np.random.Generator, geom: Geometry) -> np.ndarray:
+def _bias_field(rng: np.random.Generator, geom: GridGeometry) -> np.ndarray:
     """A smooth multiplicative receive-coil field over the MR grid, (z, y, x)."""
     nx, ny, nz = geom.size_xyz
     gz, gy, gx = np.meshgrid(
@@ -103,7 +103,9 @@ def _bias_field(rng: np.random.Generator, geom: Geometry) -> np.ndarray:
     )  # fmt: skip
 
 
-def _truth_on_grid(lesions: list[Lesion], geom: Geometry, head_centre: np.ndarray) -> np.ndarray:
+def _truth_on_grid(
+    lesions: list[Lesion], geom: GridGeometry, head_centre: np.ndarray
+) -> np.ndarray:
     """Lesion labels 1..N (z, y, x) uint16, evaluated at the grid's voxel centres."""
     nx, ny, nz = geom.size_xyz
     labels = np.zeros((nz, ny, nx), dtype=np.uint16)
@@ -195,7 +197,7 @@ def generate_study(
     ct_centre = head_centre + np.array(
         [rng.uniform(-6, 6), rng.uniform(-6, 6), z0 + (ct_nz - 1) * ct_dz / 2.0]
     )
-    ct_geom = Geometry.centred(
+    ct_geom = GridGeometry.centred(
         ct_centre, (acq.ct_in_plane, acq.ct_in_plane, ct_nz), (ct_px, ct_px, ct_dz), AXIAL
     )
     ct_img = sitk.Resample(
@@ -220,7 +222,7 @@ def generate_study(
     mr_centre = np.asarray(ct_to_mr.TransformPoint(head_centre + local_centre)) + rng.normal(
         scale=4.0, size=3
     )
-    mr_geom = Geometry.centred(
+    mr_geom = GridGeometry.centred(
         mr_centre, (acq.mr_in_plane, acq.mr_in_plane, mr_ns), (mr_px, mr_px, mr_dz), direction
     )
     mr_img = sitk.Resample(

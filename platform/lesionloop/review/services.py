@@ -785,7 +785,8 @@ def _reference_ct(study: Study, source: Path) -> list[Any]:
 def _export_dicom(*, study_id: int, user: Any, fmt: str) -> tuple[bytes, str]:
     import SimpleITK as sitk
 
-    from ml.imaging.rtstruct import ct_grid, dataset_bytes
+    from ml.imaging.dicom_export import dataset_bytes
+    from ml.imaging.geometry import ct_grid
 
     study = _export_study(study_id)
     source = _upload_source(study)
