@@ -14,14 +14,13 @@ import datetime as dt
 import json
 import os
 import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from ml.atomic import publish_dir
+from ml.atomic import publish_dir, temp_dir_beside
 from ml.imaging.geometry import AXIAL, SAGITTAL, GridGeometry
 from ml.imaging.registration import euler_to_dict
 from ml.presets import grid_preset
@@ -236,9 +235,7 @@ def generate_study(
     labels = _truth_on_grid(lesions, ct_geom, head_centre)
 
     # Write into a temp sibling, then rename: a crash never leaves half a study.
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    tmp = temp_dir_beside(out)
     try:
         base = dt.date(2024, 1, 1) + dt.timedelta(days=int(seed) % 700)
         patient = {

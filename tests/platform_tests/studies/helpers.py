@@ -140,8 +140,9 @@ def tiny_model_dir(out_dir: Path) -> Path:
     """An untrained but valid ensemble model dir (lite networks, random weights)."""
     import torch
 
+    from ml.atomic import atomic_write_json
     from ml.networks import build
-    from ml.networks.checkpoint import atomic_write_json, save_checkpoint
+    from ml.networks.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     files = {}
