@@ -27,8 +27,8 @@ from lesionloop.audit.services import audit_record
 from lesionloop.core.api import Conflict, DomainError
 from lesionloop.studies import storage
 from lesionloop.studies.models import Study
+from ml.lesions import changed_labels, label_stats
 
-from .masks import changed_labels, label_stats
 from .models import Approval, Lesion, MaskRevision
 
 log = logging.getLogger(__name__)

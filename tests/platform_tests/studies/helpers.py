@@ -56,11 +56,11 @@ def make_study(
     registration_ok: bool = True,
 ) -> Any:
     """A prepared, pre-segmented study (revision 1 by the model), in ``status``."""
-    from lesionloop.review.masks import label_stats
     from lesionloop.review.services import study_prediction_apply
     from lesionloop.studies import storage
     from lesionloop.studies.models import Prediction, Study
     from lesionloop.studies.priority import review_priority
+    from ml.lesions import label_stats
 
     study = Study.objects.create(
         patient_label=patient_label,
