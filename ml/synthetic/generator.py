@@ -316,6 +316,101 @@ def _write_nifti(arr: np.ndarray, geom: GridGeometry, path: Path) -> None:
     sitk.WriteImage(img, str(path), useCompression=True)
 
 
+def _phantom_image(arr: np.ndarray, spacing_mm: float, head_centre: np.ndarray) -> sitk.Image:
+    """A phantom array (z, y, x) as an image of isotropic ``spacing_mm`` placed around
+    ``head_centre`` (patient mm)."""
+    img = sitk.GetImageFromArray(arr)
+    img.SetSpacing([spacing_mm] * 3)
+    img.SetOrigin([float(v) for v in head_centre + BOX_MIN_MM])
+    return img
+
+
+def _series_tags(
+    rng: np.random.Generator, seed: int, variant: tuple[object, ...], orientation: str
+) -> tuple[dict[str, object], dict[str, object], dict[str, object]]:
+    """(patient, CT, MR) attributes: the CT on a date derived from ``seed``, the MR one
+    to five days before it (one draw from ``rng``)."""
+    base = dt.date(2024, 1, 1) + dt.timedelta(days=int(seed) % 700)
+    patient = _patient_tags(seed)
+    ct_tags = _ct_tags(patient, variant, base)
+    mr_date = base - dt.timedelta(days=int(rng.integers(1, 6)))
+    return patient, ct_tags, _mr_tags(patient, variant, mr_date, orientation)
+
+
+def _geometry_records(
+    ct_geom: GridGeometry, mr_geom: GridGeometry, orientation: str
+) -> dict[str, dict[str, object]]:
+    """truth.json's ``ct`` and ``mr``: each grid, its orientation and number of files."""
+    return {
+        "ct": {**ct_geom.to_dict(), "orientation": "axial", "n_files": int(ct_geom.size_xyz[2])},
+        "mr": {
+            **mr_geom.to_dict(),
+            "orientation": orientation,
+            "n_files": int(mr_geom.size_xyz[2]),
+        },
+    }
+
+
+def _dicom_record(
+    patient: dict[str, object],
+    ct_tags: dict[str, object],
+    mr_tags: dict[str, object],
+    transfer_syntax: str | None,
+) -> dict[str, object]:
+    """truth.json's ``dicom``: the identifiers ingest should report."""
+    return {
+        "patient_id": patient["PatientID"],
+        "ct_series_uid": str(ct_tags["SeriesInstanceUID"]),
+        "mr_series_uid": str(mr_tags["SeriesInstanceUID"]),
+        "ct_study_uid": str(ct_tags["StudyInstanceUID"]),
+        "transfer_syntax": transfer_syntax or "1.2.840.10008.1.2.1",
+    }
+
+
+def _files_record() -> dict[str, str]:
+    """truth.json's ``files``: where the study's parts are, relative to its folder."""
+    return {
+        "ct_dir": "dicom/ct",
+        "mr_dir": "dicom/mr",
+        "ground_truth_ct": "ground_truth_ct.nii.gz",
+        "ground_truth_labels_ct": "ground_truth_labels_ct.nii.gz",
+    }
+
+
+def _write_study(
+    out: Path,
+    series: tuple[tuple[str, np.ndarray, GridGeometry, dict[str, object]], ...],
+    labels: np.ndarray,
+    ct_geom: GridGeometry,
+    truth: dict[str, object],
+    variant: tuple[object, ...],
+    transfer_syntax: str | None,
+) -> None:
+    """Write the DICOM series (``(modality, stored, grid, tags)`` each), the ground truth
+    NIfTIs and truth.json into a temporary sibling of ``out``, then rename it into
+    place: a crash never leaves half a study."""
+    tmp = temp_dir_beside(out)
+    try:
+        for modality, stored, geom, tags in series:
+            write_series(
+                stored,
+                geom,
+                tmp / "dicom" / modality.lower(),
+                modality=modality,
+                tags=tags,
+                uid_parts=(*variant, modality.lower()),
+                transfer_syntax=transfer_syntax,
+                file_prefix=modality,
+            )
+        _write_nifti((labels > 0).astype(np.uint8), ct_geom, tmp / "ground_truth_ct.nii.gz")
+        _write_nifti(labels, ct_geom, tmp / "ground_truth_labels_ct.nii.gz")
+        (tmp / "truth.json").write_text(json.dumps(truth, indent=2))
+        publish_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def generate_study(
     out_dir: str | os.PathLike[str],
     *,
@@ -363,25 +458,15 @@ def generate_study(
     # studies never share a UID (the platform keys studies on them).
     variant = (seed, grid, n_lesions, mr_orientation, misalignment)
 
-    def phantom_image(arr: np.ndarray) -> sitk.Image:
-        img = sitk.GetImageFromArray(arr)
-        img.SetSpacing([pgrid.h] * 3)
-        img.SetOrigin([float(v) for v in head_centre + BOX_MIN_MM])
-        return img
-
-    ct_geom, ct_stored = _scan_ct(rng, acq, head_centre, phantom_image(ct_ph))
+    ct_geom, ct_stored = _scan_ct(
+        rng, acq, head_centre, _phantom_image(ct_ph, pgrid.h, head_centre)
+    )
     del ct_ph
-    mr_geom, mr_stored = _scan_mr(
-        rng, acq, orientation, head_centre, ct_to_mr, phantom_image(mr_ph)
-    )
-    del mr_ph
+    mr_phantom = _phantom_image(mr_ph, pgrid.h, head_centre)
+    mr_geom, mr_stored = _scan_mr(rng, acq, orientation, head_centre, ct_to_mr, mr_phantom)
+    del mr_ph, mr_phantom
     labels = _truth_on_grid(lesions, ct_geom, head_centre)
-    base = dt.date(2024, 1, 1) + dt.timedelta(days=int(seed) % 700)
-    patient = _patient_tags(seed)
-    ct_tags = _ct_tags(patient, variant, base)
-    mr_tags = _mr_tags(
-        patient, variant, base - dt.timedelta(days=int(rng.integers(1, 6))), orientation
-    )
+    patient, ct_tags, mr_tags = _series_tags(rng, seed, variant, orientation)
     truth: dict[str, object] = {
         "generator_version": GENERATOR_VERSION,
         "seed": int(seed),
@@ -394,50 +479,11 @@ def generate_study(
             "angles_deg": [float(np.degrees(a)) for a in angles],
         },
         "head_centre_xyz_mm": [float(v) for v in head_centre],
-        "ct": {**ct_geom.to_dict(), "orientation": "axial", "n_files": int(ct_geom.size_xyz[2])},
-        "mr": {
-            **mr_geom.to_dict(),
-            "orientation": orientation,
-            "n_files": int(mr_geom.size_xyz[2]),
-        },
-        "dicom": {
-            "patient_id": patient["PatientID"],
-            "ct_series_uid": str(ct_tags["SeriesInstanceUID"]),
-            "mr_series_uid": str(mr_tags["SeriesInstanceUID"]),
-            "ct_study_uid": str(ct_tags["StudyInstanceUID"]),
-            "transfer_syntax": transfer_syntax or "1.2.840.10008.1.2.1",
-        },
+        **_geometry_records(ct_geom, mr_geom, orientation),
+        "dicom": _dicom_record(patient, ct_tags, mr_tags, transfer_syntax),
         "phantom": {"spacing_mm": pgrid.h, **info},
-        "files": {
-            "ct_dir": "dicom/ct",
-            "mr_dir": "dicom/mr",
-            "ground_truth_ct": "ground_truth_ct.nii.gz",
-            "ground_truth_labels_ct": "ground_truth_labels_ct.nii.gz",
-        },
+        "files": _files_record(),
     }
-
-    # Write into a temp sibling, then rename: a crash never leaves half a study.
-    tmp = temp_dir_beside(out)
-    try:
-        for modality, stored, geom, tags in (
-            ("CT", ct_stored, ct_geom, ct_tags),
-            ("MR", mr_stored, mr_geom, mr_tags),
-        ):
-            write_series(
-                stored,
-                geom,
-                tmp / "dicom" / modality.lower(),
-                modality=modality,
-                tags=tags,
-                uid_parts=(*variant, modality.lower()),
-                transfer_syntax=transfer_syntax,
-                file_prefix=modality,
-            )
-        _write_nifti((labels > 0).astype(np.uint8), ct_geom, tmp / "ground_truth_ct.nii.gz")
-        _write_nifti(labels, ct_geom, tmp / "ground_truth_labels_ct.nii.gz")
-        (tmp / "truth.json").write_text(json.dumps(truth, indent=2))
-        publish_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    series = (("CT", ct_stored, ct_geom, ct_tags), ("MR", mr_stored, mr_geom, mr_tags))
+    _write_study(out, series, labels, ct_geom, truth, variant, transfer_syntax)
     return truth
