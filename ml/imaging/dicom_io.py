@@ -27,6 +27,7 @@ from pydicom.uid import UID
 
 from ml.imaging.archive import safe_extract
 from ml.imaging.errors import IngestError
+from ml.imaging.geometry import drop_repeated_positions, order_along_normal, slice_axes
 
 TAG_PIXEL_DATA = "PixelData (7FE0,0010)"
 TAG_IOP = "ImageOrientationPatient (0020,0037)"
@@ -376,125 +377,185 @@ def _mr_score(s: Series) -> tuple[bool, bool, bool]:
     return excluded, t1, contrast
 
 
-def choose_series(
-    all_series: list[Series],
-) -> tuple[Series, Series, dict[str, list]]:
-    """Pick the planning CT and the contrast T1 MR; say why every other series is ignored."""
-    found: list[dict] = []
-    ignored: list[dict] = []
-    warnings: list[str] = []
-    ct_cands: list[Series] = []
-    mr_cands: list[Series] = []
-    ct_problems: list[IngestError] = []
-    mr_problems: list[IngestError] = []
+@dataclass
+class _Sorting:
+    """Series sorted into CT / MR candidates, with the report rows gathered so far."""
+
+    found: list[dict] = field(default_factory=list)
+    ignored: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    ct_cands: list[Series] = field(default_factory=list)
+    mr_cands: list[Series] = field(default_factory=list)
+    ct_problems: list[IngestError] = field(default_factory=list)
+    mr_problems: list[IngestError] = field(default_factory=list)
+
+
+def _non_axial_ct(s: Series) -> IngestError:
+    return IngestError(
+        "non_axial_ct",
+        f"CT series {s.description!r} is {orientation_name(s.majority_iop())}, "
+        "not axial; the planning CT must be an axial acquisition",
+        file=s.first.name,
+        tag=TAG_IOP,
+    )
+
+
+def _sort_candidates(all_series: list[Series]) -> _Sorting:
+    """Every series in (modality, series number, UID) order: listed in ``found``, then
+    ignored with its reason (not an image volume, no geometry, non-axial CT) or kept as
+    a CT or MR candidate. Geometry and orientation problems are kept to raise later
+    when no candidate of that modality is left."""
+    out = _Sorting()
     for s in sorted(
         all_series, key=lambda s: (s.modality, s.first.series_number or 0, s.series_uid)
     ):
-        found.append(s.summary())
+        out.found.append(s.summary())
         reason = _non_image_reason(s)
         if reason:
-            ignored.append({**s.summary(), "reason": reason})
+            out.ignored.append({**s.summary(), "reason": reason})
             continue
         problem = _geometry_problem(s)
         if problem is not None:
-            (ct_problems if s.modality == "CT" else mr_problems).append(problem)
-            ignored.append({**s.summary(), "reason": problem.message})
+            (out.ct_problems if s.modality == "CT" else out.mr_problems).append(problem)
+            out.ignored.append({**s.summary(), "reason": problem.message})
             continue
         if s.modality == "CT":
             if not is_axial(s.majority_iop()):
-                f = s.first
-                ct_problems.append(
-                    IngestError(
-                        "non_axial_ct",
-                        f"CT series {s.description!r} is {orientation_name(s.majority_iop())}, "
-                        "not axial; the planning CT must be an axial acquisition",
-                        file=f.name,
-                        tag=TAG_IOP,
-                    )
-                )
-                ignored.append({**s.summary(), "reason": "CT is not axial"})
+                out.ct_problems.append(_non_axial_ct(s))
+                out.ignored.append({**s.summary(), "reason": "CT is not axial"})
                 continue
-            ct_cands.append(s)
+            out.ct_cands.append(s)
         else:
-            mr_cands.append(s)
+            out.mr_cands.append(s)
+    return out
 
-    if not ct_cands:
-        if ct_problems:
-            raise ct_problems[0]
+
+def _pick_ct(sorting: _Sorting) -> Series:
+    """The axial CT with the most slice positions (then files); the others are ignored.
+
+    Raises the first CT problem met, or ``no_ct`` when the upload holds no CT at all.
+    """
+    if not sorting.ct_cands:
+        if sorting.ct_problems:
+            raise sorting.ct_problems[0]
         raise IngestError(
             "no_ct",
             "no planning CT found in the upload"
-            + (f" (ignored: {_ignored_text(ignored)})" if ignored else ""),
+            + (f" (ignored: {_ignored_text(sorting.ignored)})" if sorting.ignored else ""),
         )
-    ct = max(ct_cands, key=lambda s: (s.n_positions(), len(s.files)))
-    for s in ct_cands:
+    ct = max(sorting.ct_cands, key=lambda s: (s.n_positions(), len(s.files)))
+    for s in sorting.ct_cands:
         if s is not ct:
-            ignored.append({**s.summary(), "reason": "another CT series with fewer slices"})
+            sorting.ignored.append({**s.summary(), "reason": "another CT series with fewer slices"})
+    return ct
 
-    if not mr_cands:
-        if mr_problems:
-            raise mr_problems[0]
-        raise IngestError(
-            "no_mr",
-            "no MR series found in the upload; a contrast-enhanced T1 MR is required"
-            + (f" (ignored: {_ignored_text(ignored)})" if ignored else ""),
-        )
-    scored = [(s, *_mr_score(s)) for s in mr_cands]
-    usable = [(s, t1, c) for s, ex, t1, c in scored if not ex]
-    for s, ex, _t1, _c in scored:
-        if ex:
-            ignored.append({**s.summary(), "reason": "MR sequence other than contrast T1"})
+
+def _contrast_t1_shortlist(
+    usable: list[tuple[Series, bool, bool]], sorting: _Sorting
+) -> list[Series]:
+    """The MR series that may be the contrast T1: T1 and contrast, else contrast, else
+    the only usable MR (with a warning). ``no_mr`` when no MR is usable,
+    ``ambiguous_mr`` when several are and none is recognisably contrast-enhanced."""
     best = [s for s, t1, c in usable if t1 and c]
     if not best:
         best = [s for s, _t1, c in usable if c]
     if not best and len(usable) == 1:
         best = [usable[0][0]]
-        warnings.append(
+        sorting.warnings.append(
             f"MR series {best[0].description!r} is not recognisably a contrast-enhanced T1 "
             "(no contrast agent tag or +C in its description); used as the only MR volume"
         )
-    if not best:
-        if not usable:
-            raise IngestError(
-                "no_mr",
-                "no contrast-enhanced T1 MR found; MR series present: "
-                + ", ".join(repr(s.description) for s in mr_cands),
-            )
+    if best:
+        return best
+    if not usable:
         raise IngestError(
-            "ambiguous_mr",
-            "several MR series and none is recognisably a contrast-enhanced T1: "
-            + ", ".join(repr(s.description) for s, _t, _c in usable)
-            + "; upload only the contrast T1",
-            file=usable[0][0].first.name,
-            tag="SeriesDescription (0008,103E) / ContrastBolusAgent (0018,0010)",
+            "no_mr",
+            "no contrast-enhanced T1 MR found; MR series present: "
+            + ", ".join(repr(s.description) for s in sorting.mr_cands),
         )
-    # Prefer an explicit "+C"/"post" description over a contrast-agent tag alone (some
-    # scanners tag every series after injection), then 3D, original data, the later
-    # series (post-contrast is acquired after pre-contrast), then more slices.
-    mr = max(
-        best,
-        key=lambda s: (
-            bool(_CONTRAST.search(s.description)),
-            s.first.acquisition_type == "3D",
-            "DERIVED" not in s.first.image_type,
-            s.first.series_number or 0,
-            s.n_positions(),
-        ),
+    raise IngestError(
+        "ambiguous_mr",
+        "several MR series and none is recognisably a contrast-enhanced T1: "
+        + ", ".join(repr(s.description) for s, _t, _c in usable)
+        + "; upload only the contrast T1",
+        file=usable[0][0].first.name,
+        tag="SeriesDescription (0008,103E) / ContrastBolusAgent (0018,0010)",
     )
+
+
+def _mr_preference(s: Series) -> tuple[bool, bool, bool, int, int]:
+    """Sort key among contrast-T1 candidates, the best last.
+
+    Prefer an explicit "+C"/"post" description over a contrast-agent tag alone (some
+    scanners tag every series after injection), then 3D, original data, the later
+    series (post-contrast is acquired after pre-contrast), then more slices.
+    """
+    return (
+        bool(_CONTRAST.search(s.description)),
+        s.first.acquisition_type == "3D",
+        "DERIVED" not in s.first.image_type,
+        s.first.series_number or 0,
+        s.n_positions(),
+    )
+
+
+def _pick_mr(sorting: _Sorting) -> Series:
+    """The contrast-enhanced T1 MR; other MR series are ignored with the reason.
+
+    Raises the first MR problem met or ``no_mr`` when no MR is left, and the errors
+    of ``_contrast_t1_shortlist``.
+    """
+    if not sorting.mr_cands:
+        if sorting.mr_problems:
+            raise sorting.mr_problems[0]
+        raise IngestError(
+            "no_mr",
+            "no MR series found in the upload; a contrast-enhanced T1 MR is required"
+            + (f" (ignored: {_ignored_text(sorting.ignored)})" if sorting.ignored else ""),
+        )
+    scored = [(s, *_mr_score(s)) for s in sorting.mr_cands]
+    usable = [(s, t1, c) for s, ex, t1, c in scored if not ex]
+    for s, ex, _t1, _c in scored:
+        if ex:
+            sorting.ignored.append({**s.summary(), "reason": "MR sequence other than contrast T1"})
+    mr = max(_contrast_t1_shortlist(usable, sorting), key=_mr_preference)
     for s, _t1, _c in usable:
         if s is not mr:
-            ignored.append(
+            sorting.ignored.append(
                 {**s.summary(), "reason": "another MR series; a better contrast T1 was chosen"}
             )
-    for row in found:
-        row["role"] = (
-            "planning_ct"
-            if row["series_uid"] == ct.series_uid
-            else "contrast_t1_mr"
-            if row["series_uid"] == mr.series_uid
-            else None
-        )
-    return ct, mr, {"found": found, "ignored": ignored, "warnings": warnings}
+    return mr
+
+
+def _role(series_uid: str, ct: Series, mr: Series) -> str | None:
+    if series_uid == ct.series_uid:
+        return "planning_ct"
+    if series_uid == mr.series_uid:
+        return "contrast_t1_mr"
+    return None
+
+
+def choose_series(
+    all_series: list[Series],
+) -> tuple[Series, Series, dict[str, list]]:
+    """Pick the planning CT and the contrast T1 MR; say why every other series is ignored.
+
+    Returns ``(ct, mr, report)`` with ``report`` = ``{"found": [...], "ignored": [...],
+    "warnings": [...]}``: every series' ``Series.summary`` with its ``role``
+    (``planning_ct``, ``contrast_t1_mr`` or None), the ignored series with a
+    ``reason``, and warnings in words. Raises ``IngestError``: ``no_ct``, ``no_mr``,
+    ``ambiguous_mr``, ``non_axial_ct``, ``missing_tag``.
+    """
+    sorting = _sort_candidates(all_series)
+    ct = _pick_ct(sorting)
+    mr = _pick_mr(sorting)
+    for row in sorting.found:
+        row["role"] = _role(row["series_uid"], ct, mr)
+    return (
+        ct,
+        mr,
+        {"found": sorting.found, "ignored": sorting.ignored, "warnings": sorting.warnings},
+    )
 
 
 def _ignored_text(ignored: list[dict]) -> str:
@@ -503,9 +564,14 @@ def _ignored_text(ignored: list[dict]) -> str:
     )
 
 
-def load_series(s: Series, notes: list[str] | None = None) -> sitk.Image:
-    """Validate the slices of ``s`` and stack them into a float32 volume (rescaled)."""
-    label = f"{s.modality} series {s.description!r}"
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+def _read_slices(s: Series, label: str) -> list[tuple[FileHeader, pydicom.Dataset]]:
+    """Every slice header of ``s`` with its full data set (a multi-frame file is read once).
+
+    ``corrupt_dicom`` when a file cannot be read, ``no_pixel_data`` when it has none.
+    """
     datasets: list[tuple[FileHeader, pydicom.Dataset]] = []
     read: dict[Path, pydicom.Dataset] = {}  # multi-frame files hold many slices
     for f in s.files:
@@ -516,7 +582,7 @@ def load_series(s: Series, notes: list[str] | None = None) -> sitk.Image:
                 "corrupt_dicom", f"{label}: slice cannot be read ({exc})", file=f.name
             ) from exc
         read[f.path] = ds
-        if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        if not any(k in ds for k in _PIXEL_KEYWORDS):
             raise IngestError(
                 "no_pixel_data",
                 f"{label}: a slice has no pixel data",
@@ -524,11 +590,19 @@ def load_series(s: Series, notes: list[str] | None = None) -> sitk.Image:
                 tag=TAG_PIXEL_DATA,
             )
         datasets.append((f, ds))
+    return datasets
 
-    ref_f = datasets[0][0]
+
+def _check_same_plane_geometry(headers: list[FileHeader], label: str) -> None:
+    """Every slice has the first one's matrix size, orientation (to 1e-3 per direction
+    component) and pixel spacing (to 0.1 % of the largest, at least 1e-3 mm).
+
+    ``mixed_dimensions``, ``mixed_orientation`` or ``mixed_spacing`` otherwise.
+    """
+    ref_f = headers[0]
     ref_iop = np.asarray(ref_f.iop)
     ref_ps = np.asarray(ref_f.pixel_spacing)
-    for f, _ds in datasets:
+    for f in headers:
         if (f.rows, f.columns) != (ref_f.rows, ref_f.columns):
             raise IngestError(
                 "mixed_dimensions",
@@ -554,41 +628,43 @@ def load_series(s: Series, notes: list[str] | None = None) -> sitk.Image:
                 tag=TAG_PIXEL_SPACING,
             )
 
-    row_dir = ref_iop[:3] / np.linalg.norm(ref_iop[:3])
-    col_dir = ref_iop[3:] / np.linalg.norm(ref_iop[3:])
-    normal = np.cross(row_dir, col_dir)
-    pos = np.array([f.ipp for f, _ in datasets], dtype=float)
-    dist = pos @ normal
-    order = np.argsort(dist, kind="stable")
-    datasets = [datasets[i] for i in order]
-    pos, dist = pos[order], dist[order]
 
-    # Exact copies of a slice (same SOP instance) are dropped; different slices at one
-    # position are an error.
-    keep = [0]
-    for i in range(1, len(datasets)):
-        if abs(dist[i] - dist[keep[-1]]) < 1e-2:
-            fa, fb = datasets[keep[-1]][0], datasets[i][0]
-            if fa.sop_instance and (fa.sop_instance, fa.frame) == (fb.sop_instance, fb.frame):
-                if notes is not None:
-                    notes.append(f"{label}: duplicate copy of a slice ignored ({fb.name})")
-                continue
-            raise IngestError(
-                "duplicate_slices",
-                f"{label}: two different slices at the same position "
-                f"({dist[i]:.2f} mm along the slice normal): {fa.name} and {fb.name}",
-                file=fb.name,
-                tag=TAG_IPP,
-            )
-        keep.append(i)
-    datasets = [datasets[i] for i in keep]
-    pos, dist = pos[keep], dist[keep]
-    if len(datasets) < MIN_SLICES:
-        raise IngestError(
-            "too_few_slices",
-            f"{label}: only {len(datasets)} slice(s); a volume needs at least {MIN_SLICES}",
-            file=datasets[0][0].name,
+def _distinct_positions(
+    headers: list[FileHeader], dist: np.ndarray, label: str, notes: list[str] | None
+) -> list[int]:
+    """Indices of the slices (sorted along the normal, ``dist`` in mm) to keep.
+
+    Exact copies of a slice (same SOP instance and frame) are dropped with a note;
+    different slices at one position raise ``duplicate_slices``.
+    """
+
+    def is_copy(a: int, b: int) -> bool:
+        fa, fb = headers[a], headers[b]
+        if fa.sop_instance and (fa.sop_instance, fa.frame) == (fb.sop_instance, fb.frame):
+            if notes is not None:
+                notes.append(f"{label}: duplicate copy of a slice ignored ({fb.name})")
+            return True
+        return False
+
+    def clash(a: int, b: int) -> IngestError:
+        fa, fb = headers[a], headers[b]
+        return IngestError(
+            "duplicate_slices",
+            f"{label}: two different slices at the same position "
+            f"({dist[b]:.2f} mm along the slice normal): {fa.name} and {fb.name}",
+            file=fb.name,
+            tag=TAG_IPP,
         )
+
+    return drop_repeated_positions(dist, is_copy, clash)
+
+
+def _slice_step(headers: list[FileHeader], dist: np.ndarray, label: str) -> float:
+    """The median distance (mm) between consecutive slices, after checking every gap.
+
+    A gap over 1.5 steps raises ``missing_slices`` (with the estimated number
+    missing), one more than 10 % off the step ``mixed_spacing``.
+    """
     gaps = np.diff(dist)
     step = float(np.median(gaps))
     for i, g in enumerate(gaps):
@@ -597,9 +673,9 @@ def load_series(s: Series, notes: list[str] | None = None) -> sitk.Image:
             raise IngestError(
                 "missing_slices",
                 f"{label}: about {max(n_missing, 1)} slice(s) missing between "
-                f"{datasets[i][0].name} and {datasets[i + 1][0].name} (gap of {g:.2f} mm where "
+                f"{headers[i].name} and {headers[i + 1].name} (gap of {g:.2f} mm where "
                 f"slices are {step:.2f} mm apart)",
-                file=datasets[i + 1][0].name,
+                file=headers[i + 1].name,
                 tag=TAG_IPP,
             )
         if abs(g - step) > 0.1 * step:
@@ -607,11 +683,24 @@ def load_series(s: Series, notes: list[str] | None = None) -> sitk.Image:
                 "mixed_spacing",
                 f"{label}: irregular slice spacing ({g:.2f} mm where slices are {step:.2f} mm "
                 "apart)",
-                file=datasets[i + 1][0].name,
+                file=headers[i + 1].name,
                 tag=TAG_IPP,
             )
-    # Positions must advance along the normal; a sideways drift means gantry tilt or a
-    # sheared stack, which a regular grid cannot represent.
+    return step
+
+
+def _check_stacked_along_normal(
+    s: Series,
+    headers: list[FileHeader],
+    pos: np.ndarray,
+    dist: np.ndarray,
+    normal: np.ndarray,
+    ref_ps: np.ndarray,
+    label: str,
+) -> None:
+    """Positions must advance along the normal: a sideways drift over half the smallest
+    pixel spacing ``ref_ps`` (mm) means gantry tilt or a sheared stack, which a regular
+    grid cannot represent (``non_axial_ct`` for a CT, ``mixed_orientation`` for an MR)."""
     drift = pos - pos[0] - np.outer(dist - dist[0], normal)
     if np.max(np.linalg.norm(drift, axis=1)) > 0.5 * float(ref_ps.min()):
         worst = int(np.argmax(np.linalg.norm(drift, axis=1)))
@@ -619,45 +708,103 @@ def load_series(s: Series, notes: list[str] | None = None) -> sitk.Image:
             "non_axial_ct" if s.modality == "CT" else "mixed_orientation",
             f"{label}: slice positions are not stacked along the slice normal (gantry tilt "
             "or a sheared series); reconstruct without tilt",
-            file=datasets[worst][0].name,
+            file=headers[worst].name,
             tag=TAG_IPP,
         )
 
-    vol = np.empty((len(datasets), ref_f.rows, ref_f.columns), dtype=np.float32)
+
+def _decoded_plane(
+    f: FileHeader,
+    ds: pydicom.Dataset,
+    decoded: dict[Path, np.ndarray],
+    shape: tuple[int, int],
+    label: str,
+) -> np.ndarray:
+    """The slice's stored pixel values, (rows, columns); ``decoded`` caches each file's
+    pixel array so a multi-frame file is decoded once. ``undecodable_pixels`` when the
+    transfer syntax cannot be decoded or the plane has another shape."""
+    meta = getattr(ds, "file_meta", None)
+    ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    try:
+        if f.path not in decoded:
+            decoded[f.path] = ds.pixel_array
+        arr = decoded[f.path] if f.frame is None else decoded[f.path][f.frame]
+    except Exception as exc:
+        ts_name = UID(ts).name if ts else "unknown"
+        raise IngestError(
+            "undecodable_pixels",
+            f"{label}: pixel data cannot be decoded (transfer syntax {ts_name}: {exc})",
+            file=f.name,
+            tag=TAG_TRANSFER_SYNTAX,
+        ) from exc
+    if arr.shape != shape:
+        raise IngestError(
+            "undecodable_pixels",
+            f"{label}: decoded pixel array has shape {arr.shape}, expected one "
+            f"{shape[0]}x{shape[1]} grey-level plane",
+            file=f.name,
+            tag=TAG_PIXEL_DATA,
+        )
+    return arr
+
+
+def _rescaled(arr: np.ndarray, f: FileHeader, ds: pydicom.Dataset) -> np.ndarray:
+    """float32 ``stored * RescaleSlope + RescaleIntercept`` (per-frame values of enhanced
+    objects first; defaults 1 and 0), i.e. HU for a CT (DICOM PS3.3 C.11.1.1.2);
+    MONOCHROME1 planes are inverted so that brighter is always larger."""
+    slope = f.slope if f.slope is not None else float(ds.get("RescaleSlope") or 1.0)
+    intercept = f.intercept if f.intercept is not None else float(ds.get("RescaleIntercept") or 0.0)
+    plane = arr.astype(np.float32) * slope + intercept
+    if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
+        plane = plane.max() + plane.min() - plane
+    return plane
+
+
+def _stack(datasets: list[tuple[FileHeader, pydicom.Dataset]], label: str) -> np.ndarray:
+    """float32 (slices, rows, columns) volume of the rescaled planes, in list order."""
+    ref_f = datasets[0][0]
+    shape = (ref_f.rows, ref_f.columns)
+    vol = np.empty((len(datasets), *shape), dtype=np.float32)
     decoded: dict[Path, np.ndarray] = {}
     for k, (f, ds) in enumerate(datasets):
-        meta = getattr(ds, "file_meta", None)
-        ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
-        try:
-            if f.path not in decoded:
-                decoded[f.path] = ds.pixel_array
-            arr = decoded[f.path] if f.frame is None else decoded[f.path][f.frame]
-        except Exception as exc:
-            ts_name = UID(ts).name if ts else "unknown"
-            raise IngestError(
-                "undecodable_pixels",
-                f"{label}: pixel data cannot be decoded (transfer syntax {ts_name}: {exc})",
-                file=f.name,
-                tag=TAG_TRANSFER_SYNTAX,
-            ) from exc
-        if arr.shape != (ref_f.rows, ref_f.columns):
-            raise IngestError(
-                "undecodable_pixels",
-                f"{label}: decoded pixel array has shape {arr.shape}, expected one "
-                f"{ref_f.rows}x{ref_f.columns} grey-level plane",
-                file=f.name,
-                tag=TAG_PIXEL_DATA,
-            )
-        slope = f.slope if f.slope is not None else float(ds.get("RescaleSlope") or 1.0)
-        intercept = (
-            f.intercept if f.intercept is not None else float(ds.get("RescaleIntercept") or 0.0)
-        )
-        plane = arr.astype(np.float32) * slope + intercept
-        if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
-            plane = plane.max() + plane.min() - plane
-        vol[k] = plane
+        vol[k] = _rescaled(_decoded_plane(f, ds, decoded, shape, label), f, ds)
+    return vol
 
-    img = sitk.GetImageFromArray(vol)
+
+def load_series(s: Series, notes: list[str] | None = None) -> sitk.Image:
+    """Validate the slices of ``s`` and stack them into a float32 volume (rescaled).
+
+    Slices are sorted along the slice normal (``ml.imaging.geometry``); the image has
+    origin = the first slice's ImagePositionPatient (mm), spacing (PixelSpacing[1],
+    PixelSpacing[0], median slice step) in mm and direction columns (row_dir,
+    col_dir, normal). Exact duplicate slices are dropped with a line in ``notes``.
+    Raises ``IngestError``: ``corrupt_dicom``, ``no_pixel_data``, ``mixed_dimensions``,
+    ``mixed_orientation``, ``mixed_spacing``, ``duplicate_slices``, ``too_few_slices``,
+    ``missing_slices``, ``non_axial_ct``, ``undecodable_pixels``.
+    """
+    label = f"{s.modality} series {s.description!r}"
+    datasets = _read_slices(s, label)
+    _check_same_plane_geometry([f for f, _ds in datasets], label)
+    ref_f = datasets[0][0]
+    row_dir, col_dir, normal = slice_axes(ref_f.iop)
+    pos = np.array([f.ipp for f, _ in datasets], dtype=float)
+    order, dist = order_along_normal(pos, normal)
+    datasets = [datasets[i] for i in order]
+    pos = pos[order]
+    keep = _distinct_positions([f for f, _ds in datasets], dist, label, notes)
+    datasets = [datasets[i] for i in keep]
+    pos, dist = pos[keep], dist[keep]
+    if len(datasets) < MIN_SLICES:
+        raise IngestError(
+            "too_few_slices",
+            f"{label}: only {len(datasets)} slice(s); a volume needs at least {MIN_SLICES}",
+            file=datasets[0][0].name,
+        )
+    headers = [f for f, _ds in datasets]
+    ref_ps = np.asarray(ref_f.pixel_spacing)
+    step = _slice_step(headers, dist, label)
+    _check_stacked_along_normal(s, headers, pos, dist, normal, ref_ps, label)
+    img = sitk.GetImageFromArray(_stack(datasets, label))
     img.SetOrigin([float(v) for v in pos[0]])
     img.SetSpacing([float(ref_ps[1]), float(ref_ps[0]), step])
     img.SetDirection([float(v) for v in np.stack([row_dir, col_dir, normal], axis=1).ravel()])

@@ -4,8 +4,9 @@ A BINARY ``highdicom.seg.Segmentation`` with one segment per lesion (segment ``i
 the ``i``-th lesion label present, ascending), category "Morphologically abnormal
 structure" and type "Neoplasm" (SNOMED CT), algorithm type MANUAL (the contours are
 clinician-approved), referencing the CT slices it was drawn on. Frames without any
-lesion are omitted. Same grid convention as ``ml.imaging.rtstruct``: mask slice ``k``
-is the ``k``-th CT slice in ``sort_slices`` order.
+lesion are omitted. Same grid convention as ``ml.imaging.rtstruct`` (shared helpers in
+``ml.imaging.dicom_export``): mask slice ``k`` is the ``k``-th CT slice in
+``ml.imaging.geometry.sort_slices`` order.
 
 An empty mask raises ``ValueError`` (a segmentation needs at least one segment).
 """
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset
 
-from ml.imaging.rtstruct import MANUFACTURER, prepare_export
+from ml.imaging.dicom_export import MANUFACTURER, prepare_export
 
 
 def segment_codes() -> tuple[Any, Any]:

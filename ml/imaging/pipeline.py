@@ -7,14 +7,13 @@ import json
 import os
 import shutil
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from ml.atomic import publish_dir
+from ml.atomic import publish_dir, temp_dir_beside
 from ml.imaging.dicom_io import IngestResult, ingest
 from ml.imaging.errors import IngestError
 from ml.imaging.grid import ImageGeometry, mask_to_model, model_grid_for, resample_to
@@ -88,10 +87,8 @@ def prepare_study(
     """
     spec = grid_preset(grid)
     out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
     # Everything is built in a temporary sibling and renamed into place at the end.
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    tmp = temp_dir_beside(out)
     try:
         meta = _prepare_into(source, tmp, spec, ground_truth)
         publish_dir(tmp, out)

@@ -2,8 +2,9 @@
 
 Reads the upload the way ingest does (a folder tree in any nesting, or a zip unpacked
 by ``safe_extract``), keeps the files of one SeriesInstanceUID and returns their
-headers (no pixel data) ordered along the slice normal (``rtstruct.sort_slices``),
-i.e. in the slice order of ``ct_reference.nii.gz`` and ``mask_to_ct_grid``.
+headers (no pixel data) ordered along the slice normal
+(``ml.imaging.geometry.sort_slices``), i.e. in the slice order of
+``ct_reference.nii.gz`` and ``mask_to_ct_grid``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pydicom.dataset import Dataset
 from ml.imaging.archive import safe_extract
 from ml.imaging.dicom_io import scan
 from ml.imaging.errors import IngestError
-from ml.imaging.rtstruct import sort_slices
+from ml.imaging.geometry import sort_slices
 
 
 def load_reference_ct(source: str | os.PathLike[str], series_uid: str) -> list[Dataset]:

@@ -23,7 +23,7 @@ from torch import nn
 
 from ml.inference.rule import LesionRule
 from ml.inference.sliding import head_bbox, predict_deepmedic, predict_in_box, predict_unet
-from ml.lesions import voxel_volume_mm3
+from ml.lesions import lesion_stats, voxel_volume_mm3
 from ml.networks.checkpoint import load_checkpoint, network_from_checkpoint
 
 
@@ -65,40 +65,34 @@ def summarise_lesions(
     unet_prob: np.ndarray,
     deepmedic_prob: np.ndarray,
 ) -> list[LesionSummary]:
+    """One ``LesionSummary`` per label 1..n of ``labels`` (``ml.lesions.lesion_stats``).
+
+    ``labels``: (D, H, W) lesions labelled 1..n (every label present, as
+    ``LesionRule.label`` makes them); ``spacing_mm``: (z, y, x) in mm, checked by
+    ``voxel_volume_mm3`` (``ValueError`` unless three positive numbers); the three
+    probability maps are (D, H, W). ``mean_prob`` / ``max_prob`` are of the ensemble
+    map, ``disagreement`` the mean |unet_prob - deepmedic_prob| inside the lesion.
+    """
     if n == 0:
         return []
-    vox_mm3 = voxel_volume_mm3(spacing_mm)
-    spacing = np.asarray(spacing_mm, dtype=np.float64)
-    idx = np.nonzero(labels)
-    lab = labels[idx]
-    counts = np.bincount(lab, minlength=n + 1)
-    coords = np.stack(idx, axis=1).astype(np.float64)
-    sums = np.stack([np.bincount(lab, weights=coords[:, k], minlength=n + 1) for k in range(3)], 1)
-    prob = ensemble_prob[idx].astype(np.float64)
-    prob_sum = np.bincount(lab, weights=prob, minlength=n + 1)
-    prob_max = np.zeros(n + 1)
-    np.maximum.at(prob_max, lab, prob)
-    dis = np.abs(unet_prob[idx].astype(np.float64) - deepmedic_prob[idx])
-    dis_sum = np.bincount(lab, weights=dis, minlength=n + 1)
-    lo = np.full((n + 1, 3), np.iinfo(np.int64).max)
-    hi = np.full((n + 1, 3), -1)
-    for k in range(3):
-        np.minimum.at(lo[:, k], lab, idx[k])
-        np.maximum.at(hi[:, k], lab, idx[k])
+    voxel_volume_mm3(spacing_mm)
+    stats = lesion_stats(
+        labels, spacing_mm, prob=ensemble_prob, disagreement=(unet_prob, deepmedic_prob)
+    )
     out = []
     for i in range(1, n + 1):
-        c = sums[i] / counts[i]
+        s = stats[i]
         out.append(
             LesionSummary(
                 label=i,
-                volume_vox=int(counts[i]),
-                volume_mm3=float(counts[i] * vox_mm3),
-                centroid_vox=tuple(float(v) for v in c),
-                centroid_mm=tuple(float(v) for v in c * spacing),
-                bbox=(*(int(v) for v in lo[i]), *(int(v) + 1 for v in hi[i])),
-                mean_prob=float(prob_sum[i] / counts[i]),
-                max_prob=float(prob_max[i]),
-                disagreement=float(dis_sum[i] / counts[i]),
+                volume_vox=s.volume_vox,
+                volume_mm3=s.volume_mm3,
+                centroid_vox=s.centroid_vox,
+                centroid_mm=s.centroid_mm,
+                bbox=s.bbox,
+                mean_prob=float(s.mean_prob),  # type: ignore[arg-type]
+                max_prob=float(s.max_prob),  # type: ignore[arg-type]
+                disagreement=float(s.disagreement),  # type: ignore[arg-type]
             )
         )
     return out

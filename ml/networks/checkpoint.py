@@ -9,17 +9,13 @@ trained it: ``arch``, ``class_name``, ``preset``, ``net_kwargs``, ``state_dict``
 sha256 of each weights file lives in ``manifest.json`` beside it; the predictor
 refuses files whose hash does not match.
 
-Every file is written atomically: to a temporary file in the same directory,
-flushed and fsynced, then ``os.replace``-d over the target.
+Every file is written atomically (``ml.atomic``): to a temporary file in the same
+directory, flushed and fsynced, then ``os.replace``-d over the target.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +23,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from ml.atomic import atomic_write_bytes, sha256_bytes, sha256_file
+
+# Re-exported: callers (ml.training.ensemble) still import it from here.
+from ml.atomic import atomic_write_json as atomic_write_json
 from ml.networks import build_from_kwargs
 
 CHECKPOINT_FORMAT = 1
@@ -34,26 +34,6 @@ CHECKPOINT_FORMAT = 1
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> str:
@@ -65,15 +45,7 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> str:
     torch.save({"format": CHECKPOINT_FORMAT, **payload}, buf)
     data = buf.getvalue()
     atomic_write_bytes(path, data)
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return sha256_bytes(data)
 
 
 def load_checkpoint(path: str | Path, expected_sha256: str | None = None) -> dict[str, Any]:

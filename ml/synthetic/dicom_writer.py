@@ -16,7 +16,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from ml.synthetic.geometry import Geometry
+from ml.imaging.geometry import GridGeometry
 
 UID_NAMESPACE = "lesionloop-synthetic-v1"
 
@@ -36,7 +36,7 @@ def _ds(v: float) -> str:
 
 def write_series(
     stored_zyx: np.ndarray,
-    geometry: Geometry,
+    geometry: GridGeometry,
     out_dir: Path,
     *,
     modality: str,

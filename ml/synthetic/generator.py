@@ -14,18 +14,17 @@ import datetime as dt
 import json
 import os
 import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from ml.atomic import publish_dir
+from ml.atomic import publish_dir, temp_dir_beside
+from ml.imaging.geometry import AXIAL, SAGITTAL, GridGeometry
 from ml.imaging.registration import euler_to_dict
 from ml.presets import grid_preset
 from ml.synthetic.dicom_writer import stable_uid, write_series
-from ml.synthetic.geometry import AXIAL, SAGITTAL, Geometry
 from ml.synthetic.phantom import BOX_MIN_MM, Lesion, PhantomGrid, paint_head, place_lesions
 
 GENERATOR_VERSION = 3
@@ -65,7 +64,9 @@ MR_AXIAL_Z_RANGE_MM = (-70.0, 104.0)
 MR_SAGITTAL_X_RANGE_MM = (-86.0, 86.0)
 
 
-def _euler(center: np.ndarray, angles_rad: np.ndarray, translation: np.ndarray):
+def _euler(
+    center: np.ndarray, angles_rad: np.ndarray, translation: np.ndarray
+) -> sitk.Euler3DTransform:
     t = sitk.Euler3DTransform()
     t.SetCenter([float(v) for v in center])
     t.SetRotation(*[float(a) for a in angles_rad])
@@ -86,7 +87,7 @@ def _rician(rng: np.random.Generator, signal: np.ndarray, sigma: float) -> np.nd
     return np.sqrt((signal + n1) ** 2 + n2**2)
 
 
-def _bias_field(rng: np.random.Generator, geom: Geometry) -> np.ndarray:
+def _bias_field(rng: np.random.Generator, geom: GridGeometry) -> np.ndarray:
     """A smooth multiplicative receive-coil field over the MR grid, (z, y, x)."""
     nx, ny, nz = geom.size_xyz
     gz, gy, gx = np.meshgrid(
@@ -103,7 +104,9 @@ def _bias_field(rng: np.random.Generator, geom: Geometry) -> np.ndarray:
     )  # fmt: skip
 
 
-def _truth_on_grid(lesions: list[Lesion], geom: Geometry, head_centre: np.ndarray) -> np.ndarray:
+def _truth_on_grid(
+    lesions: list[Lesion], geom: GridGeometry, head_centre: np.ndarray
+) -> np.ndarray:
     """Lesion labels 1..N (z, y, x) uint16, evaluated at the grid's voxel centres."""
     nx, ny, nz = geom.size_xyz
     labels = np.zeros((nz, ny, nx), dtype=np.uint16)
@@ -129,6 +132,285 @@ def _truth_on_grid(lesions: list[Lesion], geom: Geometry, head_centre: np.ndarra
     return labels
 
 
+def _head_motion(
+    rng: np.random.Generator,
+    misalignment: tuple[tuple[float, float, float], tuple[float, float, float]] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(angles in rad, translation in mm), each (3,), of the head between CT and MR.
+
+    Drawn (up to 8 deg, up to 35 mm) unless ``misalignment`` forces them; the stream
+    of ``rng`` advances by the same six draws either way.
+    """
+    if misalignment is None:
+        angles = np.deg2rad(rng.uniform(-8.0, 8.0, size=3))
+        shift = rng.uniform(-15.0, 15.0, size=3) + rng.uniform(-20.0, 20.0, size=3)
+    else:
+        angles = np.deg2rad(np.asarray(misalignment[0], dtype=float))
+        shift = np.asarray(misalignment[1], dtype=float)
+        rng.uniform(size=6)  # keep the stream aligned with the default path
+    return angles, shift
+
+
+def _scan_ct(
+    rng: np.random.Generator, acq: Acquisition, head_centre: np.ndarray, phantom: sitk.Image
+) -> tuple[GridGeometry, np.ndarray]:
+    """The CT: axial, head roughly centred in the field of view, 6 HU noise.
+
+    Returns the CT grid and its stored values, uint16 (z, y, x) = HU + 1024 clipped
+    to [0, 4095].
+    """
+    ct_px = float(rng.uniform(*acq.ct_pixel_mm))
+    ct_dz = float(rng.uniform(*acq.ct_slice_mm))
+    z0 = CT_Z_RANGE_MM[0] + rng.uniform(-4, 4)
+    ct_nz = acq.ct_slices or int(np.ceil((CT_Z_RANGE_MM[1] - z0) / ct_dz)) + 1
+    ct_centre = head_centre + np.array(
+        [rng.uniform(-6, 6), rng.uniform(-6, 6), z0 + (ct_nz - 1) * ct_dz / 2.0]
+    )
+    ct_geom = GridGeometry.centred(
+        ct_centre, (acq.ct_in_plane, acq.ct_in_plane, ct_nz), (ct_px, ct_px, ct_dz), AXIAL
+    )
+    ct_img = sitk.Resample(phantom, ct_geom.reference(), sitk.Transform(), sitk.sitkLinear, -1000.0)
+    ct_hu = sitk.GetArrayFromImage(ct_img)
+    del ct_img
+    ct_hu += rng.standard_normal(ct_hu.shape, dtype=np.float32) * 6.0
+    return ct_geom, np.clip(np.round(ct_hu + 1024.0), 0, 4095).astype(np.uint16)
+
+
+def _scan_mr(
+    rng: np.random.Generator,
+    acq: Acquisition,
+    orientation: str,
+    head_centre: np.ndarray,
+    ct_to_mr: sitk.Euler3DTransform,
+    phantom: sitk.Image,
+) -> tuple[GridGeometry, np.ndarray]:
+    """The MR: its own grid and orientation, the head moved by ``ct_to_mr``, a smooth
+    bias field and Rician noise (sigma 18). Returns the MR grid and its stored values,
+    uint16 (slice, row, column) clipped to [0, 4095]."""
+    mr_px = float(rng.uniform(*acq.mr_pixel_mm))
+    mr_dz = float(rng.uniform(*acq.mr_slice_mm))
+    if orientation == "axial":
+        lo, hi = MR_AXIAL_Z_RANGE_MM
+        direction = AXIAL
+    else:
+        lo, hi = MR_SAGITTAL_X_RANGE_MM
+        direction = SAGITTAL
+    mr_ns = acq.mr_slices or int(np.ceil((hi - lo) / mr_dz)) + 1
+    local_centre = np.array([0.0, 0.0, (lo + hi) / 2.0 if orientation == "axial" else 10.0])
+    mr_centre = np.asarray(ct_to_mr.TransformPoint(head_centre + local_centre)) + rng.normal(
+        scale=4.0, size=3
+    )
+    mr_geom = GridGeometry.centred(
+        mr_centre, (acq.mr_in_plane, acq.mr_in_plane, mr_ns), (mr_px, mr_px, mr_dz), direction
+    )
+    mr_img = sitk.Resample(
+        phantom, mr_geom.reference(), ct_to_mr.GetInverse(), sitk.sitkLinear, 0.0
+    )
+    mr_sig = sitk.GetArrayFromImage(mr_img) * _bias_field(rng, mr_geom)
+    del mr_img
+    mr_sig = _rician(rng, mr_sig, 18.0)
+    return mr_geom, np.clip(np.round(mr_sig), 0, 4095).astype(np.uint16)
+
+
+def _patient_tags(seed: int) -> dict[str, object]:
+    """Patient and equipment attributes shared by both series of the study of ``seed``."""
+    return {
+        "PatientName": f"SYNTH^CASE{seed:06d}",
+        "PatientID": f"LLSYN{seed:06d}",
+        "PatientBirthDate": f"{1940 + int(seed) % 45}0615",
+        "PatientSex": "F" if seed % 2 else "M",
+        "BodyPartExamined": "HEAD",
+        "PatientPosition": "HFS",
+        "Manufacturer": "LesionLoop Synthetic",
+        "InstitutionName": "LesionLoop",
+        "ReferringPhysicianName": "",
+        "AccessionNumber": f"A{seed:07d}",
+    }
+
+
+def _ct_tags(
+    patient: dict[str, object], variant: tuple[object, ...], date: dt.date
+) -> dict[str, object]:
+    """The CT series' attributes (UIDs derived from ``variant``), acquired on ``date``."""
+    return {
+        **patient,
+        "StudyInstanceUID": stable_uid(*variant, "ct-study"),
+        "SeriesInstanceUID": stable_uid(*variant, "ct-series"),
+        "FrameOfReferenceUID": stable_uid(*variant, "ct-for"),
+        "StudyID": "1",
+        "StudyDate": date.strftime("%Y%m%d"),
+        "StudyTime": "083000",
+        "SeriesDate": date.strftime("%Y%m%d"),
+        "ContentDate": date.strftime("%Y%m%d"),
+        "StudyDescription": "SRS PLANNING HEAD",
+        "SeriesDescription": "CT HEAD",
+        "SeriesNumber": 2,
+        "ImageType": ["ORIGINAL", "PRIMARY", "AXIAL"],
+        "KVP": "120",
+        "ConvolutionKernel": "H30s",
+        "RescaleIntercept": "-1024",
+        "RescaleSlope": "1",
+        "RescaleType": "HU",
+        "WindowCenter": ["40", "400"],
+        "WindowWidth": ["80", "2000"],
+        "WindowCenterWidthExplanation": ["BRAIN", "BONE"],
+    }
+
+
+def _mr_tags(
+    patient: dict[str, object], variant: tuple[object, ...], date: dt.date, orientation: str
+) -> dict[str, object]:
+    """The contrast T1 MR series' attributes (a 3D MPRAGE +C), acquired on ``date``."""
+    return {
+        **patient,
+        "StudyInstanceUID": stable_uid(*variant, "mr-study"),
+        "SeriesInstanceUID": stable_uid(*variant, "mr-series"),
+        "FrameOfReferenceUID": stable_uid(*variant, "mr-for"),
+        "StudyID": "1",
+        "StudyDate": date.strftime("%Y%m%d"),
+        "StudyTime": "141500",
+        "SeriesDate": date.strftime("%Y%m%d"),
+        "ContentDate": date.strftime("%Y%m%d"),
+        "StudyDescription": "MR BRAIN METS",
+        "SeriesDescription": "T1 MPRAGE +C" + (" SAG" if orientation == "sagittal" else ""),
+        "SeriesNumber": 7,
+        "ImageType": ["ORIGINAL", "PRIMARY", "M", "ND"],
+        "ScanningSequence": ["GR", "IR"],
+        "SequenceVariant": ["SK", "SP", "MP"],
+        "MRAcquisitionType": "3D",
+        "RepetitionTime": "2300",
+        "EchoTime": "2.98",
+        "InversionTime": "900",
+        "FlipAngle": "9",
+        "MagneticFieldStrength": "3",
+        "ContrastBolusAgent": "Gadoterate meglumine",
+        "RescaleIntercept": "0",
+        "RescaleSlope": "1",
+        "WindowCenter": "700",
+        "WindowWidth": "1400",
+    }
+
+
+def _lesion_rows(
+    lesions: list[Lesion], labels: np.ndarray, ct_geom: GridGeometry, head_centre: np.ndarray
+) -> list[dict[str, object]]:
+    """truth.json's lesion rows: the phantom lesion, its label, its centre in patient mm
+    and its volume on the CT grid (voxels and mm3 = voxels * CT voxel volume)."""
+    ct_px, _ct_py, ct_dz = ct_geom.spacing_xyz
+    ct_voxel_mm3 = ct_px * ct_px * ct_dz
+    counts = np.bincount(labels.ravel(), minlength=len(lesions) + 1)
+    rows = []
+    for i, les in enumerate(lesions, start=1):
+        row = les.to_dict()
+        row["label"] = i
+        row["centre_xyz_mm"] = [float(v) for v in les.centre_mm + head_centre]
+        row["volume_vox_ct"] = int(counts[i])
+        row["volume_mm3_ct"] = float(counts[i] * ct_voxel_mm3)
+        rows.append(row)
+    return rows
+
+
+def _write_nifti(arr: np.ndarray, geom: GridGeometry, path: Path) -> None:
+    img = sitk.GetImageFromArray(arr)
+    img.CopyInformation(geom.reference())
+    sitk.WriteImage(img, str(path), useCompression=True)
+
+
+def _phantom_image(arr: np.ndarray, spacing_mm: float, head_centre: np.ndarray) -> sitk.Image:
+    """A phantom array (z, y, x) as an image of isotropic ``spacing_mm`` placed around
+    ``head_centre`` (patient mm)."""
+    img = sitk.GetImageFromArray(arr)
+    img.SetSpacing([spacing_mm] * 3)
+    img.SetOrigin([float(v) for v in head_centre + BOX_MIN_MM])
+    return img
+
+
+def _series_tags(
+    rng: np.random.Generator, seed: int, variant: tuple[object, ...], orientation: str
+) -> tuple[dict[str, object], dict[str, object], dict[str, object]]:
+    """(patient, CT, MR) attributes: the CT on a date derived from ``seed``, the MR one
+    to five days before it (one draw from ``rng``)."""
+    base = dt.date(2024, 1, 1) + dt.timedelta(days=int(seed) % 700)
+    patient = _patient_tags(seed)
+    ct_tags = _ct_tags(patient, variant, base)
+    mr_date = base - dt.timedelta(days=int(rng.integers(1, 6)))
+    return patient, ct_tags, _mr_tags(patient, variant, mr_date, orientation)
+
+
+def _geometry_records(
+    ct_geom: GridGeometry, mr_geom: GridGeometry, orientation: str
+) -> dict[str, dict[str, object]]:
+    """truth.json's ``ct`` and ``mr``: each grid, its orientation and number of files."""
+    return {
+        "ct": {**ct_geom.to_dict(), "orientation": "axial", "n_files": int(ct_geom.size_xyz[2])},
+        "mr": {
+            **mr_geom.to_dict(),
+            "orientation": orientation,
+            "n_files": int(mr_geom.size_xyz[2]),
+        },
+    }
+
+
+def _dicom_record(
+    patient: dict[str, object],
+    ct_tags: dict[str, object],
+    mr_tags: dict[str, object],
+    transfer_syntax: str | None,
+) -> dict[str, object]:
+    """truth.json's ``dicom``: the identifiers ingest should report."""
+    return {
+        "patient_id": patient["PatientID"],
+        "ct_series_uid": str(ct_tags["SeriesInstanceUID"]),
+        "mr_series_uid": str(mr_tags["SeriesInstanceUID"]),
+        "ct_study_uid": str(ct_tags["StudyInstanceUID"]),
+        "transfer_syntax": transfer_syntax or "1.2.840.10008.1.2.1",
+    }
+
+
+def _files_record() -> dict[str, str]:
+    """truth.json's ``files``: where the study's parts are, relative to its folder."""
+    return {
+        "ct_dir": "dicom/ct",
+        "mr_dir": "dicom/mr",
+        "ground_truth_ct": "ground_truth_ct.nii.gz",
+        "ground_truth_labels_ct": "ground_truth_labels_ct.nii.gz",
+    }
+
+
+def _write_study(
+    out: Path,
+    series: tuple[tuple[str, np.ndarray, GridGeometry, dict[str, object]], ...],
+    labels: np.ndarray,
+    ct_geom: GridGeometry,
+    truth: dict[str, object],
+    variant: tuple[object, ...],
+    transfer_syntax: str | None,
+) -> None:
+    """Write the DICOM series (``(modality, stored, grid, tags)`` each), the ground truth
+    NIfTIs and truth.json into a temporary sibling of ``out``, then rename it into
+    place: a crash never leaves half a study."""
+    tmp = temp_dir_beside(out)
+    try:
+        for modality, stored, geom, tags in series:
+            write_series(
+                stored,
+                geom,
+                tmp / "dicom" / modality.lower(),
+                modality=modality,
+                tags=tags,
+                uid_parts=(*variant, modality.lower()),
+                transfer_syntax=transfer_syntax,
+                file_prefix=modality,
+            )
+        _write_nifti((labels > 0).astype(np.uint8), ct_geom, tmp / "ground_truth_ct.nii.gz")
+        _write_nifti(labels, ct_geom, tmp / "ground_truth_labels_ct.nii.gz")
+        (tmp / "truth.json").write_text(json.dumps(truth, indent=2))
+        publish_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def generate_study(
     out_dir: str | os.PathLike[str],
     *,
@@ -151,6 +433,7 @@ def generate_study(
     "sagittal" (default: drawn from the seed); ``transfer_syntax`` compresses the
     pixel data (e.g. RLE or JPEG-LS lossless UIDs); ``misalignment`` forces
     ``(angles_deg_xyz, translation_mm_xyz)`` of the head motion between sessions.
+    ``ValueError`` for a negative ``n_lesions``, an unknown ``mr_orientation`` or grid.
     """
     grid_preset(grid)  # validates the name
     acq = ACQUISITIONS[grid]
@@ -166,13 +449,7 @@ def generate_study(
 
     # Where the head sits on the CT table, and how it moved before the MR.
     head_centre = np.array([rng.uniform(-8, 8), rng.uniform(-25, 5), rng.uniform(-60, 60)])
-    if misalignment is None:
-        angles = np.deg2rad(rng.uniform(-8.0, 8.0, size=3))
-        shift = rng.uniform(-15.0, 15.0, size=3) + rng.uniform(-20.0, 20.0, size=3)
-    else:
-        angles = np.deg2rad(np.asarray(misalignment[0], dtype=float))
-        shift = np.asarray(misalignment[1], dtype=float)
-        rng.uniform(size=6)  # keep the stream aligned with the default path
+    angles, shift = _head_motion(rng, misalignment)
     ct_to_mr = _euler(head_centre, angles, shift)
     orientation = mr_orientation or ("sagittal" if rng.uniform() < 0.4 else "axial")
     if orientation not in ("axial", "sagittal"):
@@ -181,192 +458,32 @@ def generate_study(
     # studies never share a UID (the platform keys studies on them).
     variant = (seed, grid, n_lesions, mr_orientation, misalignment)
 
-    def phantom_image(arr: np.ndarray) -> sitk.Image:
-        img = sitk.GetImageFromArray(arr)
-        img.SetSpacing([pgrid.h] * 3)
-        img.SetOrigin([float(v) for v in head_centre + BOX_MIN_MM])
-        return img
-
-    # CT: axial, head roughly centred in the field of view.
-    ct_px = float(rng.uniform(*acq.ct_pixel_mm))
-    ct_dz = float(rng.uniform(*acq.ct_slice_mm))
-    z0 = CT_Z_RANGE_MM[0] + rng.uniform(-4, 4)
-    ct_nz = acq.ct_slices or int(np.ceil((CT_Z_RANGE_MM[1] - z0) / ct_dz)) + 1
-    ct_centre = head_centre + np.array(
-        [rng.uniform(-6, 6), rng.uniform(-6, 6), z0 + (ct_nz - 1) * ct_dz / 2.0]
+    ct_geom, ct_stored = _scan_ct(
+        rng, acq, head_centre, _phantom_image(ct_ph, pgrid.h, head_centre)
     )
-    ct_geom = Geometry.centred(
-        ct_centre, (acq.ct_in_plane, acq.ct_in_plane, ct_nz), (ct_px, ct_px, ct_dz), AXIAL
-    )
-    ct_img = sitk.Resample(
-        phantom_image(ct_ph), ct_geom.reference(), sitk.Transform(), sitk.sitkLinear, -1000.0
-    )
-    ct_hu = sitk.GetArrayFromImage(ct_img)
-    ct_hu += rng.standard_normal(ct_hu.shape, dtype=np.float32) * 6.0
-    ct_stored = np.clip(np.round(ct_hu + 1024.0), 0, 4095).astype(np.uint16)
-    del ct_ph, ct_img, ct_hu
-
-    # MR: own grid, own orientation, head moved by ct_to_mr.
-    mr_px = float(rng.uniform(*acq.mr_pixel_mm))
-    mr_dz = float(rng.uniform(*acq.mr_slice_mm))
-    if orientation == "axial":
-        lo, hi = MR_AXIAL_Z_RANGE_MM
-        direction = AXIAL
-    else:
-        lo, hi = MR_SAGITTAL_X_RANGE_MM
-        direction = SAGITTAL
-    mr_ns = acq.mr_slices or int(np.ceil((hi - lo) / mr_dz)) + 1
-    local_centre = np.array([0.0, 0.0, (lo + hi) / 2.0 if orientation == "axial" else 10.0])
-    mr_centre = np.asarray(ct_to_mr.TransformPoint(head_centre + local_centre)) + rng.normal(
-        scale=4.0, size=3
-    )
-    mr_geom = Geometry.centred(
-        mr_centre, (acq.mr_in_plane, acq.mr_in_plane, mr_ns), (mr_px, mr_px, mr_dz), direction
-    )
-    mr_img = sitk.Resample(
-        phantom_image(mr_ph), mr_geom.reference(), ct_to_mr.GetInverse(), sitk.sitkLinear, 0.0
-    )
-    mr_sig = sitk.GetArrayFromImage(mr_img) * _bias_field(rng, mr_geom)
-    mr_sig = _rician(rng, mr_sig, 18.0)
-    mr_stored = np.clip(np.round(mr_sig), 0, 4095).astype(np.uint16)
-    del mr_ph, mr_img, mr_sig
-
+    del ct_ph
+    mr_phantom = _phantom_image(mr_ph, pgrid.h, head_centre)
+    mr_geom, mr_stored = _scan_mr(rng, acq, orientation, head_centre, ct_to_mr, mr_phantom)
+    del mr_ph, mr_phantom
     labels = _truth_on_grid(lesions, ct_geom, head_centre)
-
-    # Write into a temp sibling, then rename: a crash never leaves half a study.
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        base = dt.date(2024, 1, 1) + dt.timedelta(days=int(seed) % 700)
-        patient = {
-            "PatientName": f"SYNTH^CASE{seed:06d}",
-            "PatientID": f"LLSYN{seed:06d}",
-            "PatientBirthDate": f"{1940 + int(seed) % 45}0615",
-            "PatientSex": "F" if seed % 2 else "M",
-            "BodyPartExamined": "HEAD",
-            "PatientPosition": "HFS",
-            "Manufacturer": "LesionLoop Synthetic",
-            "InstitutionName": "LesionLoop",
-            "ReferringPhysicianName": "",
-            "AccessionNumber": f"A{seed:07d}",
-        }
-        ct_tags = {
-            **patient,
-            "StudyInstanceUID": stable_uid(*variant, "ct-study"),
-            "SeriesInstanceUID": stable_uid(*variant, "ct-series"),
-            "FrameOfReferenceUID": stable_uid(*variant, "ct-for"),
-            "StudyID": "1",
-            "StudyDate": base.strftime("%Y%m%d"),
-            "StudyTime": "083000",
-            "SeriesDate": base.strftime("%Y%m%d"),
-            "ContentDate": base.strftime("%Y%m%d"),
-            "StudyDescription": "SRS PLANNING HEAD",
-            "SeriesDescription": "CT HEAD",
-            "SeriesNumber": 2,
-            "ImageType": ["ORIGINAL", "PRIMARY", "AXIAL"],
-            "KVP": "120",
-            "ConvolutionKernel": "H30s",
-            "RescaleIntercept": "-1024",
-            "RescaleSlope": "1",
-            "RescaleType": "HU",
-            "WindowCenter": ["40", "400"],
-            "WindowWidth": ["80", "2000"],
-            "WindowCenterWidthExplanation": ["BRAIN", "BONE"],
-        }
-        mr_date = base - dt.timedelta(days=int(rng.integers(1, 6)))
-        mr_tags = {
-            **patient,
-            "StudyInstanceUID": stable_uid(*variant, "mr-study"),
-            "SeriesInstanceUID": stable_uid(*variant, "mr-series"),
-            "FrameOfReferenceUID": stable_uid(*variant, "mr-for"),
-            "StudyID": "1",
-            "StudyDate": mr_date.strftime("%Y%m%d"),
-            "StudyTime": "141500",
-            "SeriesDate": mr_date.strftime("%Y%m%d"),
-            "ContentDate": mr_date.strftime("%Y%m%d"),
-            "StudyDescription": "MR BRAIN METS",
-            "SeriesDescription": "T1 MPRAGE +C" + (" SAG" if orientation == "sagittal" else ""),
-            "SeriesNumber": 7,
-            "ImageType": ["ORIGINAL", "PRIMARY", "M", "ND"],
-            "ScanningSequence": ["GR", "IR"],
-            "SequenceVariant": ["SK", "SP", "MP"],
-            "MRAcquisitionType": "3D",
-            "RepetitionTime": "2300",
-            "EchoTime": "2.98",
-            "InversionTime": "900",
-            "FlipAngle": "9",
-            "MagneticFieldStrength": "3",
-            "ContrastBolusAgent": "Gadoterate meglumine",
-            "RescaleIntercept": "0",
-            "RescaleSlope": "1",
-            "WindowCenter": "700",
-            "WindowWidth": "1400",
-        }
-        write_series(
-            ct_stored,
-            ct_geom,
-            tmp / "dicom" / "ct",
-            modality="CT",
-            tags=ct_tags,
-            uid_parts=(*variant, "ct"),
-            transfer_syntax=transfer_syntax,
-            file_prefix="CT",
-        )
-        write_series(mr_stored, mr_geom, tmp / "dicom" / "mr", modality="MR", tags=mr_tags,
-                     uid_parts=(*variant, "mr"), transfer_syntax=transfer_syntax, file_prefix="MR")  # fmt: skip
-
-        def write_nifti(arr: np.ndarray, name: str) -> None:
-            img = sitk.GetImageFromArray(arr)
-            ref = ct_geom.reference()
-            img.CopyInformation(ref)
-            sitk.WriteImage(img, str(tmp / name), useCompression=True)
-
-        write_nifti((labels > 0).astype(np.uint8), "ground_truth_ct.nii.gz")
-        write_nifti(labels, "ground_truth_labels_ct.nii.gz")
-
-        ct_voxel_mm3 = ct_px * ct_px * ct_dz
-        counts = np.bincount(labels.ravel(), minlength=len(lesions) + 1)
-        lesion_rows = []
-        for i, les in enumerate(lesions, start=1):
-            row = les.to_dict()
-            row["label"] = i
-            row["centre_xyz_mm"] = [float(v) for v in les.centre_mm + head_centre]
-            row["volume_vox_ct"] = int(counts[i])
-            row["volume_mm3_ct"] = float(counts[i] * ct_voxel_mm3)
-            lesion_rows.append(row)
-        truth: dict[str, object] = {
-            "generator_version": GENERATOR_VERSION,
-            "seed": int(seed),
-            "grid": grid,
-            "n_lesions": len(lesions),
-            "lesion_volume_range_mm3": [acq.min_lesion_mm3, acq.max_lesion_mm3],
-            "lesions": lesion_rows,
-            "transform": {
-                **transform_to_dict(ct_to_mr),
-                "angles_deg": [float(np.degrees(a)) for a in angles],
-            },
-            "head_centre_xyz_mm": [float(v) for v in head_centre],
-            "ct": {**ct_geom.to_dict(), "orientation": "axial", "n_files": int(ct_nz)},
-            "mr": {**mr_geom.to_dict(), "orientation": orientation, "n_files": int(mr_ns)},
-            "dicom": {
-                "patient_id": patient["PatientID"],
-                "ct_series_uid": str(ct_tags["SeriesInstanceUID"]),
-                "mr_series_uid": str(mr_tags["SeriesInstanceUID"]),
-                "ct_study_uid": str(ct_tags["StudyInstanceUID"]),
-                "transfer_syntax": transfer_syntax or "1.2.840.10008.1.2.1",
-            },
-            "phantom": {"spacing_mm": pgrid.h, **info},
-            "files": {
-                "ct_dir": "dicom/ct",
-                "mr_dir": "dicom/mr",
-                "ground_truth_ct": "ground_truth_ct.nii.gz",
-                "ground_truth_labels_ct": "ground_truth_labels_ct.nii.gz",
-            },
-        }
-        (tmp / "truth.json").write_text(json.dumps(truth, indent=2))
-        publish_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    patient, ct_tags, mr_tags = _series_tags(rng, seed, variant, orientation)
+    truth: dict[str, object] = {
+        "generator_version": GENERATOR_VERSION,
+        "seed": int(seed),
+        "grid": grid,
+        "n_lesions": len(lesions),
+        "lesion_volume_range_mm3": [acq.min_lesion_mm3, acq.max_lesion_mm3],
+        "lesions": _lesion_rows(lesions, labels, ct_geom, head_centre),
+        "transform": {
+            **transform_to_dict(ct_to_mr),
+            "angles_deg": [float(np.degrees(a)) for a in angles],
+        },
+        "head_centre_xyz_mm": [float(v) for v in head_centre],
+        **_geometry_records(ct_geom, mr_geom, orientation),
+        "dicom": _dicom_record(patient, ct_tags, mr_tags, transfer_syntax),
+        "phantom": {"spacing_mm": pgrid.h, **info},
+        "files": _files_record(),
+    }
+    series = (("CT", ct_stored, ct_geom, ct_tags), ("MR", mr_stored, mr_geom, mr_tags))
+    _write_study(out, series, labels, ct_geom, truth, variant, transfer_syntax)
     return truth

@@ -66,10 +66,10 @@ def _apply_prediction(study: Any, mv: Any, labels: np.ndarray, priority: float) 
     from django.db import transaction
 
     from lesionloop.audit.services import audit_record
-    from lesionloop.review.masks import label_stats
     from lesionloop.review.services import study_prediction_apply
     from lesionloop.studies import storage
     from lesionloop.studies.models import Prediction, Study
+    from ml.lesions import label_stats
 
     spacing = study.grid["spacing_mm"]
     stats = label_stats(labels, spacing)

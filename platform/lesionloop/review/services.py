@@ -27,8 +27,8 @@ from lesionloop.audit.services import audit_record
 from lesionloop.core.exceptions import Conflict, DomainError
 from lesionloop.studies import storage
 from lesionloop.studies.models import Study
+from ml.lesions import changed_labels, label_stats
 
-from .masks import changed_labels, label_stats
 from .models import Approval, Lesion, MaskRevision
 
 log = logging.getLogger(__name__)
@@ -935,7 +935,8 @@ def _reference_ct(study: Study, source: Path) -> list[Any]:
 def _export_dicom(*, study_id: int, user: Any, fmt: str) -> tuple[bytes, str]:
     import SimpleITK as sitk
 
-    from ml.imaging.rtstruct import ct_grid, dataset_bytes
+    from ml.imaging.dicom_export import dataset_bytes
+    from ml.imaging.geometry import ct_grid
 
     study = _export_study(study_id)
     source = _upload_source(study)

@@ -354,7 +354,7 @@ def _predictor(model_version: Any) -> Any:
 
 
 def _predict(*, study: Study, model_version: Any) -> tuple[Path, list[dict[str, Any]], float]:
-    from lesionloop.review.masks import label_stats
+    from ml.lesions import label_stats
 
     prepared = storage.prepared_dir(study.pk)
     model_input = np.load(prepared / "model_input.npy")

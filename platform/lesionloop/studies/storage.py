@@ -10,22 +10,39 @@ Layout (relative to ``STORAGE_ROOT``)::
     studies/<id>/revisions/<n>.u16.gz  every working-mask revision, never rewritten
     studies/<id>/approvals/<k>/     training snapshot of approval k (prepared files + ground_truth.npy)
 
-Every file is written to a temporary name in its folder and renamed into place, and
-every folder is built under a temporary name and renamed, so a reader never sees half
-of anything and a redelivered message never corrupts a finished result.
+Every file is written to a temporary name in its folder, fsynced and renamed into
+place, and every folder is built under a temporary name and renamed, so a reader never
+sees half of anything and a redelivered message never corrupts a finished result. The
+writing itself is ``ml.atomic`` (``atomic_write_bytes``, ``temp_dir_beside``,
+``publish_dir`` are its functions, kept here under the names the platform uses).
 """
 
 from __future__ import annotations
 
 import gzip
-import os
-import shutil
-import tempfile
-import uuid
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+
+from ml.atomic import atomic_write_bytes, publish_dir, temp_dir_beside
+
+__all__ = [
+    "DISPLAY_CHANNELS",
+    "absolute",
+    "atomic_write_bytes",
+    "display_file",
+    "gunzip_array",
+    "gzip_array",
+    "prepared_dir",
+    "publish_dir",
+    "read_gz_array",
+    "relative",
+    "storage_root",
+    "study_dir",
+    "temp_dir_beside",
+    "upload_dir",
+]
 
 DISPLAY_CHANNELS = ("mr", "ct")
 
@@ -56,37 +73,6 @@ def relative(path: Path) -> str:
 
 def absolute(rel: str) -> Path:
     return storage_root() / rel
-
-
-def temp_dir_beside(target: Path) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:12]}"
-    tmp.mkdir()
-    return tmp
-
-
-def publish_dir(tmp: Path, target: Path) -> None:
-    """Rename ``tmp`` to ``target``, replacing (atomically enough) a stale one."""
-    if target.exists():
-        trash = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:12]}"
-        os.replace(target, trash)
-        os.replace(tmp, target)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def gzip_array(array: np.ndarray, *, dtype: str, level: int = 1) -> bytes:

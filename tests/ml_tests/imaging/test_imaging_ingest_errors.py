@@ -14,8 +14,8 @@ from pydicom.uid import JPEGBaseline8Bit, generate_uid
 
 from ml.imaging.dicom_io import ingest
 from ml.imaging.errors import IngestError
+from ml.imaging.geometry import GridGeometry as Geometry
 from ml.synthetic.dicom_writer import write_series
-from ml.synthetic.geometry import Geometry
 
 
 def _edit(path: Path, fn: Callable[[pydicom.Dataset], None]) -> None:

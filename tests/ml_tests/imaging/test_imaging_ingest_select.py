@@ -20,8 +20,9 @@ from pydicom.uid import (
 )
 
 from ml.imaging.dicom_io import ingest
+from ml.imaging.geometry import SAGITTAL
+from ml.imaging.geometry import GridGeometry as Geometry
 from ml.synthetic.dicom_writer import write_series
-from ml.synthetic.geometry import SAGITTAL, Geometry
 
 
 def _reference(study: Path) -> tuple[np.ndarray, np.ndarray]:

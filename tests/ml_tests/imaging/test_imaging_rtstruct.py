@@ -20,17 +20,12 @@ import SimpleITK as sitk
 from pydicom.dataset import Dataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
+from ml.imaging.dicom_export import dataset_bytes
 from ml.imaging.dicom_seg import build_segmentation
 from ml.imaging.errors import IngestError
+from ml.imaging.geometry import ct_grid, sort_slices
 from ml.imaging.reference_ct import load_reference_ct
-from ml.imaging.rtstruct import (
-    RT_STRUCTURE_SET_STORAGE,
-    build_rtstruct,
-    ct_grid,
-    dataset_bytes,
-    read_rtstruct_masks,
-    sort_slices,
-)
+from ml.imaging.rtstruct import RT_STRUCTURE_SET_STORAGE, build_rtstruct, read_rtstruct_masks
 from tests.ml_tests.imaging.contour_checks import assert_half_a_voxel_from_centres, contour_points
 
 ROOT_UID = "1.2.826.0.1.3680043.8.498.7"

@@ -7,10 +7,11 @@ import pytest
 import torch
 from torch import nn
 
+from ml.atomic import atomic_write_json, sha256_file
 from ml.inference import EnsemblePredictor, head_bbox, predict_deepmedic, predict_unet
 from ml.inference.sliding import slab_starts, tent_weights
 from ml.networks import build, network_kwargs
-from ml.networks.checkpoint import atomic_write_json, save_checkpoint, sha256_file
+from ml.networks.checkpoint import save_checkpoint
 
 torch.set_num_threads(2)
 

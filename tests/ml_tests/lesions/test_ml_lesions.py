@@ -40,3 +40,36 @@ def test_empty_and_invalid():
     assert voxel_volume_mm3((2.0, 0.5, 0.25)) == pytest.approx(0.25)
     with pytest.raises(ValueError):
         voxel_volume_mm3((0.0, 1.0, 1.0))
+
+
+def test_lesion_stats_volumes_centroids_and_probabilities() -> None:
+    from ml.lesions import lesion_stats
+
+    labels = np.zeros((3, 4, 5), dtype=np.int32)
+    labels[0:2, 1, 1] = 2  # two voxels in z
+    labels[2, 3, 4] = 5
+    prob = np.zeros(labels.shape, dtype=np.float32)
+    prob[0, 1, 1], prob[1, 1, 1] = 0.25, 0.75
+    a = np.full(labels.shape, 0.5, dtype=np.float32)
+    b = np.zeros(labels.shape, dtype=np.float32)
+    stats = lesion_stats(labels, (2.0, 1.0, 0.5), prob=prob, disagreement=(a, b))
+    assert list(stats) == [2, 5]
+    s = stats[2]
+    assert (s.volume_vox, s.volume_mm3) == (2, 2.0)
+    assert s.centroid_vox == (0.5, 1.0, 1.0) and s.centroid_mm == (1.0, 1.0, 0.5)
+    assert s.bbox == (0, 1, 1, 2, 2, 2) and s.largest_slice == 0
+    assert (s.mean_prob, s.max_prob, s.disagreement) == (0.5, 0.75, 0.5)
+    assert lesion_stats(labels, (1, 1, 1), only=[5])[5].bbox == (2, 3, 4, 3, 4, 5)
+    assert lesion_stats(labels, (1, 1, 1), only=[7]) == {}
+    assert stats[5].mean_prob == 0.0
+
+
+def test_importing_ml_lesions_costs_numpy_only() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = "import sys, ml.lesions; sys.exit(any(m in sys.modules for m in ('torch', 'cc3d')))"
+    root = Path(__file__).resolve().parents[3]
+    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True)
+    assert result.returncode == 0, result.stderr

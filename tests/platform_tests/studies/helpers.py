@@ -56,11 +56,11 @@ def make_study(
     registration_ok: bool = True,
 ) -> Any:
     """A prepared, pre-segmented study (revision 1 by the model), in ``status``."""
-    from lesionloop.review.masks import label_stats
     from lesionloop.review.services import study_prediction_apply
     from lesionloop.studies import storage
     from lesionloop.studies.models import Prediction, Study
     from lesionloop.studies.priority import review_priority
+    from ml.lesions import label_stats
 
     study = Study.objects.create(
         patient_label=patient_label,
@@ -140,8 +140,9 @@ def tiny_model_dir(out_dir: Path) -> Path:
     """An untrained but valid ensemble model dir (lite networks, random weights)."""
     import torch
 
+    from ml.atomic import atomic_write_json
     from ml.networks import build
-    from ml.networks.checkpoint import atomic_write_json, save_checkpoint
+    from ml.networks.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     files = {}
