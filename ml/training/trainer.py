@@ -22,11 +22,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ml.inference.sliding import predict_deepmedic, predict_unet
-from ml.losses import build_loss
+from ml.losses import build_loss, deepmedic_loss
 from ml.metrics import aggregate, evaluate_case
 from ml.networks import build, network_kwargs
 from ml.networks.checkpoint import load_checkpoint, save_checkpoint, utc_now
@@ -137,26 +136,6 @@ def _deepmedic_batch(cases, items, cfg: DeepMedicTrainConfig, rng, device, halo:
     g = torch.from_numpy(_pad_stack(gts, 3).astype(np.int64)).to(device)
     m = torch.from_numpy(_pad_stack(masks, 3)).to(device)
     return x, g, m
-
-
-def deepmedic_loss(
-    logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, bg_per_fg: float | None
-) -> torch.Tensor:
-    """Cross-entropy over the voxels in ``mask``, class-balanced by ``bg_per_fg``.
-
-    ``(mean CE over tumour + bg_per_fg * mean CE over background) / (1 +
-    bg_per_fg)``; the plain mean with ``bg_per_fg=None`` or without tumour.
-    """
-    ce = F.cross_entropy(logits, target, reduction="none")
-    maskf = mask.to(ce.dtype)
-    fg = maskf * (target == 1).to(ce.dtype)
-    bg = maskf - fg
-    n_fg, n_bg = fg.sum(), bg.sum()
-    if bg_per_fg is None or float(n_fg) == 0 or float(n_bg) == 0:
-        return (ce * maskf).sum() / maskf.sum().clamp_min(1)
-    mean_fg = (ce * fg).sum() / n_fg
-    mean_bg = (ce * bg).sum() / n_bg
-    return (mean_fg + bg_per_fg * mean_bg) / (1 + bg_per_fg)
 
 
 def validate_network(

@@ -9,6 +9,7 @@ import torch
 
 from ml.inference import EnsemblePredictor
 from ml.inference.sliding import head_bbox, predict_deepmedic
+from ml.losses import deepmedic_loss
 from ml.networks import build
 from ml.networks.checkpoint import load_checkpoint, sha256_file
 from ml.training import (
@@ -26,7 +27,6 @@ from ml.training.trainer import (
     _deepmedic_batch,
     _deepmedic_plan,
     _unet_plan,
-    deepmedic_loss,
     next_step_fits,
 )
 from tests.ml_tests.ml_core_helpers import make_prepared_study, make_studies
