@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,6 +130,338 @@ def _truth_on_grid(lesions: list[Lesion], geom: Geometry, head_centre: np.ndarra
     return labels
 
 
+@dataclass(frozen=True)
+class _Scene:
+    """The patient before imaging: lesions, painted head, where it lies and how it moved.
+
+    ``head_centre`` (mm, LPS x, y, z) places the phantom on the CT table;
+    ``ct_to_mr`` moves CT-frame points into the MR session's frame (rigid, about
+    ``head_centre``), with rotation ``angles`` (radians about x, y, z).
+    """
+
+    lesions: list[Lesion]
+    pgrid: PhantomGrid
+    info: dict[str, object]
+    head_centre: np.ndarray
+    angles: np.ndarray
+    ct_to_mr: sitk.Euler3DTransform
+    orientation: str
+
+
+@dataclass(frozen=True)
+class _Scan:
+    """One synthetic series: stored values ``(slices, rows, cols)`` uint16 and its grid."""
+
+    stored: np.ndarray
+    geom: Geometry
+    pixel_mm: float
+    slice_mm: float
+    n_slices: int
+
+
+def _draw_lesion_count(rng: np.random.Generator, n_lesions: int | None) -> int:
+    """2..7 lesions drawn from the seed unless ``n_lesions`` is given (``ValueError`` if < 0)."""
+    n = int(rng.integers(2, 8)) if n_lesions is None else int(n_lesions)
+    if n < 0:
+        raise ValueError("n_lesions must be >= 0")
+    return n
+
+
+def _draw_head_motion(
+    rng: np.random.Generator,
+    head_centre: np.ndarray,
+    misalignment: tuple[tuple[float, float, float], tuple[float, float, float]] | None,
+) -> tuple[np.ndarray, sitk.Euler3DTransform]:
+    """Rotation (radians; up to 8 degrees per axis) and the CT->MR transform.
+
+    The shift is up to 35 mm per axis; ``misalignment`` forces
+    ``(angles_deg_xyz, translation_mm_xyz)``.
+    """
+    if misalignment is None:
+        angles = np.deg2rad(rng.uniform(-8.0, 8.0, size=3))
+        shift = rng.uniform(-15.0, 15.0, size=3) + rng.uniform(-20.0, 20.0, size=3)
+    else:
+        angles = np.deg2rad(np.asarray(misalignment[0], dtype=float))
+        shift = np.asarray(misalignment[1], dtype=float)
+        rng.uniform(size=6)  # keep the stream aligned with the default path
+    return angles, _euler(head_centre, angles, shift)
+
+
+def _draw_scene(
+    rng: np.random.Generator,
+    acq: Acquisition,
+    n_lesions: int | None,
+    mr_orientation: str | None,
+    misalignment: tuple[tuple[float, float, float], tuple[float, float, float]] | None,
+) -> tuple[_Scene, np.ndarray, np.ndarray]:
+    """The scene, and the CT and MR phantom volumes (``PhantomGrid`` z, y, x)."""
+    n = _draw_lesion_count(rng, n_lesions)
+    lesions = place_lesions(rng, n, (acq.min_lesion_mm3, acq.max_lesion_mm3)) if n else []
+    pgrid = PhantomGrid(acq.phantom_mm)
+    ct_ph, mr_ph, info = paint_head(rng, pgrid, lesions)
+    # Where the head sits on the CT table, and how it moved before the MR.
+    head_centre = np.array([rng.uniform(-8, 8), rng.uniform(-25, 5), rng.uniform(-60, 60)])
+    angles, ct_to_mr = _draw_head_motion(rng, head_centre, misalignment)
+    orientation = mr_orientation or ("sagittal" if rng.uniform() < 0.4 else "axial")
+    if orientation not in ("axial", "sagittal"):
+        raise ValueError("mr_orientation must be 'axial' or 'sagittal'")
+    scene = _Scene(lesions, pgrid, info, head_centre, angles, ct_to_mr, orientation)
+    return scene, ct_ph, mr_ph
+
+
+def _phantom_image(arr: np.ndarray, scene: _Scene) -> sitk.Image:
+    """A phantom volume as a SimpleITK image placed at the head's position (mm)."""
+    img = sitk.GetImageFromArray(arr)
+    img.SetSpacing([scene.pgrid.h] * 3)
+    img.SetOrigin([float(v) for v in scene.head_centre + BOX_MIN_MM])
+    return img
+
+
+def _scan_ct(
+    rng: np.random.Generator, acq: Acquisition, phantom: np.ndarray, scene: _Scene
+) -> _Scan:
+    """Axial CT, head roughly centred in the field of view; HU + 1024 with 6 HU noise."""
+    ct_px = float(rng.uniform(*acq.ct_pixel_mm))
+    ct_dz = float(rng.uniform(*acq.ct_slice_mm))
+    z0 = CT_Z_RANGE_MM[0] + rng.uniform(-4, 4)
+    ct_nz = acq.ct_slices or int(np.ceil((CT_Z_RANGE_MM[1] - z0) / ct_dz)) + 1
+    ct_centre = scene.head_centre + np.array(
+        [rng.uniform(-6, 6), rng.uniform(-6, 6), z0 + (ct_nz - 1) * ct_dz / 2.0]
+    )
+    ct_geom = Geometry.centred(
+        ct_centre, (acq.ct_in_plane, acq.ct_in_plane, ct_nz), (ct_px, ct_px, ct_dz), AXIAL
+    )
+    ct_img = sitk.Resample(
+        _phantom_image(phantom, scene),
+        ct_geom.reference(),
+        sitk.Transform(),
+        sitk.sitkLinear,
+        -1000.0,
+    )
+    ct_hu = sitk.GetArrayFromImage(ct_img)
+    ct_hu += rng.standard_normal(ct_hu.shape, dtype=np.float32) * 6.0
+    ct_stored = np.clip(np.round(ct_hu + 1024.0), 0, 4095).astype(np.uint16)
+    return _Scan(ct_stored, ct_geom, ct_px, ct_dz, ct_nz)
+
+
+def _scan_mr(
+    rng: np.random.Generator, acq: Acquisition, phantom: np.ndarray, scene: _Scene
+) -> _Scan:
+    """The MR on its own grid and orientation, head moved by ``ct_to_mr``; receive-coil
+    bias field and Rician noise (sigma 18)."""
+    mr_px = float(rng.uniform(*acq.mr_pixel_mm))
+    mr_dz = float(rng.uniform(*acq.mr_slice_mm))
+    axial = scene.orientation == "axial"
+    lo, hi = MR_AXIAL_Z_RANGE_MM if axial else MR_SAGITTAL_X_RANGE_MM
+    direction = AXIAL if axial else SAGITTAL
+    mr_ns = acq.mr_slices or int(np.ceil((hi - lo) / mr_dz)) + 1
+    local_centre = np.array([0.0, 0.0, (lo + hi) / 2.0 if axial else 10.0])
+    moved_centre = scene.ct_to_mr.TransformPoint(scene.head_centre + local_centre)
+    mr_centre = np.asarray(moved_centre) + rng.normal(scale=4.0, size=3)
+    mr_geom = Geometry.centred(
+        mr_centre, (acq.mr_in_plane, acq.mr_in_plane, mr_ns), (mr_px, mr_px, mr_dz), direction
+    )
+    mr_img = sitk.Resample(
+        _phantom_image(phantom, scene),
+        mr_geom.reference(),
+        scene.ct_to_mr.GetInverse(),
+        sitk.sitkLinear,
+        0.0,
+    )
+    mr_sig = sitk.GetArrayFromImage(mr_img) * _bias_field(rng, mr_geom)
+    mr_sig = _rician(rng, mr_sig, 18.0)
+    mr_stored = np.clip(np.round(mr_sig), 0, 4095).astype(np.uint16)
+    return _Scan(mr_stored, mr_geom, mr_px, mr_dz, mr_ns)
+
+
+def _patient_tags(seed: int) -> dict[str, object]:
+    """Patient- and site-level DICOM attributes shared by both series."""
+    return {
+        "PatientName": f"SYNTH^CASE{seed:06d}",
+        "PatientID": f"LLSYN{seed:06d}",
+        "PatientBirthDate": f"{1940 + int(seed) % 45}0615",
+        "PatientSex": "F" if seed % 2 else "M",
+        "BodyPartExamined": "HEAD",
+        "PatientPosition": "HFS",
+        "Manufacturer": "LesionLoop Synthetic",
+        "InstitutionName": "LesionLoop",
+        "ReferringPhysicianName": "",
+        "AccessionNumber": f"A{seed:07d}",
+    }
+
+
+def _ct_tags(
+    patient: dict[str, object], variant: tuple[object, ...], date: dt.date
+) -> dict[str, object]:
+    """The planning CT's series attributes (UIDs from ``variant``)."""
+    return {
+        **patient,
+        "StudyInstanceUID": stable_uid(*variant, "ct-study"),
+        "SeriesInstanceUID": stable_uid(*variant, "ct-series"),
+        "FrameOfReferenceUID": stable_uid(*variant, "ct-for"),
+        "StudyID": "1",
+        "StudyDate": date.strftime("%Y%m%d"),
+        "StudyTime": "083000",
+        "SeriesDate": date.strftime("%Y%m%d"),
+        "ContentDate": date.strftime("%Y%m%d"),
+        "StudyDescription": "SRS PLANNING HEAD",
+        "SeriesDescription": "CT HEAD",
+        "SeriesNumber": 2,
+        "ImageType": ["ORIGINAL", "PRIMARY", "AXIAL"],
+        "KVP": "120",
+        "ConvolutionKernel": "H30s",
+        "RescaleIntercept": "-1024",
+        "RescaleSlope": "1",
+        "RescaleType": "HU",
+        "WindowCenter": ["40", "400"],
+        "WindowWidth": ["80", "2000"],
+        "WindowCenterWidthExplanation": ["BRAIN", "BONE"],
+    }
+
+
+def _mr_tags(
+    patient: dict[str, object], variant: tuple[object, ...], date: dt.date, orientation: str
+) -> dict[str, object]:
+    """The contrast T1 MR's series attributes (UIDs from ``variant``)."""
+    return {
+        **patient,
+        "StudyInstanceUID": stable_uid(*variant, "mr-study"),
+        "SeriesInstanceUID": stable_uid(*variant, "mr-series"),
+        "FrameOfReferenceUID": stable_uid(*variant, "mr-for"),
+        "StudyID": "1",
+        "StudyDate": date.strftime("%Y%m%d"),
+        "StudyTime": "141500",
+        "SeriesDate": date.strftime("%Y%m%d"),
+        "ContentDate": date.strftime("%Y%m%d"),
+        "StudyDescription": "MR BRAIN METS",
+        "SeriesDescription": "T1 MPRAGE +C" + (" SAG" if orientation == "sagittal" else ""),
+        "SeriesNumber": 7,
+        "ImageType": ["ORIGINAL", "PRIMARY", "M", "ND"],
+        "ScanningSequence": ["GR", "IR"],
+        "SequenceVariant": ["SK", "SP", "MP"],
+        "MRAcquisitionType": "3D",
+        "RepetitionTime": "2300",
+        "EchoTime": "2.98",
+        "InversionTime": "900",
+        "FlipAngle": "9",
+        "MagneticFieldStrength": "3",
+        "ContrastBolusAgent": "Gadoterate meglumine",
+        "RescaleIntercept": "0",
+        "RescaleSlope": "1",
+        "WindowCenter": "700",
+        "WindowWidth": "1400",
+    }
+
+
+def _write_nifti(arr: np.ndarray, geom: Geometry, path: Path) -> None:
+    """``arr`` (z, y, x) on ``geom`` as a compressed NIfTI."""
+    img = sitk.GetImageFromArray(arr)
+    img.CopyInformation(geom.reference())
+    sitk.WriteImage(img, str(path), useCompression=True)
+
+
+def _lesion_rows(
+    lesions: list[Lesion], labels: np.ndarray, head_centre: np.ndarray, ct: _Scan
+) -> list[dict[str, object]]:
+    """truth.json's lesion records: shape, label, centre (mm) and CT volume (voxels, mm3)."""
+    ct_voxel_mm3 = ct.pixel_mm * ct.pixel_mm * ct.slice_mm
+    counts = np.bincount(labels.ravel(), minlength=len(lesions) + 1)
+    rows = []
+    for i, les in enumerate(lesions, start=1):
+        row = les.to_dict()
+        row["label"] = i
+        row["centre_xyz_mm"] = [float(v) for v in les.centre_mm + head_centre]
+        row["volume_vox_ct"] = int(counts[i])
+        row["volume_mm3_ct"] = float(counts[i] * ct_voxel_mm3)
+        rows.append(row)
+    return rows
+
+
+def _truth_record(
+    seed: int,
+    grid: str,
+    acq: Acquisition,
+    scene: _Scene,
+    scans: tuple[_Scan, _Scan],
+    lesion_rows: list[dict[str, object]],
+    dicom: dict[str, object],
+) -> dict[str, object]:
+    """The content of truth.json (key order is part of the file's bytes)."""
+    ct, mr = scans
+    return {
+        "generator_version": GENERATOR_VERSION,
+        "seed": int(seed),
+        "grid": grid,
+        "n_lesions": len(scene.lesions),
+        "lesion_volume_range_mm3": [acq.min_lesion_mm3, acq.max_lesion_mm3],
+        "lesions": lesion_rows,
+        "transform": {
+            **transform_to_dict(scene.ct_to_mr),
+            "angles_deg": [float(np.degrees(a)) for a in scene.angles],
+        },
+        "head_centre_xyz_mm": [float(v) for v in scene.head_centre],
+        "ct": {**ct.geom.to_dict(), "orientation": "axial", "n_files": int(ct.n_slices)},
+        "mr": {**mr.geom.to_dict(), "orientation": scene.orientation, "n_files": int(mr.n_slices)},
+        "dicom": dicom,
+        "phantom": {"spacing_mm": scene.pgrid.h, **scene.info},
+        "files": {
+            "ct_dir": "dicom/ct",
+            "mr_dir": "dicom/mr",
+            "ground_truth_ct": "ground_truth_ct.nii.gz",
+            "ground_truth_labels_ct": "ground_truth_labels_ct.nii.gz",
+        },
+    }
+
+
+def _dicom_record(
+    tags: tuple[dict[str, object], dict[str, object]], transfer_syntax: str | None
+) -> dict[str, object]:
+    """truth.json's ``dicom`` entry: patient ID, series / study UIDs, transfer syntax."""
+    ct_tags, mr_tags = tags
+    return {
+        "patient_id": ct_tags["PatientID"],
+        "ct_series_uid": str(ct_tags["SeriesInstanceUID"]),
+        "mr_series_uid": str(mr_tags["SeriesInstanceUID"]),
+        "ct_study_uid": str(ct_tags["StudyInstanceUID"]),
+        "transfer_syntax": transfer_syntax or "1.2.840.10008.1.2.1",
+    }
+
+
+def _write_series_pair(
+    tmp: Path,
+    scans: tuple[_Scan, _Scan],
+    tags: tuple[dict[str, object], dict[str, object]],
+    variant: tuple[object, ...],
+    transfer_syntax: str | None,
+) -> None:
+    """Both DICOM series under ``tmp/dicom/ct`` and ``tmp/dicom/mr``."""
+    for scan, series_tags, modality in zip(scans, tags, ("CT", "MR"), strict=True):
+        write_series(
+            scan.stored,
+            scan.geom,
+            tmp / "dicom" / modality.lower(),
+            modality=modality,
+            tags=series_tags,
+            uid_parts=(*variant, modality.lower()),
+            transfer_syntax=transfer_syntax,
+            file_prefix=modality,
+        )
+
+
+def _publish_study(out: Path, fill: Callable[[Path], None]) -> None:
+    """Run ``fill`` on a temporary sibling of ``out``, then rename it to ``out``:
+    a crash never leaves half a study (the sibling is removed)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        fill(tmp)
+        publish_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def generate_study(
     out_dir: str | os.PathLike[str],
     *,
@@ -151,222 +484,48 @@ def generate_study(
     "sagittal" (default: drawn from the seed); ``transfer_syntax`` compresses the
     pixel data (e.g. RLE or JPEG-LS lossless UIDs); ``misalignment`` forces
     ``(angles_deg_xyz, translation_mm_xyz)`` of the head motion between sessions.
+    Raises ``ValueError`` for an unknown grid, ``n_lesions < 0`` or another
+    orientation.
+
+    Steps, each drawing from the seeded generator in this order: the scene
+    (lesions, painted head, head position and motion, MR orientation), the CT
+    scan, the MR scan, the MR's date; then the analytic truth on the CT grid and
+    the files.
     """
     grid_preset(grid)  # validates the name
     acq = ACQUISITIONS[grid]
-    out = Path(out_dir)
     rng = np.random.default_rng(seed)
-    n = int(rng.integers(2, 8)) if n_lesions is None else int(n_lesions)
-    if n < 0:
-        raise ValueError("n_lesions must be >= 0")
-
-    lesions = place_lesions(rng, n, (acq.min_lesion_mm3, acq.max_lesion_mm3)) if n else []
-    pgrid = PhantomGrid(acq.phantom_mm)
-    ct_ph, mr_ph, info = paint_head(rng, pgrid, lesions)
-
-    # Where the head sits on the CT table, and how it moved before the MR.
-    head_centre = np.array([rng.uniform(-8, 8), rng.uniform(-25, 5), rng.uniform(-60, 60)])
-    if misalignment is None:
-        angles = np.deg2rad(rng.uniform(-8.0, 8.0, size=3))
-        shift = rng.uniform(-15.0, 15.0, size=3) + rng.uniform(-20.0, 20.0, size=3)
-    else:
-        angles = np.deg2rad(np.asarray(misalignment[0], dtype=float))
-        shift = np.asarray(misalignment[1], dtype=float)
-        rng.uniform(size=6)  # keep the stream aligned with the default path
-    ct_to_mr = _euler(head_centre, angles, shift)
-    orientation = mr_orientation or ("sagittal" if rng.uniform() < 0.4 else "axial")
-    if orientation not in ("axial", "sagittal"):
-        raise ValueError("mr_orientation must be 'axial' or 'sagittal'")
+    scene, ct_ph, mr_ph = _draw_scene(rng, acq, n_lesions, mr_orientation, misalignment)
+    ct = _scan_ct(rng, acq, ct_ph, scene)
+    del ct_ph
+    mr = _scan_mr(rng, acq, mr_ph, scene)
+    del mr_ph
+    labels = _truth_on_grid(scene.lesions, ct.geom, scene.head_centre)
     # UIDs depend on everything that changes the images, so two different synthetic
     # studies never share a UID (the platform keys studies on them).
     variant = (seed, grid, n_lesions, mr_orientation, misalignment)
-
-    def phantom_image(arr: np.ndarray) -> sitk.Image:
-        img = sitk.GetImageFromArray(arr)
-        img.SetSpacing([pgrid.h] * 3)
-        img.SetOrigin([float(v) for v in head_centre + BOX_MIN_MM])
-        return img
-
-    # CT: axial, head roughly centred in the field of view.
-    ct_px = float(rng.uniform(*acq.ct_pixel_mm))
-    ct_dz = float(rng.uniform(*acq.ct_slice_mm))
-    z0 = CT_Z_RANGE_MM[0] + rng.uniform(-4, 4)
-    ct_nz = acq.ct_slices or int(np.ceil((CT_Z_RANGE_MM[1] - z0) / ct_dz)) + 1
-    ct_centre = head_centre + np.array(
-        [rng.uniform(-6, 6), rng.uniform(-6, 6), z0 + (ct_nz - 1) * ct_dz / 2.0]
+    patient = _patient_tags(seed)
+    ct_date = dt.date(2024, 1, 1) + dt.timedelta(days=int(seed) % 700)
+    mr_date = ct_date - dt.timedelta(days=int(rng.integers(1, 6)))
+    tags = (
+        _ct_tags(patient, variant, ct_date),
+        _mr_tags(patient, variant, mr_date, scene.orientation),
     )
-    ct_geom = Geometry.centred(
-        ct_centre, (acq.ct_in_plane, acq.ct_in_plane, ct_nz), (ct_px, ct_px, ct_dz), AXIAL
+    truth = _truth_record(
+        seed,
+        grid,
+        acq,
+        scene,
+        (ct, mr),
+        _lesion_rows(scene.lesions, labels, scene.head_centre, ct),
+        _dicom_record(tags, transfer_syntax),
     )
-    ct_img = sitk.Resample(
-        phantom_image(ct_ph), ct_geom.reference(), sitk.Transform(), sitk.sitkLinear, -1000.0
-    )
-    ct_hu = sitk.GetArrayFromImage(ct_img)
-    ct_hu += rng.standard_normal(ct_hu.shape, dtype=np.float32) * 6.0
-    ct_stored = np.clip(np.round(ct_hu + 1024.0), 0, 4095).astype(np.uint16)
-    del ct_ph, ct_img, ct_hu
 
-    # MR: own grid, own orientation, head moved by ct_to_mr.
-    mr_px = float(rng.uniform(*acq.mr_pixel_mm))
-    mr_dz = float(rng.uniform(*acq.mr_slice_mm))
-    if orientation == "axial":
-        lo, hi = MR_AXIAL_Z_RANGE_MM
-        direction = AXIAL
-    else:
-        lo, hi = MR_SAGITTAL_X_RANGE_MM
-        direction = SAGITTAL
-    mr_ns = acq.mr_slices or int(np.ceil((hi - lo) / mr_dz)) + 1
-    local_centre = np.array([0.0, 0.0, (lo + hi) / 2.0 if orientation == "axial" else 10.0])
-    mr_centre = np.asarray(ct_to_mr.TransformPoint(head_centre + local_centre)) + rng.normal(
-        scale=4.0, size=3
-    )
-    mr_geom = Geometry.centred(
-        mr_centre, (acq.mr_in_plane, acq.mr_in_plane, mr_ns), (mr_px, mr_px, mr_dz), direction
-    )
-    mr_img = sitk.Resample(
-        phantom_image(mr_ph), mr_geom.reference(), ct_to_mr.GetInverse(), sitk.sitkLinear, 0.0
-    )
-    mr_sig = sitk.GetArrayFromImage(mr_img) * _bias_field(rng, mr_geom)
-    mr_sig = _rician(rng, mr_sig, 18.0)
-    mr_stored = np.clip(np.round(mr_sig), 0, 4095).astype(np.uint16)
-    del mr_ph, mr_img, mr_sig
-
-    labels = _truth_on_grid(lesions, ct_geom, head_centre)
-
-    # Write into a temp sibling, then rename: a crash never leaves half a study.
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        base = dt.date(2024, 1, 1) + dt.timedelta(days=int(seed) % 700)
-        patient = {
-            "PatientName": f"SYNTH^CASE{seed:06d}",
-            "PatientID": f"LLSYN{seed:06d}",
-            "PatientBirthDate": f"{1940 + int(seed) % 45}0615",
-            "PatientSex": "F" if seed % 2 else "M",
-            "BodyPartExamined": "HEAD",
-            "PatientPosition": "HFS",
-            "Manufacturer": "LesionLoop Synthetic",
-            "InstitutionName": "LesionLoop",
-            "ReferringPhysicianName": "",
-            "AccessionNumber": f"A{seed:07d}",
-        }
-        ct_tags = {
-            **patient,
-            "StudyInstanceUID": stable_uid(*variant, "ct-study"),
-            "SeriesInstanceUID": stable_uid(*variant, "ct-series"),
-            "FrameOfReferenceUID": stable_uid(*variant, "ct-for"),
-            "StudyID": "1",
-            "StudyDate": base.strftime("%Y%m%d"),
-            "StudyTime": "083000",
-            "SeriesDate": base.strftime("%Y%m%d"),
-            "ContentDate": base.strftime("%Y%m%d"),
-            "StudyDescription": "SRS PLANNING HEAD",
-            "SeriesDescription": "CT HEAD",
-            "SeriesNumber": 2,
-            "ImageType": ["ORIGINAL", "PRIMARY", "AXIAL"],
-            "KVP": "120",
-            "ConvolutionKernel": "H30s",
-            "RescaleIntercept": "-1024",
-            "RescaleSlope": "1",
-            "RescaleType": "HU",
-            "WindowCenter": ["40", "400"],
-            "WindowWidth": ["80", "2000"],
-            "WindowCenterWidthExplanation": ["BRAIN", "BONE"],
-        }
-        mr_date = base - dt.timedelta(days=int(rng.integers(1, 6)))
-        mr_tags = {
-            **patient,
-            "StudyInstanceUID": stable_uid(*variant, "mr-study"),
-            "SeriesInstanceUID": stable_uid(*variant, "mr-series"),
-            "FrameOfReferenceUID": stable_uid(*variant, "mr-for"),
-            "StudyID": "1",
-            "StudyDate": mr_date.strftime("%Y%m%d"),
-            "StudyTime": "141500",
-            "SeriesDate": mr_date.strftime("%Y%m%d"),
-            "ContentDate": mr_date.strftime("%Y%m%d"),
-            "StudyDescription": "MR BRAIN METS",
-            "SeriesDescription": "T1 MPRAGE +C" + (" SAG" if orientation == "sagittal" else ""),
-            "SeriesNumber": 7,
-            "ImageType": ["ORIGINAL", "PRIMARY", "M", "ND"],
-            "ScanningSequence": ["GR", "IR"],
-            "SequenceVariant": ["SK", "SP", "MP"],
-            "MRAcquisitionType": "3D",
-            "RepetitionTime": "2300",
-            "EchoTime": "2.98",
-            "InversionTime": "900",
-            "FlipAngle": "9",
-            "MagneticFieldStrength": "3",
-            "ContrastBolusAgent": "Gadoterate meglumine",
-            "RescaleIntercept": "0",
-            "RescaleSlope": "1",
-            "WindowCenter": "700",
-            "WindowWidth": "1400",
-        }
-        write_series(
-            ct_stored,
-            ct_geom,
-            tmp / "dicom" / "ct",
-            modality="CT",
-            tags=ct_tags,
-            uid_parts=(*variant, "ct"),
-            transfer_syntax=transfer_syntax,
-            file_prefix="CT",
-        )
-        write_series(mr_stored, mr_geom, tmp / "dicom" / "mr", modality="MR", tags=mr_tags,
-                     uid_parts=(*variant, "mr"), transfer_syntax=transfer_syntax, file_prefix="MR")  # fmt: skip
-
-        def write_nifti(arr: np.ndarray, name: str) -> None:
-            img = sitk.GetImageFromArray(arr)
-            ref = ct_geom.reference()
-            img.CopyInformation(ref)
-            sitk.WriteImage(img, str(tmp / name), useCompression=True)
-
-        write_nifti((labels > 0).astype(np.uint8), "ground_truth_ct.nii.gz")
-        write_nifti(labels, "ground_truth_labels_ct.nii.gz")
-
-        ct_voxel_mm3 = ct_px * ct_px * ct_dz
-        counts = np.bincount(labels.ravel(), minlength=len(lesions) + 1)
-        lesion_rows = []
-        for i, les in enumerate(lesions, start=1):
-            row = les.to_dict()
-            row["label"] = i
-            row["centre_xyz_mm"] = [float(v) for v in les.centre_mm + head_centre]
-            row["volume_vox_ct"] = int(counts[i])
-            row["volume_mm3_ct"] = float(counts[i] * ct_voxel_mm3)
-            lesion_rows.append(row)
-        truth: dict[str, object] = {
-            "generator_version": GENERATOR_VERSION,
-            "seed": int(seed),
-            "grid": grid,
-            "n_lesions": len(lesions),
-            "lesion_volume_range_mm3": [acq.min_lesion_mm3, acq.max_lesion_mm3],
-            "lesions": lesion_rows,
-            "transform": {
-                **transform_to_dict(ct_to_mr),
-                "angles_deg": [float(np.degrees(a)) for a in angles],
-            },
-            "head_centre_xyz_mm": [float(v) for v in head_centre],
-            "ct": {**ct_geom.to_dict(), "orientation": "axial", "n_files": int(ct_nz)},
-            "mr": {**mr_geom.to_dict(), "orientation": orientation, "n_files": int(mr_ns)},
-            "dicom": {
-                "patient_id": patient["PatientID"],
-                "ct_series_uid": str(ct_tags["SeriesInstanceUID"]),
-                "mr_series_uid": str(mr_tags["SeriesInstanceUID"]),
-                "ct_study_uid": str(ct_tags["StudyInstanceUID"]),
-                "transfer_syntax": transfer_syntax or "1.2.840.10008.1.2.1",
-            },
-            "phantom": {"spacing_mm": pgrid.h, **info},
-            "files": {
-                "ct_dir": "dicom/ct",
-                "mr_dir": "dicom/mr",
-                "ground_truth_ct": "ground_truth_ct.nii.gz",
-                "ground_truth_labels_ct": "ground_truth_labels_ct.nii.gz",
-            },
-        }
+    def fill(tmp: Path) -> None:
+        _write_series_pair(tmp, (ct, mr), tags, variant, transfer_syntax)
+        _write_nifti((labels > 0).astype(np.uint8), ct.geom, tmp / "ground_truth_ct.nii.gz")
+        _write_nifti(labels, ct.geom, tmp / "ground_truth_labels_ct.nii.gz")
         (tmp / "truth.json").write_text(json.dumps(truth, indent=2))
-        publish_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    _publish_study(Path(out_dir), fill)
     return truth
