@@ -2,8 +2,8 @@
 volume-aware Dice (BR) from the same seed on the same cases, DeepMedic, and the
 two ensembles; print the paper's Tables 2 and 3 beside ours.
 
-python -m ml.experiment --work var/experiment --generate 16 --grid tiny --minutes-per-net 4
-python -m ml.experiment --work var/experiment --data var/prepared_tiny --seeds 0 1
+python -m ml.cli.experiment --work var/experiment --generate 16 --grid tiny --minutes-per-net 4
+python -m ml.cli.experiment --work var/experiment --data var/prepared_tiny --seeds 0 1
 """
 
 from __future__ import annotations
@@ -272,7 +272,9 @@ def print_target(per_seed: list[dict[str, Any]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ml.experiment", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m ml.cli.experiment", description=__doc__.splitlines()[0]
+    )
     p.add_argument("--work", type=Path, default=Path("var/experiment"))
     p.add_argument(
         "--data", type=Path, default=None, help="folder of prepared studies (else generate)"

@@ -1,7 +1,7 @@
 """Evaluate a trained ensemble (or saved masks) on prepared studies with ground truth.
 
-python -m ml.evaluate --model var/models/m1 --studies var/prepared/case_0001* [--json out.json]
-python -m ml.evaluate --pred pred_labels.npy --gt ground_truth.npy --spacing 2 1 1
+python -m ml.cli.evaluate --model var/models/m1 --studies var/prepared/case_0001* [--json out.json]
+python -m ml.cli.evaluate --pred pred_labels.npy --gt ground_truth.npy --spacing 2 1 1
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ def format_summary(name: str, agg: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ml.evaluate", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m ml.cli.evaluate", description=__doc__.splitlines()[0]
+    )
     p.add_argument("--model", type=Path, help="model directory")
     p.add_argument(
         "--studies", nargs="*", type=Path, default=[], help="prepared studies with ground_truth.npy"
