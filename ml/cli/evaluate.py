@@ -13,21 +13,7 @@ from pathlib import Path
 from typing import Any
 
 
-def _fmt(v: Any) -> str:
-    return "  n/a" if v is None else f"{v:.3f}"
-
-
-def format_summary(name: str, agg: dict[str, Any]) -> str:
-    s, g = agg["groups"]["small"], agg["groups"]["large"]
-    return (
-        f"{name:28s} DSC {_fmt(agg['dsc'])}  precision {_fmt(agg['precision'])}  recall {_fmt(agg['recall'])}  "
-        f"detected {_fmt(agg['detection_rate'])}  FP lesions/case {_fmt(agg['fp_lesions_per_case'])}  "
-        f"small n={s['n_lesions']} pix-recall {_fmt(s['pixel_recall'])} det {_fmt(s['detection_rate'])}  "
-        f"large n={g['n_lesions']} pix-recall {_fmt(g['pixel_recall'])} det {_fmt(g['detection_rate'])}"
-    )
-
-
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m ml.cli.evaluate", description=__doc__.splitlines()[0]
     )
@@ -43,54 +29,59 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", type=Path, default=None, help="write all per-case results here")
     p.add_argument("--threads", type=int, default=None)
-    args = p.parse_args(argv)
+    return p
 
+
+def evaluate_masks(args: argparse.Namespace) -> int:
+    """``--pred/--gt/--spacing``: one case's metrics as JSON (without the lesion list)."""
     import numpy as np
-    import torch
 
-    from ml.metrics import aggregate, evaluate_case
+    from ml.metrics import evaluate_case
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.pred is not None:
-        if args.gt is None or args.spacing is None:
-            p.error("--pred needs --gt and --spacing")
-        result = evaluate_case(np.load(args.pred), np.load(args.gt), tuple(args.spacing))
-        result.pop("lesions")
-        print(json.dumps(result, indent=2))
-        return 0
-    if args.model is None or not args.studies:
-        p.error("give --model and --studies, or --pred/--gt/--spacing")
+    result = evaluate_case(np.load(args.pred), np.load(args.gt), tuple(args.spacing))
+    result.pop("lesions")
+    print(json.dumps(result, indent=2))
+    return 0
 
+
+def evaluate_model(args: argparse.Namespace) -> int:
+    """``--model/--studies``: a line per study, a summary line per network, optional JSON."""
+    from ml.evaluation import evaluate_studies, format_summary
+    from ml.evaluation.studies import fmt_metric
     from ml.inference import EnsemblePredictor
-    from ml.training.data import read_spacing
+    from ml.metrics import aggregate
 
-    predictor = EnsemblePredictor.from_dir(args.model, device=args.device)
-    per_net: dict[str, list[dict[str, Any]]] = {"unet": [], "deepmedic": [], "ensemble": []}
-    for study in args.studies:
-        gt = np.load(study / "ground_truth.npy")
-        spacing = read_spacing(study)
-        pred = predictor.predict(np.load(study / "model_input.npy"), spacing)
-        t = 0.5  # each network alone at the paper's threshold; the ensemble by the model's rule
-        for name, mask in (
-            ("unet", pred.unet_prob >= t),
-            ("deepmedic", pred.deepmedic_prob >= t),
-            ("ensemble", pred.labels > 0),
-        ):
-            r = evaluate_case(mask, gt, spacing)
-            r["case_id"] = study.name
-            per_net[name].append(r)
-        r = per_net["ensemble"][-1]
+    def report_case(case_id: str, r: dict[str, Any]) -> None:
         print(
-            f"{study.name}: DSC {_fmt(r['dsc'])} lesions gt {r['n_gt_lesions']} pred {r['n_pred_lesions']} detected {r['n_detected']}",
+            f"{case_id}: DSC {fmt_metric(r['dsc'])} lesions gt {r['n_gt_lesions']} pred {r['n_pred_lesions']} detected {r['n_detected']}",
             flush=True,
         )
+
+    predictor = EnsemblePredictor.from_dir(args.model, device=args.device)
+    per_net = evaluate_studies(predictor, args.studies, on_case=report_case)
     summary = {name: aggregate(results) for name, results in per_net.items()}
     for name, agg in summary.items():
         print(format_summary(name, agg))
     if args.json is not None:
         args.json.write_text(json.dumps({"summary": summary, "cases": per_net}, indent=2))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
+    args = p.parse_args(argv)
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.pred is not None:
+        if args.gt is None or args.spacing is None:
+            p.error("--pred needs --gt and --spacing")
+        return evaluate_masks(args)
+    if args.model is None or not args.studies:
+        p.error("give --model and --studies, or --pred/--gt/--spacing")
+    return evaluate_model(args)
 
 
 if __name__ == "__main__":
