@@ -130,7 +130,7 @@ def test_config_json_round_trip_and_validation(tmp_path):
 @pytest.mark.parametrize(
     ("grid", "top", "expect"),
     [
-        # paper: the dataclass defaults (METHOD.md values) untouched.
+        # paper: the dataclass defaults (docs/METHOD.md values) untouched.
         ("paper", {}, {"preset": "paper", "unet.batch_size": 1, "deepmedic.out_depth": 4}),
         # lite: the CPU recipe (two slabs a step, 12 DeepMedic output slices).
         (
