@@ -32,9 +32,9 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from ml.cli.synth import parse_seeds  # noqa: E402
 from ml.inference import EnsemblePredictor  # noqa: E402
 from ml.metrics import aggregate, detection_summary, evaluate_case  # noqa: E402
-from ml.synth import parse_seeds  # noqa: E402
 from ml.training import EnsembleTrainConfig, train_ensemble  # noqa: E402
 from ml.training.data import read_spacing  # noqa: E402
 

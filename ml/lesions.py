@@ -63,7 +63,7 @@ def lesion_volume_map(mask: np.ndarray, connectivity: int = 26) -> np.ndarray:
 
     Compute it once per case on the whole ground truth, then crop it together
     with the image, so that a lesion cut by a slab or patch keeps its full
-    volume (METHOD.md section 1). Returns int32 (D, H, W).
+    volume (docs/METHOD.md section 1). Returns int32 (D, H, W).
     """
     import cc3d
 

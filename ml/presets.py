@@ -1,6 +1,6 @@
 """Named presets shared by imaging (the model grid) and the networks.
 
-``paper`` is the configuration of the seed paper (METHOD.md): axial slices of
+``paper`` is the configuration of the seed paper (docs/METHOD.md): axial slices of
 512x512 at 0.6 x 0.6 mm and 2 mm slice thickness, full-size networks.
 ``lite`` is a CPU-sized version of the same architectures on a coarser grid.
 ``tiny`` is for tests and the end-to-end loop only: a very coarse grid with the

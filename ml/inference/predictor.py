@@ -1,7 +1,7 @@
 """The ensemble predictor of ARCHITECTURE.md.
 
 Each network yields a tumour probability map over the whole study; the
-ensemble map is their weighted mean, the plain mean (METHOD.md section 2)
+ensemble map is their weighted mean, the plain mean (docs/METHOD.md section 2)
 unless calibration chose otherwise; lesions are the connected components of
 the thresholded ensemble map that reach the model's peak threshold
 (``ml.inference.rule.LesionRule``: weight and thresholds are calibrated on the

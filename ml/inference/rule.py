@@ -2,7 +2,7 @@
 is calibrated on the validation cases.
 
 The lesion map is ``m = w * p_unet + (1 - w) * p_deepmedic`` (float32, shape
-(D, H, W), values in [0, 1]); ``w = 0.5`` is the ensemble mean of METHOD.md
+(D, H, W), values in [0, 1]); ``w = 0.5`` is the ensemble mean of docs/METHOD.md
 section 2. A **lesion** is a connected component (``connectivity``) of
 ``m >= threshold`` whose peak ``max(m)`` inside the component is
 ``>= peak_threshold``: ``threshold`` sets each lesion's extent,

@@ -28,7 +28,7 @@ Tensors: ``prob``, ``target``, ``volume_map`` all ``(B, 1, D, H, W)``;
 volume 0 (which cannot happen with a consistent map) get weight 0.
 
 Empty foreground: with no lesion voxel in the batch ``W = 0`` and ``C = 1``
-(METHOD.md), so the loss is ``-eps / (p.p + eps)``, the same as Dice's.
+(docs/METHOD.md), so the loss is ``-eps / (p.p + eps)``, the same as Dice's.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class VolumeAwareDiceLoss(nn.Module):
         gw = g * w
         gwg = (gw * g).sum()
         gg = (g * g).sum()
-        # With no foreground gg == gwg == 0 and C = 1 (METHOD.md); the clamp only
+        # With no foreground gg == gwg == 0 and C = 1 (docs/METHOD.md); the clamp only
         # avoids 0/0: every foreground voxel of a consistent map has a positive weight.
         c = 1.0 + gg / gwg.clamp_min(1e-12)
         return -(c * (gw * p).sum() + self.eps) / ((p * p).sum() + gwg + self.eps)

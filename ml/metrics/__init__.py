@@ -1,6 +1,6 @@
 """Voxel-wise and lesion-wise evaluation of a predicted mask against ground truth.
 
-``evaluate_case`` follows METHOD.md section 4 (and Table 2 of the paper): voxel
+``evaluate_case`` follows docs/METHOD.md section 4 (and Table 2 of the paper): voxel
 DSC, precision and recall; lesion-wise detection by the paper's rule (a
 ground-truth lesion is detected when any of its voxels is predicted) and by
 one-to-one matching of connected components at IoU >= 0.5; false-positive

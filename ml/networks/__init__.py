@@ -26,7 +26,7 @@ __all__ = [
 
 ARCHS = ("unet", "deepmedic")
 
-# ``paper``: METHOD.md. ``lite``: same topology, fewer feature maps, sized so the
+# ``paper``: docs/METHOD.md. ``lite``: same topology, fewer feature maps, sized so the
 # ensemble infers a 256x256x80 study on two CPU cores (benchmarks/ml_inference.py).
 NETWORK_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {

@@ -1,6 +1,6 @@
 """Typed training configs, serialised to and from JSON (no exec'd configuration).
 
-Defaults are the paper's (METHOD.md section 2) where it gives a value; the
+Defaults are the paper's (docs/METHOD.md section 2) where it gives a value; the
 rest are ours and documented in docs/ML.md.
 """
 

@@ -63,7 +63,7 @@ def load_case(study_dir: str | Path, *, crop_to_head: bool = True, connectivity:
         raise ValueError(
             f"{study_dir}: model_input {image.shape} and ground truth {gt.shape} disagree"
         )
-    # Lesion volumes come from the whole mask before any crop (METHOD.md section 1).
+    # Lesion volumes come from the whole mask before any crop (docs/METHOD.md section 1).
     volume_map = lesion_volume_map(gt, connectivity)
     if crop_to_head:
         y0, x0, y1, x1 = head_bbox(image)

@@ -12,7 +12,6 @@ import numpy as np
 import torch
 
 from ml.inference.rule import LesionRule, ValidationMaps, calibrate_rule
-from ml.inference.sliding import predict_deepmedic, predict_unet
 from ml.networks.checkpoint import (
     atomic_write_json,
     load_checkpoint,
@@ -22,7 +21,13 @@ from ml.networks.checkpoint import (
 )
 from ml.training.config import EnsembleTrainConfig
 from ml.training.data import Case, load_case
-from ml.training.trainer import Progress, ShouldStop, resolve_device, train_network
+from ml.training.trainer import (
+    Progress,
+    ShouldStop,
+    network_probability,
+    resolve_device,
+    train_network,
+)
 
 MANIFEST_FORMAT = 1
 
@@ -198,24 +203,18 @@ def calibrate(
         probs = val_probs.get(arch)
         if probs is None or len(probs) != len(val_cases):
             net = network_from_checkpoint(load_checkpoint(out_dir / f"{arch}.pt")).to(device)
-            if arch == "unet":
-                probs = [
-                    predict_unet(
-                        net,
-                        c.image,
-                        slab_depth=config.unet.slab_depth,
-                        stride=config.unet.val_stride,
-                        device=device,
-                    )
-                    for c in val_cases
-                ]
-            else:
-                probs = [
-                    predict_deepmedic(
-                        net, c.image, tile_depth=config.deepmedic.tile_depth, device=device
-                    )
-                    for c in val_cases
-                ]
+            probs = [
+                network_probability(
+                    arch,
+                    net,
+                    c.image,
+                    slab_depth=config.unet.slab_depth,
+                    slab_stride=config.unet.val_stride,
+                    tile_depth=config.deepmedic.tile_depth,
+                    device=device,
+                )
+                for c in val_cases
+            ]
         maps[arch] = probs
     cases = [
         ValidationMaps(u, d, c.gt, c.spacing_mm)

@@ -1,13 +1,15 @@
-"""One trainer for both networks: sampling, optimisation, validation, checkpoints.
+"""One trainer for both networks: the loop, validation, budgets and checkpoints.
 
-The U-Net learns from random slabs of ``slab_depth`` slices at full in-plane
-size (at least ``tumour_fraction`` of each epoch's slabs contain tumour) with a
-Dice or volume-aware Dice loss; DeepMedic learns from head windows (the
-whole in-plane head box, a few output slices plus ``z_halo`` slices of context)
-with a class-balanced cross-entropy on the output slices only, so it trains on
-exactly the context whole-study inference gives it (``DeepMedicTrainConfig``). Both use RMSprop, validate after every
-epoch with the same whole-study inference as the predictor, and keep the
-weights with the best mean validation DSC.
+What differs between the networks lives in ``ml.training.strategies``: the
+U-Net learns from random slabs of ``slab_depth`` slices at full in-plane size
+(at least ``tumour_fraction`` of each epoch's slabs contain tumour) with a
+Dice or volume-aware Dice loss; DeepMedic learns from head windows (the whole
+in-plane head box, a few output slices plus ``z_halo`` slices of context) with
+a class-balanced cross-entropy on the output slices only, so it trains on
+exactly the context whole-study inference gives it (``DeepMedicTrainConfig``).
+Both use RMSprop (docs/METHOD.md), validate after every epoch with the same
+whole-study inference as the predictor, and keep the weights with the best
+mean validation DSC.
 """
 
 from __future__ import annotations
@@ -17,26 +19,25 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ml.inference.sliding import predict_deepmedic, predict_unet
-from ml.losses import build_loss
 from ml.metrics import aggregate, evaluate_case
 from ml.networks import build, network_kwargs
 from ml.networks.checkpoint import load_checkpoint, save_checkpoint, utc_now
-from ml.training.config import DeepMedicTrainConfig, EnsembleTrainConfig, UNetTrainConfig
-from ml.training.data import Case, sample_head_window, sample_segment, sample_slab
+from ml.training.config import EnsembleTrainConfig
+from ml.training.data import Case
+from ml.training.strategies import STRATEGY_ARCHS, ArchStrategy, strategy_for
 
 Progress = Callable[[dict[str, Any]], None]
 ShouldStop = Callable[[], bool]
-
-_ARCH_SEED = {"unet": 1, "deepmedic": 2}
+StateDict = dict[str, torch.Tensor]
 
 
 class TrainingCancelled(Exception):
@@ -56,107 +57,31 @@ def next_step_fits(
 
 
 def resolve_device(name: str) -> torch.device:
+    """``"auto"``: CUDA when available, else the CPU; any other name as ``torch.device``."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
 
 
-def _pad_stack(arrays: Sequence[np.ndarray], n_axes: int = 2) -> np.ndarray:
-    """Stack arrays whose last ``n_axes`` axes may differ (head crops), zero padding."""
-    lead = arrays[0].shape[: arrays[0].ndim - n_axes]
-    size = tuple(max(a.shape[k] for a in arrays) for k in range(-n_axes, 0))
-    out = np.zeros((len(arrays), *lead, *size), dtype=arrays[0].dtype)
-    for i, a in enumerate(arrays):
-        out[(i, ..., *(slice(0, n) for n in a.shape[-n_axes:]))] = a
-    return out
+def network_probability(
+    arch: str,
+    net: nn.Module,
+    image: np.ndarray,
+    *,
+    slab_depth: int,
+    slab_stride: int,
+    tile_depth: int,
+    device: torch.device,
+) -> np.ndarray:
+    """One network's whole-study tumour probability, as the predictor computes it.
 
-
-def _unet_plan(cases: Sequence[Case], cfg: UNetTrainConfig, rng: np.random.Generator):
-    steps = cfg.steps_per_epoch or len(cases)
-    n = steps * cfg.batch_size
-    tumour_cases = [i for i, c in enumerate(cases) if c.has_tumour]
-    n_tumour = math.ceil(cfg.tumour_fraction * n) if tumour_cases else 0
-    plan = [(int(rng.choice(tumour_cases)), True) for _ in range(n_tumour)]
-    plan += [(int(rng.integers(len(cases))), False) for _ in range(n - n_tumour)]
-    order = rng.permutation(n)
-    plan = [plan[i] for i in order]
-    return [plan[i : i + cfg.batch_size] for i in range(0, n, cfg.batch_size)]
-
-
-def _deepmedic_plan(cases: Sequence[Case], cfg: DeepMedicTrainConfig, rng: np.random.Generator):
-    n = cfg.segments_per_epoch
-    tumour_cases = [i for i, c in enumerate(cases) if c.has_tumour]
-    n_fg = round(cfg.fg_fraction * n) if tumour_cases else 0
-    plan = [(int(rng.choice(tumour_cases)), True) for _ in range(n_fg)]
-    plan += [(int(rng.integers(len(cases))), False) for _ in range(n - n_fg)]
-    order = rng.permutation(n)
-    plan = [plan[i] for i in order]
-    return [plan[i : i + cfg.batch_size] for i in range(0, n, cfg.batch_size)]
-
-
-def _unet_batch(cases, items, cfg: UNetTrainConfig, rng, device):
-    imgs, gts, vms = [], [], []
-    for ci, want in items:
-        img, gt, vm = sample_slab(cases[ci], cfg.slab_depth, want_tumour=want, rng=rng)
-        if cfg.flip and rng.random() < 0.5:
-            img, gt, vm = img[..., ::-1], gt[..., ::-1], vm[..., ::-1]
-        imgs.append(img)
-        gts.append(gt[None])
-        vms.append(vm[None])
-    x = torch.from_numpy(_pad_stack(imgs)).to(device)
-    g = torch.from_numpy(_pad_stack(gts).astype(np.float32)).to(device)
-    v = torch.from_numpy(_pad_stack(vms).astype(np.float32)).to(device)
-    return x, g, v
-
-
-def _deepmedic_batch(cases, items, cfg: DeepMedicTrainConfig, rng, device, halo: int = 8):
-    """(x, g, mask): inputs, labels and the voxels that enter the loss.
-
-    Head windows of different sizes are zero-padded to a common shape; the
-    padding is outside ``mask``. For segments, ``mask`` is the interior inside
-    ``loss_margin_dhw``.
+    ``image``: ``(2, D, H, W)`` float32 (MRI, CT); returns ``(D, H, W)`` in [0, 1].
+    The U-Net runs on slabs of ``slab_depth`` slices every ``slab_stride``;
+    DeepMedic on tiles of ``tile_depth`` output slices (``ml.inference.sliding``).
     """
-    imgs, gts, masks = [], [], []
-    for ci, fg in items:
-        if cfg.sampler == "head":
-            img, gt, mask = sample_head_window(
-                cases[ci], cfg.out_depth, halo, want_tumour=fg, rng=rng
-            )
-        else:
-            img, gt = sample_segment(cases[ci], cfg.segment_dhw, foreground=fg, rng=rng)
-            mask = np.zeros(gt.shape, dtype=bool)
-            mask[
-                tuple(slice(m, n - m) for m, n in zip(cfg.loss_margin_dhw, gt.shape, strict=True))
-            ] = True
-        if cfg.flip and rng.random() < 0.5:
-            img, gt, mask = img[..., ::-1], gt[..., ::-1], mask[..., ::-1]
-        imgs.append(np.ascontiguousarray(img))
-        gts.append(np.ascontiguousarray(gt))
-        masks.append(np.ascontiguousarray(mask))
-    x = torch.from_numpy(_pad_stack(imgs, 3)).to(device)
-    g = torch.from_numpy(_pad_stack(gts, 3).astype(np.int64)).to(device)
-    m = torch.from_numpy(_pad_stack(masks, 3)).to(device)
-    return x, g, m
-
-
-def deepmedic_loss(
-    logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, bg_per_fg: float | None
-) -> torch.Tensor:
-    """Cross-entropy over the voxels in ``mask``, class-balanced by ``bg_per_fg``.
-
-    ``(mean CE over tumour + bg_per_fg * mean CE over background) / (1 +
-    bg_per_fg)``; the plain mean with ``bg_per_fg=None`` or without tumour.
-    """
-    ce = F.cross_entropy(logits, target, reduction="none")
-    maskf = mask.to(ce.dtype)
-    fg = maskf * (target == 1).to(ce.dtype)
-    bg = maskf - fg
-    n_fg, n_bg = fg.sum(), bg.sum()
-    if bg_per_fg is None or float(n_fg) == 0 or float(n_bg) == 0:
-        return (ce * maskf).sum() / maskf.sum().clamp_min(1)
-    mean_fg = (ce * fg).sum() / n_fg
-    mean_bg = (ce * bg).sum() / n_bg
-    return (mean_fg + bg_per_fg * mean_bg) / (1 + bg_per_fg)
+    if arch == "unet":
+        return predict_unet(net, image, slab_depth=slab_depth, stride=slab_stride, device=device)
+    return predict_deepmedic(net, image, tile_depth=tile_depth, device=device)
 
 
 def validate_network(
@@ -178,12 +103,15 @@ def validate_network(
     """
     results = []
     for case in cases:
-        if arch == "unet":
-            prob = predict_unet(
-                net, case.image, slab_depth=slab_depth, stride=slab_stride, device=device
-            )
-        else:
-            prob = predict_deepmedic(net, case.image, tile_depth=tile_depth, device=device)
+        prob = network_probability(
+            arch,
+            net,
+            case.image,
+            slab_depth=slab_depth,
+            slab_stride=slab_stride,
+            tile_depth=tile_depth,
+            device=device,
+        )
         if probs_out is not None:
             probs_out.append(prob)
         results.append(
@@ -201,8 +129,126 @@ def validate_network(
     }
 
 
-def _rng_state(rng: np.random.Generator) -> dict[str, Any]:
-    return copy.deepcopy(rng.bit_generator.state)
+def base_payload(
+    arch: str,
+    net: nn.Module,
+    config: EnsembleTrainConfig,
+    train_cases: Sequence[Case],
+    val_cases: Sequence[Case],
+) -> dict[str, Any]:
+    """What every checkpoint of one training run shares (``ml.networks.checkpoint``)."""
+    return {
+        "arch": arch,
+        "class_name": type(net).__name__,
+        "preset": config.preset,
+        "net_kwargs": network_kwargs(arch, config.preset),
+        "config": config.to_dict(),
+        "train_case_ids": [c.case_id for c in train_cases],
+        "val_case_ids": [c.case_id for c in val_cases],
+        "seed": config.seed,
+        "torch_version": torch.__version__,
+    }
+
+
+def checkpoint_payload(
+    base: dict[str, Any],
+    *,
+    state_dict: StateDict,
+    optimizer: torch.optim.Optimizer,
+    epoch: int,
+    metrics: dict[str, Any],
+    history: list[dict[str, Any]],
+    resume_state: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The dict a checkpoint file holds: ``base`` (``base_payload``), the weights,
+    the optimizer state, ``epoch``, ``metrics``, ``history``, for ``*.last.pt``
+    the ``resume_state`` (sampler state and best-so-far), then ``created_utc``."""
+    return {
+        **base,
+        "state_dict": state_dict,
+        "optimizer": optimizer.state_dict(),
+        "epoch": epoch,
+        "metrics": metrics,
+        "history": history,
+        **(resume_state or {}),
+        "created_utc": utc_now(),
+    }
+
+
+@dataclass
+class TrainingClock:
+    """The time budget of one network: ``budget_min`` minutes from ``t_start``.
+
+    ``recent_steps`` holds the seconds of the last five steps and
+    ``val_seconds`` those of the last validation pass (``next_step_fits``).
+    """
+
+    budget_min: float | None
+    t_start: float = field(default_factory=time.monotonic)
+    val_seconds: float = 0.0
+    recent_steps: deque[float] = field(default_factory=lambda: deque(maxlen=5))
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t_start
+
+    def out_of_time(self) -> bool:
+        """One more step and a validation pass would end past the budget."""
+        return self.budget_min is not None and not next_step_fits(
+            self.elapsed(), self.recent_steps, self.val_seconds, 60 * self.budget_min
+        )
+
+
+@dataclass
+class BestSoFar:
+    """The epoch with the best validation score so far, and its weights."""
+
+    score: float = -math.inf
+    epoch: int = 0
+    metrics: dict[str, Any] = field(default_factory=dict)
+    state: StateDict | None = None
+    val_probs: list[np.ndarray] | None = None  # this call's best epoch only (not on resume)
+    sha256: str | None = None  # of the best-weights file when written in this call
+
+
+@dataclass
+class _Run:
+    """What one ``train_network`` call carries from step to step."""
+
+    strategy: ArchStrategy
+    config: EnsembleTrainConfig
+    net: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    rng: np.random.Generator
+    device: torch.device
+    train_cases: Sequence[Case]
+    val_cases: Sequence[Case]
+    out_path: Path
+    base: dict[str, Any]
+    clock: TrainingClock
+    emit: Progress
+    should_stop: ShouldStop | None
+    start_epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: BestSoFar = field(default_factory=BestSoFar)
+    stopped: str | None = None
+
+    @property
+    def arch(self) -> str:
+        return self.strategy.arch
+
+    @property
+    def last_path(self) -> Path:
+        return last_checkpoint_path(self.out_path)
+
+    @property
+    def use_amp(self) -> bool:
+        return self.config.amp and self.device.type == "cuda"
+
+
+def last_checkpoint_path(out_path: Path) -> Path:
+    """``<stem>.last.pt`` beside ``out_path``: the state to resume from."""
+    return out_path.with_name(out_path.stem + ".last.pt")
 
 
 def train_network(
@@ -224,233 +270,295 @@ def train_network(
     ``sha256`` of ``out_path``, ``stopped`` (``None``, or ``"time_budget"``) and
     ``val_probs``: the best weights' probability maps of the validation cases
     (``None`` when they were not computed in this call, e.g. after a resume).
+    Raises ``ValueError`` for an unknown ``arch``, no training cases, an invalid
+    config or a warm start / resume file of another network, and
+    ``TrainingCancelled`` when ``should_stop()`` says so.
     """
-    if arch not in _ARCH_SEED:
+    if arch not in STRATEGY_ARCHS:
         raise ValueError(f"unknown architecture {arch!r}")
     if not train_cases:
         raise ValueError("no training cases")
     config.validate()
-    cfg: UNetTrainConfig | DeepMedicTrainConfig = (
-        config.unet if arch == "unet" else config.deepmedic
+    run = _start_run(
+        strategy_for(arch, config),
+        config,
+        train_cases,
+        val_cases,
+        Path(out_path),
+        warm_start=warm_start,
+        resume=resume,
+        max_minutes=max_minutes,
+        emit=progress or (lambda event: None),
+        should_stop=should_stop,
     )
+    for epoch in range(run.start_epoch + 1, run.strategy.cfg.epochs + 1):
+        # A new epoch only if a step and its validation still fit in the budget.
+        if len(run.history) > run.start_epoch and run.clock.out_of_time():
+            run.stopped = "time_budget"
+            break
+        _run_epoch(run, epoch)
+        if run.stopped:
+            break
+    return _finish(run)
+
+
+def _start_run(
+    strategy: ArchStrategy,
+    config: EnsembleTrainConfig,
+    train_cases: Sequence[Case],
+    val_cases: Sequence[Case],
+    out_path: Path,
+    *,
+    warm_start: str | Path | None,
+    resume: bool,
+    max_minutes: float | None,
+    emit: Progress,
+    should_stop: ShouldStop | None,
+) -> _Run:
+    """Build (or warm-start) the network, its optimizer and sampler; restore a resume."""
+    cfg = strategy.cfg
     budget_min = min((m for m in (cfg.max_minutes, max_minutes) if m is not None), default=None)
     device = resolve_device(config.device)
-    use_amp = config.amp and device.type == "cuda"
-    out_path = Path(out_path)
-    last_path = out_path.with_name(out_path.stem + ".last.pt")
-    kwargs = network_kwargs(arch, config.preset)
+    net = _build_network(strategy, config, warm_start)
+    net.to(device)
+    optimizer = torch.optim.RMSprop(net.parameters(), lr=cfg.lr)
+    scaler = torch.amp.GradScaler("cuda", enabled=config.amp and device.type == "cuda")
+    rng = np.random.default_rng([config.seed, strategy.seed_offset])
+    start_epoch, history, best = 0, [], BestSoFar()
+    last_path = last_checkpoint_path(out_path)
+    if resume and last_path.exists():
+        start_epoch, history, best = _restore(last_path, strategy.arch, config, net, optimizer, rng)
+    base = base_payload(strategy.arch, net, config, train_cases, val_cases)
+    return _Run(
+        strategy=strategy,
+        config=config,
+        net=net,
+        optimizer=optimizer,
+        scaler=scaler,
+        rng=rng,
+        device=device,
+        train_cases=train_cases,
+        val_cases=val_cases,
+        out_path=out_path,
+        base=base,
+        clock=TrainingClock(budget_min),
+        emit=emit,
+        should_stop=should_stop,
+        start_epoch=start_epoch,
+        history=history,
+        best=best,
+    )
 
+
+def _same_network(ckpt: dict[str, Any], arch: str, preset: str) -> bool:
+    return ckpt["arch"] == arch and _norm(ckpt["net_kwargs"]) == _norm(network_kwargs(arch, preset))
+
+
+def _build_network(
+    strategy: ArchStrategy, config: EnsembleTrainConfig, warm_start: str | Path | None
+) -> nn.Module:
+    """A new network seeded by ``config.seed``, its output prior set, or warm-started."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed * 1000 + _ARCH_SEED[arch])
-        net = build(arch, config.preset)
-    prior = getattr(cfg, "init_prior", None)
+        torch.manual_seed(config.seed * 1000 + strategy.seed_offset)
+        net = build(strategy.arch, config.preset)
+    prior = strategy.init_prior
     if prior is not None and warm_start is None:
         with torch.no_grad():
             net.head.bias.fill_(math.log(prior / (1 - prior)))
     if warm_start is not None:
         ws = load_checkpoint(warm_start)
-        if ws["arch"] != arch or _norm(ws["net_kwargs"]) != _norm(kwargs):
+        if not _same_network(ws, strategy.arch, config.preset):
             raise ValueError(
                 f"warm start {warm_start} is a different network ({ws['arch']}, {ws['preset']})"
             )
         net.load_state_dict(ws["state_dict"])
-    net.to(device)
-    optimizer = torch.optim.RMSprop(net.parameters(), lr=cfg.lr)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    loss_fn = build_loss(cfg.loss, lambda_c=cfg.lambda_c, eps=cfg.eps) if arch == "unet" else None
-    rng = np.random.default_rng([config.seed, _ARCH_SEED[arch]])
+    return net
 
-    start_epoch, history = 0, []
-    best_score, best_epoch, best_metrics, best_state = -math.inf, 0, {}, None
-    if resume and last_path.exists():
-        last = load_checkpoint(last_path)
-        if (
-            last["arch"] != arch
-            or _norm(last["net_kwargs"]) != _norm(kwargs)
-            or last["seed"] != config.seed
-        ):
-            raise ValueError(f"{last_path} holds a different network or seed; cannot resume")
-        net.load_state_dict(last["state_dict"])
-        optimizer.load_state_dict(last["optimizer"])
-        rng.bit_generator.state = last["rng_state"]
-        start_epoch, history = last["epoch"], last["history"]
-        best_score, best_epoch = last["best_score"], last["best_epoch"]
-        best_metrics, best_state = last["best_metrics"], last["best_state"]
 
-    train_ids = [c.case_id for c in train_cases]
-    val_ids = [c.case_id for c in val_cases]
-    base_payload = {
-        "arch": arch,
-        "class_name": type(net).__name__,
-        "preset": config.preset,
-        "net_kwargs": kwargs,
-        "config": config.to_dict(),
-        "train_case_ids": train_ids,
-        "val_case_ids": val_ids,
-        "seed": config.seed,
-        "torch_version": torch.__version__,
-    }
-    t_start = time.monotonic()
-    stopped = None
-    sha = None
-    val_seconds = 0.0
-    recent_steps: deque[float] = deque(maxlen=5)  # seconds of the last steps
-    best_val_probs: list[np.ndarray] | None = None  # this run's best epoch only (not on resume)
-    emit = progress or (lambda event: None)
+def _restore(
+    last_path: Path,
+    arch: str,
+    config: EnsembleTrainConfig,
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    rng: np.random.Generator,
+) -> tuple[int, list[dict[str, Any]], BestSoFar]:
+    """Load ``*.last.pt`` into the network, optimizer and sampler; returns
+    ``(epochs done, history, best so far)``."""
+    last = load_checkpoint(last_path)
+    if not _same_network(last, arch, config.preset) or last["seed"] != config.seed:
+        raise ValueError(f"{last_path} holds a different network or seed; cannot resume")
+    net.load_state_dict(last["state_dict"])
+    optimizer.load_state_dict(last["optimizer"])
+    rng.bit_generator.state = last["rng_state"]
+    best = BestSoFar(
+        last["best_score"], last["best_epoch"], last["best_metrics"], last["best_state"]
+    )
+    return last["epoch"], last["history"], best
 
-    def out_of_time() -> bool:
-        # One more step and a validation pass would end past the budget.
-        return budget_min is not None and not next_step_fits(
-            time.monotonic() - t_start, recent_steps, val_seconds, 60 * budget_min
-        )
 
-    for epoch in range(start_epoch + 1, cfg.epochs + 1):
-        # A new epoch only if a step and its validation still fit in the budget.
-        if history[start_epoch:] and out_of_time():
-            stopped = "time_budget"
+def _run_epoch(run: _Run, epoch: int) -> None:
+    """Train one epoch (or until the budget says stop), validate, write checkpoints."""
+    run.net.train()
+    plan = run.strategy.plan(run.train_cases, run.rng)
+    losses = _train_steps(run, epoch, plan)
+    epoch_loss = float(np.mean(losses)) if losses else float("nan")
+    val, val_probs = _validate_epoch(run, epoch, len(plan), epoch_loss)
+    _record_epoch(run, epoch, epoch_loss, val, val_probs)
+
+
+def _train_steps(run: _Run, epoch: int, plan: list[list[tuple[int, bool]]]) -> list[float]:
+    """The epoch's optimisation steps; returns their losses and emits one event each."""
+    losses: list[float] = []
+    for step, items in enumerate(plan, start=1):
+        if run.should_stop is not None and run.should_stop():
+            raise TrainingCancelled(f"{run.arch} stopped at epoch {epoch}, step {step}")
+        # Stop when one more step and this epoch's validation would end past
+        # the budget.
+        if losses and run.clock.out_of_time():
+            run.stopped = "time_budget"
             break
-        net.train()
-        if arch == "unet":
-            plan = _unet_plan(train_cases, cfg, rng)
-        else:
-            plan = _deepmedic_plan(train_cases, cfg, rng)
-        losses = []
-        for step, items in enumerate(plan, start=1):
-            if should_stop is not None and should_stop():
-                raise TrainingCancelled(f"{arch} stopped at epoch {epoch}, step {step}")
-            # Stop when one more step and this epoch's validation would end past
-            # the budget.
-            if losses and out_of_time():
-                stopped = "time_budget"
-                break
-            t_step = time.monotonic()
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-                if arch == "unet":
-                    x, g, v = _unet_batch(train_cases, items, cfg, rng, device)
-                    prob = torch.sigmoid(net(x).float())
-                    loss = loss_fn(prob, g, v)
-                else:
-                    x, g, m = _deepmedic_batch(
-                        train_cases, items, cfg, rng, device, halo=int(net.z_halo)
-                    )
-                    bg_per_fg = cfg.bg_per_fg if cfg.sampler == "head" else None
-                    loss = deepmedic_loss(net(x).float(), g, m, bg_per_fg)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            losses.append(float(loss.detach()))
-            recent_steps.append(time.monotonic() - t_step)
-            emit(
-                {
-                    "stage": arch,
-                    "epoch": epoch,
-                    "epochs": cfg.epochs,
-                    "step": step,
-                    "steps": len(plan),
-                    "loss": losses[-1],
-                    "val": None,
-                }
-            )
-        epoch_loss = float(np.mean(losses)) if losses else float("nan")
-        val = None
-        if val_cases:
-            t_val = time.monotonic()
-            val_probs: list[np.ndarray] = []
-            val = validate_network(
-                arch,
-                net,
-                val_cases,
-                threshold=config.threshold,
-                device=device,
-                slab_depth=config.unet.slab_depth,
-                slab_stride=config.unet.val_stride,
-                tile_depth=config.deepmedic.tile_depth,
-                connectivity=config.connectivity,
-                probs_out=val_probs,
-            )
-            val_seconds = time.monotonic() - t_val
-            emit(
-                {
-                    "stage": "validate",
-                    "net": arch,
-                    "epoch": epoch,
-                    "epochs": cfg.epochs,
-                    "step": len(plan),
-                    "steps": len(plan),
-                    "loss": epoch_loss,
-                    "val": val,
-                }
-            )
-        score = (
-            (val["dsc"] if val and val["dsc"] is not None else -1.0) if val_cases else -epoch_loss
-        )
-        history.append(
-            {"epoch": epoch, "loss": epoch_loss, "val": val, "seconds": time.monotonic() - t_start}
-        )
-        if score > best_score:
-            best_score, best_epoch = score, epoch
-            best_metrics = {"val": val, "train_loss": epoch_loss}
-            best_state = {k: t.detach().cpu().clone() for k, t in net.state_dict().items()}
-            best_val_probs = val_probs if val_cases else None
-            sha = save_checkpoint(
-                out_path,
-                {
-                    **base_payload,
-                    "state_dict": best_state,
-                    "optimizer": optimizer.state_dict(),
-                    "epoch": epoch,
-                    "metrics": best_metrics,
-                    "history": history,
-                    "created_utc": utc_now(),
-                },
-            )
-        save_checkpoint(
-            last_path,
+        t_step = time.monotonic()
+        losses.append(_train_step(run, items))
+        run.clock.recent_steps.append(time.monotonic() - t_step)
+        run.emit(
             {
-                **base_payload,
-                "state_dict": {k: t.detach().cpu() for k, t in net.state_dict().items()},
-                "optimizer": optimizer.state_dict(),
+                "stage": run.arch,
                 "epoch": epoch,
-                "metrics": {"val": val, "train_loss": epoch_loss},
-                "history": history,
-                "rng_state": _rng_state(rng),
-                "best_score": best_score,
-                "best_epoch": best_epoch,
-                "best_metrics": best_metrics,
-                "best_state": best_state,
-                "created_utc": utc_now(),
-            },
+                "epochs": run.strategy.cfg.epochs,
+                "step": step,
+                "steps": len(plan),
+                "loss": losses[-1],
+                "val": None,
+            }
         )
-        if stopped:
-            break
-    if sha is None:
+    return losses
+
+
+def _train_step(run: _Run, items: Sequence[tuple[int, bool]]) -> float:
+    """One RMSprop step on one batch (mixed precision on CUDA); returns the loss."""
+    run.optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(device_type=run.device.type, dtype=torch.float16, enabled=run.use_amp):
+        batch = run.strategy.batch(run.net, run.train_cases, items, run.rng, run.device)
+        loss = run.strategy.loss(run.net, batch)
+    run.scaler.scale(loss).backward()
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    return float(loss.detach())
+
+
+def _validate_epoch(
+    run: _Run, epoch: int, n_steps: int, epoch_loss: float
+) -> tuple[dict[str, Any] | None, list[np.ndarray] | None]:
+    """``validate_network`` on the validation cases (if any): metrics and maps."""
+    if not run.val_cases:
+        return None, None
+    config = run.config
+    t_val = time.monotonic()
+    val_probs: list[np.ndarray] = []
+    val = validate_network(
+        run.arch,
+        run.net,
+        run.val_cases,
+        threshold=config.threshold,
+        device=run.device,
+        slab_depth=config.unet.slab_depth,
+        slab_stride=config.unet.val_stride,
+        tile_depth=config.deepmedic.tile_depth,
+        connectivity=config.connectivity,
+        probs_out=val_probs,
+    )
+    run.clock.val_seconds = time.monotonic() - t_val
+    run.emit(
+        {
+            "stage": "validate",
+            "net": run.arch,
+            "epoch": epoch,
+            "epochs": run.strategy.cfg.epochs,
+            "step": n_steps,
+            "steps": n_steps,
+            "loss": epoch_loss,
+            "val": val,
+        }
+    )
+    return val, val_probs
+
+
+def _record_epoch(
+    run: _Run,
+    epoch: int,
+    epoch_loss: float,
+    val: dict[str, Any] | None,
+    val_probs: list[np.ndarray] | None,
+) -> None:
+    """Append to the history, keep the best weights, write both checkpoints."""
+    if run.val_cases:
+        score = val["dsc"] if val and val["dsc"] is not None else -1.0
+    else:
+        score = -epoch_loss
+    run.history.append(
+        {"epoch": epoch, "loss": epoch_loss, "val": val, "seconds": run.clock.elapsed()}
+    )
+    best = run.best
+    if score > best.score:
+        best.score, best.epoch = score, epoch
+        best.metrics = {"val": val, "train_loss": epoch_loss}
+        best.state = {k: t.detach().cpu().clone() for k, t in run.net.state_dict().items()}
+        best.val_probs = val_probs
+        best.sha256 = _save_best(run, epoch)
+    resume_state = {
+        "rng_state": copy.deepcopy(run.rng.bit_generator.state),
+        "best_score": best.score,
+        "best_epoch": best.epoch,
+        "best_metrics": best.metrics,
+        "best_state": best.state,
+    }
+    save_checkpoint(
+        run.last_path,
+        checkpoint_payload(
+            run.base,
+            state_dict={k: t.detach().cpu() for k, t in run.net.state_dict().items()},
+            optimizer=run.optimizer,
+            epoch=epoch,
+            metrics={"val": val, "train_loss": epoch_loss},
+            history=run.history,
+            resume_state=resume_state,
+        ),
+    )
+
+
+def _save_best(run: _Run, epoch: int) -> str:
+    """Write the best weights to ``out_path``; returns the file's sha256."""
+    if run.best.state is None:
+        raise RuntimeError("training produced no weights")
+    payload = checkpoint_payload(
+        run.base,
+        state_dict=run.best.state,
+        optimizer=run.optimizer,
+        epoch=epoch,
+        metrics=run.best.metrics,
+        history=run.history,
+    )
+    return save_checkpoint(run.out_path, payload)
+
+
+def _finish(run: _Run) -> dict[str, Any]:
+    """Make sure the best weights are on disk; the summary ``train_network`` returns."""
+    best = run.best
+    if best.sha256 is None:
         # Resumed after the last epoch, or nothing improved since: (re)write the best weights.
-        if best_state is None:
-            raise RuntimeError("training produced no weights")
-        sha = save_checkpoint(
-            out_path,
-            {
-                **base_payload,
-                "state_dict": best_state,
-                "optimizer": optimizer.state_dict(),
-                "epoch": best_epoch,
-                "metrics": best_metrics,
-                "history": history,
-                "created_utc": utc_now(),
-            },
-        )
+        best.sha256 = _save_best(run, best.epoch)
     return {
-        "arch": arch,
-        "path": out_path.name,
-        "sha256": sha,
-        "epoch": best_epoch,
-        "epochs_run": len(history),
-        "metrics": best_metrics,
-        "history": history,
-        "stopped": stopped,
-        "seconds": time.monotonic() - t_start,
-        "val_probs": best_val_probs,
+        "arch": run.arch,
+        "path": run.out_path.name,
+        "sha256": best.sha256,
+        "epoch": best.epoch,
+        "epochs_run": len(run.history),
+        "metrics": best.metrics,
+        "history": run.history,
+        "stopped": run.stopped,
+        "seconds": run.clock.elapsed(),
+        "val_probs": best.val_probs,
     }
 
 

@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from ml import evaluate as evaluate_cli
-from ml import predict as predict_cli
-from ml import train as train_cli
+from ml.cli import evaluate as evaluate_cli
+from ml.cli import predict as predict_cli
+from ml.cli import train as train_cli
 from tests.ml_tests.ml_core_helpers import make_studies
 
 
@@ -114,7 +114,7 @@ def test_cli_help_and_bad_arguments(capsys):
 def test_ml_core_imports_no_web_framework():
     code = (
         "import sys, ml.lesions, ml.losses, ml.networks, ml.metrics, ml.training, ml.inference, "
-        "ml.train, ml.predict, ml.evaluate, ml.experiment\n"
+        "ml.cli.train, ml.cli.predict, ml.cli.evaluate, ml.cli.experiment\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in {'django', 'rest_framework', 'dramatiq'}]\n"
         "assert not bad, bad"
     )

@@ -138,7 +138,7 @@ def test_an_existing_directory_is_replaced_whole(tiny_study: Path, tmp_path: Pat
 def test_ingest_cli_reports_refusals_as_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ml.ingest import main
+    from ml.cli.ingest import main
 
     empty = tmp_path / "up"
     empty.mkdir()

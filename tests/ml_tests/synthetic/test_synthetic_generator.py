@@ -131,7 +131,7 @@ def test_bad_arguments(tmp_path: Path) -> None:
 def test_synth_cli_generates_and_prepares(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ml.synth import main
+    from ml.cli.synth import main
 
     assert main([str(tmp_path / "cases"), "--seeds", "4", "--grid", "tiny", "--n-lesions", "2",
                  "--prepare", str(tmp_path / "prepared")]) == 0  # fmt: skip

@@ -9,6 +9,7 @@ import torch
 
 from ml.inference import EnsemblePredictor
 from ml.inference.sliding import head_bbox, predict_deepmedic
+from ml.losses import deepmedic_loss
 from ml.networks import build
 from ml.networks.checkpoint import load_checkpoint, sha256_file
 from ml.training import (
@@ -22,13 +23,8 @@ from ml.training import (
 )
 from ml.training.data import sample_head_window, sample_segment, sample_slab
 from ml.training.ensemble import calibrate, calibration_reserve_s
-from ml.training.trainer import (
-    _deepmedic_batch,
-    _deepmedic_plan,
-    _unet_plan,
-    deepmedic_loss,
-    next_step_fits,
-)
+from ml.training.strategies import deepmedic_batch, deepmedic_plan, unet_plan
+from ml.training.trainer import next_step_fits
 from tests.ml_tests.ml_core_helpers import make_prepared_study, make_studies
 
 torch.set_num_threads(2)
@@ -134,7 +130,7 @@ def test_config_json_round_trip_and_validation(tmp_path):
 @pytest.mark.parametrize(
     ("grid", "top", "expect"),
     [
-        # paper: the dataclass defaults (METHOD.md values) untouched.
+        # paper: the dataclass defaults (docs/METHOD.md values) untouched.
         ("paper", {}, {"preset": "paper", "unet.batch_size": 1, "deepmedic.out_depth": 4}),
         # lite: the CPU recipe (two slabs a step, 12 DeepMedic output slices).
         (
@@ -279,12 +275,12 @@ def test_plans_respect_tumour_fraction(studies):
     cases = [load_case(d) for d in train]
     rng = np.random.default_rng(0)
     cfg = UNetTrainConfig(steps_per_epoch=10, tumour_fraction=0.7)
-    plan = [item for batch in _unet_plan(cases, cfg, rng) for item in batch]
+    plan = [item for batch in unet_plan(cases, cfg, rng) for item in batch]
     assert len(plan) == 10 and sum(want for _, want in plan) == 7
     slabs = [sample_slab(cases[ci], 8, want_tumour=want, rng=rng) for ci, want in plan]
     assert sum(bool(gt.any()) for _, gt, _ in slabs) >= 7
     dm = DeepMedicTrainConfig(segments_per_epoch=12, batch_size=5)
-    batches = _deepmedic_plan(cases, dm, rng)
+    batches = deepmedic_plan(cases, dm, rng)
     assert [len(b) for b in batches] == [5, 5, 2]
     assert sum(fg for b in batches for _, fg in b) == 6
 
@@ -343,7 +339,7 @@ def test_deepmedic_loss_uses_only_masked_voxels_and_balances_classes(studies):
     cases = [load_case(d) for d in train]
     cfg = DeepMedicTrainConfig(batch_size=2, out_depth=2)
     rng = np.random.default_rng(0)
-    x, g, m = _deepmedic_batch(cases, [(0, True), (1, False)], cfg, rng, "cpu", halo=2)
+    x, g, m = deepmedic_batch(cases, [(0, True), (1, False)], cfg, rng, "cpu", halo=2)
     assert x.shape[:2] == (2, 2) and m.shape == g.shape and bool(m.any(dim=(1, 2, 3)).all())
     logits = torch.randn(2, 2, *g.shape[1:], requires_grad=True)
     loss = deepmedic_loss(logits, g, m, 3.0)

@@ -1,7 +1,7 @@
 """CLI: ingest a DICOM folder or zip into a prepared study and print a JSON report.
 
-    python -m ml.ingest upload.zip var/prepared/case1 --grid lite [--ground-truth gt.nii.gz]
-    python -m ml.ingest upload/ --scan-only      # only say what was found and ignored
+    python -m ml.cli.ingest upload.zip var/prepared/case1 --grid lite [--ground-truth gt.nii.gz]
+    python -m ml.cli.ingest upload/ --scan-only      # only say what was found and ignored
 
 Exit status 0 on success, 2 when the upload is refused (the report says why).
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ml.ingest", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m ml.cli.ingest", description=__doc__.splitlines()[0])
     p.add_argument("source", type=Path, help="a folder tree or a zip of DICOM files")
     p.add_argument("out_dir", type=Path, nargs="?", help="the prepared-study directory to write")
     p.add_argument("--grid", default="lite", choices=["tiny", "lite", "paper"])

@@ -1,6 +1,6 @@
 """Segment brain metastases in one prepared study with a trained ensemble.
 
-python -m ml.predict --model var/models/m1 --study var/prepared/case_00003 --out var/pred/case_00003
+python -m ml.cli.predict --model var/models/m1 --study var/prepared/case_00003 --out var/pred/case_00003
 Writes ensemble_prob.npy, unet_prob.npy, deepmedic_prob.npy, labels.npy and lesions.json.
 """
 
@@ -14,7 +14,9 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ml.predict", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m ml.cli.predict", description=__doc__.splitlines()[0]
+    )
     p.add_argument(
         "--model",
         type=Path,

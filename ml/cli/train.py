@@ -1,6 +1,6 @@
 """Train the U-Net + DeepMedic ensemble on prepared studies.
 
-python -m ml.train --train var/prepared/case_* --val var/prepared/case_9 --out var/models/m1 \
+python -m ml.cli.train --train var/prepared/case_* --val var/prepared/case_9 --out var/models/m1 \
     --preset lite --unet-epochs 20 --deepmedic-epochs 10 --max-minutes 10
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ml.train", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m ml.cli.train", description=__doc__.splitlines()[0])
     p.add_argument(
         "--train",
         nargs="+",

@@ -1,6 +1,6 @@
 """CLI: generate synthetic CT + contrast T1 MR studies as DICOM.
 
-python -m ml.synth var/synthetic --seeds 0-4 --grid tiny [--prepare var/prepared]
+python -m ml.cli.synth var/synthetic --seeds 0-4 --grid tiny [--prepare var/prepared]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ml.synth", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m ml.cli.synth", description=__doc__.splitlines()[0])
     p.add_argument("out_dir", type=Path, help="one sub-folder per case is written here")
     p.add_argument("--seeds", default="0", help="e.g. 0-9 or 1,5,7 (default 0)")
     p.add_argument("--grid", default="lite", choices=["tiny", "lite", "paper"])
