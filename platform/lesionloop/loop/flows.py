@@ -65,11 +65,20 @@ def _after_approval(study: Study | None) -> None:
 
 
 def study_approve(
-    *, study_id: int, user: Any, training_eligible: bool = True, client: str = ""
+    *,
+    study_id: int,
+    user: Any,
+    training_eligible: bool = True,
+    client: str = "",
+    expected_decisions: dict[int, str] | None = None,
 ) -> Study:
     """Approve a study (``review``); a training-eligible approval may start retraining."""
     study = review.study_approve(
-        study_id=study_id, user=user, training_eligible=training_eligible, client=client
+        study_id=study_id,
+        user=user,
+        training_eligible=training_eligible,
+        client=client,
+        expected_decisions=expected_decisions,
     )
     _after_approval(study)
     return study
