@@ -41,10 +41,6 @@ def revision_current(*, study_id: int, number: int) -> MaskRevision | None:
     )
 
 
-def study_revisions(*, study_id: int) -> QuerySet[MaskRevision]:
-    return MaskRevision.objects.filter(study_id=study_id).order_by("number")
-
-
 def lease_state(*, study: Study, user: Any, client: str) -> dict[str, Any]:
     """Who holds the review lease as seen from ``user`` in client session ``client``.
 

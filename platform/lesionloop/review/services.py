@@ -419,10 +419,6 @@ def parse_if_match(value: str | None) -> int:
     return int(token)
 
 
-def decode_mask(body: bytes, *, shape: tuple[int, int, int], gzipped: bool) -> np.ndarray:
-    return _decode_mask(body, shape=shape, gzipped=gzipped)[0]
-
-
 def _decode_mask(
     body: bytes, *, shape: tuple[int, int, int], gzipped: bool
 ) -> tuple[np.ndarray, bool]:

@@ -12,7 +12,6 @@ import logging
 import os
 import shutil
 import time
-import zipfile
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -591,7 +590,3 @@ def _keep_import_source(study_id: int, source: Path) -> None:
     else:
         shutil.copy2(source, tmp / "archive.zip")
     storage.publish_dir(tmp, upload)
-
-
-def is_zip_path(path: Path) -> bool:
-    return path.is_file() and zipfile.is_zipfile(path)

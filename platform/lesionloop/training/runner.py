@@ -5,7 +5,7 @@ it with a timeout and kills it on cancel, which stops C/CUDA code that a
 Dramatiq time limit cannot, and frees GPU memory on exit. torch is imported
 inside ``main`` only, so importing this module from the web process is cheap.
 
-Protocol: the spec is a JSON file (see ``supervisor.build_spec``); every line
+Protocol: the spec is a JSON file (written by ``training.services._train``); every line
 this process writes to stdout is one JSON event:
 ``{"type": "progress", ...train_ensemble event...}``, ``{"type": "stage",
 "stage": "evaluate"}`` and finally ``{"type": "done", "manifest": ..., "metrics":

@@ -90,11 +90,6 @@ def split_hash_is_validation(key: str, *, modulus: int = VALIDATION_MODULUS) -> 
     return int(digest, 16) % modulus == 0
 
 
-def split_assignments(study_ids: list[int]) -> dict[int, str]:
-    rows = SplitAssignment.objects.filter(study_id__in=study_ids)
-    return {row.study_id: row.split for row in rows}
-
-
 def validation_study_ids() -> list[int]:
     return list(
         SplitAssignment.objects.filter(split=SplitAssignment.Split.VALIDATION).values_list(
