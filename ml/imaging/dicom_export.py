@@ -5,6 +5,10 @@
 - ``copy_study_attributes``: the Patient / General Study attributes a derived object
   copies from the CT it was drawn on (Type 2 ones left empty when the CT lacks them).
 - ``dataset_bytes``: a data set as a DICOM Part 10 file in memory.
+- ``Provenance``: who approved, with which model, how each lesion's contour was made,
+  and the seed of the exports' UIDs (``derived_uid``: the same approved revision always
+  gets the same SOP Instance UID, a new revision a new one).
+- ``roi_colour``: a distinct display colour for every ROI number, however many.
 
 Grid convention (both exporters): mask slice ``k`` is the ``k``-th CT slice in
 ``ml.imaging.geometry.sort_slices`` order, mask row ``r`` / column ``c`` are the
@@ -15,16 +19,107 @@ Pure pydicom / NumPy (no SimpleITK, torch or Django).
 
 from __future__ import annotations
 
+import colorsys
+import datetime as dt
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
 
 from ml.imaging.geometry import sort_slices
 
 MANUFACTURER = "LesionLoop"
+
+# How a lesion's contour was made (RTSTRUCT ROIGenerationAlgorithm, SEG
+# SegmentAlgorithmType): the model's as proposed, the model's edited by a clinician,
+# drawn by a clinician.
+AUTOMATIC, SEMIAUTOMATIC, MANUAL = "AUTOMATIC", "SEMIAUTOMATIC", "MANUAL"
+
+# Distinct display colours for the first ROIs: red, green, blue, yellow, magenta, cyan,
+# orange, purple, lime, pink, teal, brown. Later ROIs: hues a golden angle apart.
+ROI_COLOURS: tuple[tuple[int, int, int], ...] = (
+    (255, 0, 0),
+    (0, 200, 0),
+    (0, 96, 255),
+    (255, 220, 0),
+    (255, 0, 255),
+    (0, 220, 220),
+    (255, 128, 0),
+    (128, 0, 255),
+    (160, 255, 0),
+    (255, 105, 180),
+    (0, 128, 128),
+    (150, 75, 0),
+)
+GOLDEN_ANGLE = 0.3819660112501051  # of a turn: (3 - sqrt 5) / 2
+
+
+def roi_colour(number: int) -> tuple[int, int, int]:
+    """The display colour (RGB 0-255) of ROI ``number`` (1, 2, ...): the fixed palette,
+    then hues a golden angle apart at three saturation/value levels, skipping any colour
+    already given, so no two ROIs of a structure set share a colour."""
+    while len(_COLOURS) < number:
+        k = len(_COLOURS) - len(ROI_COLOURS) + _SKIPPED[0]
+        hue = (k * GOLDEN_ANGLE) % 1.0
+        saturation, value = ((1.0, 1.0), (0.6, 1.0), (1.0, 0.7))[k % 3]
+        rgb = tuple(round(v * 255) for v in colorsys.hsv_to_rgb(hue, saturation, value))
+        if rgb in _USED:
+            _SKIPPED[0] += 1
+            continue
+        _COLOURS.append(rgb)  # type: ignore[arg-type]
+        _USED.add(rgb)
+    return _COLOURS[number - 1]
+
+
+_COLOURS: list[tuple[int, int, int]] = list(ROI_COLOURS)
+_USED: set[tuple[int, ...]] = set(ROI_COLOURS)
+_SKIPPED = [0]
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where an exported contour comes from (all optional).
+
+    ``uid_seed``: e.g. ``"<StudyInstanceUID>/<revision>"``; with it the SOP and series
+    instance UIDs are derived from it (same seed, same UIDs), without it they are new.
+    ``approved``/``reviewer``/``reviewed_at``: the clinician's approval (RT Approval
+    module; also the content date and time, so an export of one approval is the same
+    object every time). ``model_version``: the model that pre-contoured the study.
+    ``algorithms``: lesion label -> ``AUTOMATIC`` | ``SEMIAUTOMATIC`` | ``MANUAL``
+    (default ``MANUAL``).
+    """
+
+    uid_seed: str = ""
+    approved: bool = False
+    reviewer: str = ""
+    reviewed_at: dt.datetime | None = None
+    model_version: str = ""
+    algorithms: Mapping[int, str] = field(default_factory=dict)
+
+    def uid(self, *parts: str) -> str:
+        return derived_uid(self.uid_seed, *parts)
+
+    def algorithm(self, label: int) -> str:
+        return str(self.algorithms.get(int(label), MANUAL))
+
+    def description(self, label: int) -> str:
+        """ROIGenerationDescription: how this lesion's contour was made, in words."""
+        model = f"LesionLoop model {self.model_version}" if self.model_version else "a model"
+        return {
+            AUTOMATIC: f"{model}, accepted by a clinician",
+            SEMIAUTOMATIC: f"{model}, edited by a clinician",
+        }.get(self.algorithm(label), "drawn by a clinician")[:64]
+
+
+def derived_uid(seed: str, *parts: str) -> str:
+    """A UID derived from ``seed`` and ``parts`` (pydicom ``generate_uid`` with them as
+    entropy sources: deterministic), or a new random UID when ``seed`` is empty."""
+    return generate_uid(entropy_srcs=[seed, *parts]) if seed else generate_uid()
+
 
 # Study-level attributes copied from the CT (General Study / Patient modules).
 STUDY_ATTRIBUTES = (

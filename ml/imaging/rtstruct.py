@@ -17,8 +17,12 @@ ImageOrientationPatient). This is the grid of ``ct_reference.nii.gz`` and of
 Contours: ``skimage.measure.find_contours`` at level 0.5 on the lesion's slice mask
 padded by one pixel, so every contour closes. Its vertices lie half-way between a
 lesion pixel and a background pixel, so a pixel centre is inside the polygons
-(even-odd rule: an inner contour is a hole) exactly when it is a lesion pixel;
-``read_rtstruct_masks`` rasterises them back that way.
+exactly when it is a lesion pixel; ``read_rtstruct_masks`` rasterises them back.
+A hole (a ring-shaped lesion) is not written as a separate inner contour: planning
+systems disagree on whether contours on one slice are OR-ed or XOR-ed, so each hole
+is joined to the contour around it by a zero-width "keyhole" cut (to the nearest
+vertex, along a segment that passes through no pixel centre), making one polygon
+that every rule rasterises the same way.
 
 An empty mask (no lesion label) raises ``ValueError``: the Structure Set ROI Sequence
 is Type 1, a structure set without ROIs is not valid DICOM.
@@ -38,46 +42,97 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
-from ml.imaging.dicom_export import MANUFACTURER, copy_study_attributes, prepare_export
+from ml.imaging.dicom_export import (
+    MANUFACTURER,
+    Provenance,
+    copy_study_attributes,
+    prepare_export,
+    roi_colour,
+)
 from ml.imaging.geometry import SliceGeometry, sort_slices
 
 RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
 # The conventional (retired Detached Study Management) class of RTReferencedStudySequence.
 DETACHED_STUDY_MANAGEMENT = "1.2.840.10008.3.1.2.3.1"
 
-# Distinct display colours, cycled: red, green, blue, yellow, magenta, cyan, orange,
-# purple, lime, pink, teal, brown.
-ROI_COLOURS: tuple[tuple[int, int, int], ...] = (
-    (255, 0, 0),
-    (0, 200, 0),
-    (0, 96, 255),
-    (255, 220, 0),
-    (255, 0, 255),
-    (0, 220, 220),
-    (255, 128, 0),
-    (128, 0, 255),
-    (160, 255, 0),
-    (255, 105, 180),
-    (0, 128, 128),
-    (150, 75, 0),
-)
-
 
 def slice_contours(mask2d: np.ndarray) -> list[np.ndarray]:
-    """Closed contours of a 2-D binary mask as (N, 2) (row, col), last point not repeated."""
+    """Closed contours of a 2-D binary mask as (N, 2) (row, col), last point not repeated,
+    every hole joined to the contour around it (``keyhole``): one polygon per island."""
     from skimage.measure import find_contours
 
     padded = np.pad(np.asarray(mask2d, dtype=np.float32), 1)
-    out = []
+    rings = []
     for contour in find_contours(padded, 0.5):
         pts = contour - 1.0
         if len(pts) > 1 and np.allclose(pts[0], pts[-1]):
             pts = pts[:-1]
         if len(pts) >= 3:
-            out.append(pts)
+            rings.append(pts)
+    return _join_holes(rings)
+
+
+def _signed_area(pts: np.ndarray) -> float:
+    """Shoelace area of a closed (N, 2) polygon; the sign gives its orientation."""
+    r, c = pts[:, 0], pts[:, 1]
+    return 0.5 * float(np.dot(r, np.roll(c, -1)) - np.dot(c, np.roll(r, -1)))
+
+
+def _join_holes(rings: list[np.ndarray]) -> list[np.ndarray]:
+    """Outer contours with their holes spliced in; a contour inside an odd number of
+    others is a hole of the smallest one around it."""
+    from skimage.measure import points_in_poly
+
+    inside = [
+        [j for j, other in enumerate(rings) if j != i and points_in_poly(ring[:1], other)[0]]
+        for i, ring in enumerate(rings)
+    ]
+    holes: dict[int, list[int]] = {}
+    outers = []
+    for i, parents in enumerate(inside):
+        if len(parents) % 2 == 0:
+            outers.append(i)
+            continue
+        parent = min(parents, key=lambda j: abs(_signed_area(rings[j])))
+        holes.setdefault(parent, []).append(i)
+    out = []
+    for i in outers:
+        polygon = rings[i]
+        for h in holes.get(i, []):
+            polygon = keyhole(polygon, rings[h])
+        out.append(polygon)
     return out
+
+
+def keyhole(outer: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """One polygon: ``outer``, a cut to ``hole``, ``hole`` the other way round, the cut
+    back. The cut joins the nearest pair of vertices whose segment passes through no
+    pixel centre (integer (row, col)), so no pixel is on the zero-width cut."""
+    if (_signed_area(outer) > 0) == (_signed_area(hole) > 0):
+        hole = hole[::-1]
+    dist = np.linalg.norm(outer[:, None, :] - hole[None, :, :], axis=2)
+    for flat in np.argsort(dist, axis=None):
+        i, j = np.unravel_index(int(flat), dist.shape)
+        if not _hits_pixel_centre(outer[i], hole[j]):
+            break
+    return np.concatenate([outer[: i + 1], hole[j:], hole[: j + 1], outer[i:]])
+
+
+def _hits_pixel_centre(a: np.ndarray, b: np.ndarray, tol: float = 1e-6) -> bool:
+    """Whether the segment a-b ((row, col) pixel units) passes through a pixel centre."""
+    (r0, c0), (r1, c1) = a, b
+    if abs(r1 - r0) < tol:
+        if abs(r0 - round(r0)) > tol:
+            return False
+        lo, hi = sorted((c0, c1))
+        return np.ceil(lo - tol) <= np.floor(hi + tol)
+    for r in range(int(np.ceil(min(r0, r1) - tol)), int(np.floor(max(r0, r1) + tol)) + 1):
+        c = c0 + (c1 - c0) * (r - r0) / (r1 - r0)
+        if abs(c - round(c)) < tol:
+            return True
+    return False
 
 
 def _ds_values(values: np.ndarray) -> list[str]:
@@ -113,17 +168,21 @@ def _structure_set_header(
     series_description: str,
     series_number: int,
     now: dt.datetime,
+    provenance: Provenance,
 ) -> Dataset:
-    """The data set with file meta, the CT's patient/study attributes, new SOP and series
-    instance UIDs and the RT Series / Structure Set identification (no ROI yet)."""
-    sop_uid = generate_uid()
+    """The data set with file meta, the CT's patient/study attributes, SOP and series
+    instance UIDs (derived from the provenance's seed), the RT Series / Frame of
+    Reference / Structure Set / RT Approval attributes (no ROI yet)."""
+    sop_uid = provenance.uid("rtstruct", "sop")
     ds = Dataset()
     ds.file_meta = _file_meta(sop_uid)
     copy_study_attributes(first, ds)
     ds.SOPClassUID = RT_STRUCTURE_SET_STORAGE
     ds.SOPInstanceUID = sop_uid
     ds.Modality = "RTSTRUCT"
-    ds.SeriesInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = provenance.uid("rtstruct", "series")
+    ds.OperatorsName = ""  # Type 2 (RT Series): the reviewer is in RT Approval
+    ds.PositionReferenceIndicator = first.get("PositionReferenceIndicator", "")
     ds.SeriesNumber = series_number
     ds.SeriesDescription = series_description[:64]
     ds.InstanceNumber = 1
@@ -134,7 +193,21 @@ def _structure_set_header(
     ds.StructureSetTime = now.strftime("%H%M%S")
     ds.InstanceCreationDate = ds.StructureSetDate
     ds.InstanceCreationTime = ds.StructureSetTime
+    _rt_approval(ds, provenance)
     return ds
+
+
+def _rt_approval(ds: Dataset, provenance: Provenance) -> None:
+    """RT Approval module (PS3.3 C.8.8.16): APPROVED with the reviewer and the time of
+    the approval, or UNAPPROVED."""
+    if not provenance.approved:
+        ds.ApprovalStatus = "UNAPPROVED"
+        return
+    ds.ApprovalStatus = "APPROVED"
+    when = provenance.reviewed_at or dt.datetime.now()
+    ds.ReviewDate = when.strftime("%Y%m%d")
+    ds.ReviewTime = when.strftime("%H%M%S")
+    ds.ReviewerName = provenance.reviewer[:64]
 
 
 def _referenced_frame_of_reference(slices: Sequence[Dataset], frame_uid: str) -> Dataset:
@@ -173,17 +246,24 @@ def _contour_items(
 
 
 def _roi_items(
-    number: int, name: str, frame_uid: str, algorithm: str, contours: list[Dataset]
+    number: int,
+    name: str,
+    frame_uid: str,
+    algorithm: tuple[str, str],
+    contours: list[Dataset],
 ) -> tuple[Dataset, Dataset, Dataset]:
-    """(Structure Set ROI, ROI Contour, RT ROI Observations) items of ROI ``number``."""
+    """(Structure Set ROI, ROI Contour, RT ROI Observations) items of ROI ``number``;
+    ``algorithm`` = (ROIGenerationAlgorithm, ROIGenerationDescription)."""
     roi = Dataset()
     roi.ROINumber = number
     roi.ReferencedFrameOfReferenceUID = frame_uid
     roi.ROIName = name
-    roi.ROIGenerationAlgorithm = algorithm
+    roi.ROIGenerationAlgorithm = algorithm[0]
+    if algorithm[1]:
+        roi.ROIGenerationDescription = algorithm[1]
 
     roi_contour = Dataset()
-    roi_contour.ROIDisplayColor = list(ROI_COLOURS[(number - 1) % len(ROI_COLOURS)])
+    roi_contour.ROIDisplayColor = list(roi_colour(number))
     roi_contour.ContourSequence = DicomSequence(contours)
     roi_contour.ReferencedROINumber = number
 
@@ -206,6 +286,7 @@ def build_rtstruct(
     roi_generation_algorithm: str = "MANUAL",
     series_number: int = 901,
     now: dt.datetime | None = None,
+    provenance: Provenance | None = None,
 ) -> Dataset:
     """An RT Structure Set (with file meta) of ``labels`` on the CT ``ct_datasets``.
 
@@ -213,9 +294,11 @@ def build_rtstruct(
     are enough; pixel data is not read). ``labels``: integer (z, y, x) mask on the CT
     grid in ``sort_slices`` order, 0 = background, each other value one lesion.
     ``names``: ROI name per label (default ``Lesion <label>``). One ROI per label
-    present in the mask, ROI numbers 1.. in ascending label order. ``ValueError``
-    for an empty or ill-fitting mask (``prepare_export``) or a CT without
-    FrameOfReferenceUID.
+    present in the mask, ROI numbers 1.. in ascending label order. ``provenance``
+    (``ml.imaging.dicom_export.Provenance``): UIDs derived from its seed, RT Approval,
+    per-ROI ROIGenerationAlgorithm / Description (without it: new UIDs, UNAPPROVED,
+    ``roi_generation_algorithm`` for every ROI). ``ValueError`` for an empty or
+    ill-fitting mask (``prepare_export``) or a CT without FrameOfReferenceUID.
     """
     slices, arr, present = prepare_export(
         ct_datasets, labels, "a structure set needs at least one ROI"
@@ -234,7 +317,8 @@ def build_rtstruct(
         structure_set_label=structure_set_label,
         series_description=series_description,
         series_number=series_number,
-        now=now or dt.datetime.now(),
+        now=now or (provenance and provenance.reviewed_at) or dt.datetime.now(),
+        provenance=provenance or Provenance(),
     )
     ds.ReferencedFrameOfReferenceSequence = DicomSequence(
         [_referenced_frame_of_reference(slices, frame_uid)]
@@ -243,7 +327,12 @@ def build_rtstruct(
     for number, label in enumerate(present, start=1):
         name = str(names.get(label) or f"Lesion {label}")[:64]
         items = _contour_items(arr == label, slices, geoms)
-        roi, roi_contour, obs = _roi_items(number, name, frame_uid, roi_generation_algorithm, items)
+        algorithm = (
+            (provenance.algorithm(label), provenance.description(label))
+            if provenance is not None
+            else (roi_generation_algorithm, "")
+        )
+        roi, roi_contour, obs = _roi_items(number, name, frame_uid, algorithm, items)
         rois.append(roi)
         contours.append(roi_contour)
         observations.append(obs)
