@@ -83,6 +83,7 @@ class FileHeader:
     frame: int | None = None  # frame index (0-based) within a multi-frame object
     slope: float | None = None  # per-frame rescale of enhanced objects
     intercept: float | None = None
+    frame_uid: str = ""  # FrameOfReferenceUID
 
 
 @dataclass
@@ -129,6 +130,8 @@ class IngestResult:
     mr_series: Series
     report: dict[str, list]
     dicom: dict[str, str]
+    # RT Structure Sets found beside the images (full data sets, for ground truth).
+    rtstructs: list[pydicom.Dataset] = field(default_factory=list)
 
 
 def _num_list(ds: pydicom.Dataset, keyword: str, n: int) -> tuple[float, ...] | None:
@@ -249,6 +252,7 @@ def read_header(path: Path, name: str) -> list[FileHeader] | None:
             contrast_agent=_str(ds, "ContrastBolusAgent"),
             acquisition_type=_str(ds, "MRAcquisitionType").upper(),
             series_number=int(series_number) if series_number not in (None, "") else None,
+            frame_uid=_str(ds, "FrameOfReferenceUID"),
         )
         return _frames(ds, base) if n_frames > 1 else [base]
     except Exception as exc:
@@ -834,6 +838,7 @@ def ingest(source: str | os.PathLike[str]) -> IngestResult:
         notes: list[str] = []
         ct = load_series(ct_s, notes)
         mr = load_series(mr_s, notes)
+        rtstructs = _read_rtstructs(all_series)
     report["ignored"] = non_dicom + report["ignored"]
     report["warnings"] = report.get("warnings", []) + notes
     f_ct = ct_s.first
@@ -850,4 +855,27 @@ def ingest(source: str | os.PathLike[str]) -> IngestResult:
         "mr_series_description": mr_s.description,
         "mr_study_date": mr_s.first.study_date,
     }
-    return IngestResult(ct=ct, mr=mr, ct_series=ct_s, mr_series=mr_s, report=report, dicom=dicom)
+    return IngestResult(
+        ct=ct,
+        mr=mr,
+        ct_series=ct_s,
+        mr_series=mr_s,
+        report=report,
+        dicom=dicom,
+        rtstructs=rtstructs,
+    )
+
+
+def _read_rtstructs(all_series: list[Series]) -> list[pydicom.Dataset]:
+    """The RT Structure Sets of the upload, read whole (an unreadable one is skipped: it
+    stays listed among the ignored series)."""
+    out = []
+    for s in all_series:
+        if s.modality != "RTSTRUCT":
+            continue
+        for f in s.files:
+            try:
+                out.append(pydicom.dcmread(f.path))
+            except Exception:  # noqa: BLE001 - reported as an ignored series already
+                continue
+    return out

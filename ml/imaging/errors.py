@@ -31,6 +31,10 @@ INGEST_ERROR_CODES: dict[str, str] = {
     "bad_archive": "a zip archive that cannot be read",
     "not_found": "the source path does not exist",
     "bad_ground_truth": "a ground-truth mask that does not fit the CT",
+    "rtstruct_frame_mismatch": "a structure set drawn in another frame of reference than the CT",
+    "rtstruct_series_mismatch": "a structure set that references another series than the CT",
+    "rtstruct_unreadable": "a structure set without ROI or ROI contour sequences",
+    "rtstruct_bad_pattern": "the ROI name pattern for lesions is not a valid regular expression",
 }
 
 

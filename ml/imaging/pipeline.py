@@ -58,6 +58,38 @@ def _read_ground_truth(path: str | os.PathLike[str], ct: sitk.Image) -> sitk.Ima
     return gt
 
 
+def _rtstruct_ground_truth(ing: IngestResult, roi_pattern: str | None) -> sitk.Image | None:
+    """The lesion mask of the first structure set drawn on the planning CT, or None.
+    Structure sets on other images are noted; if none fits the CT, the first refusal is
+    raised (``rtstruct_frame_mismatch`` / ``rtstruct_series_mismatch``)."""
+    from ml.imaging.rtstruct_import import import_rtstruct
+
+    if roi_pattern is None or not ing.rtstructs:
+        return None
+    refusals: list[IngestError] = []
+    for ds in ing.rtstructs:
+        try:
+            result = import_rtstruct(
+                ds,
+                ing.ct,
+                ct_frame_uid=ing.ct_series.first.frame_uid,
+                ct_series_uid=ing.ct_series.series_uid,
+                roi_pattern=roi_pattern,
+                name=f"RTSTRUCT {ds.get('StructureSetLabel', '')} ({ds.get('SOPInstanceUID', '')})",
+            )
+        except IngestError as exc:
+            if exc.code not in ("rtstruct_frame_mismatch", "rtstruct_series_mismatch"):
+                raise
+            refusals.append(exc)
+            continue
+        report = result.report()
+        if refusals:
+            report["other_structure_sets"] = [exc.message for exc in refusals]
+        ing.report["ground_truth"] = report  # type: ignore[assignment]
+        return result.mask
+    raise refusals[0]
+
+
 def write_nifti_gz(img: sitk.Image, path: Path) -> None:
     """NIfTI, gzip level 1: ITK's writer ignores the level and takes ~2x longer on a
     512x512x160 CT (3.7 s against 1.7 s CPU). Deterministic (no gzip timestamp)."""
@@ -77,8 +109,14 @@ def prepare_study(
     *,
     grid: str = "lite",
     ground_truth: str | os.PathLike[str] | None = None,
+    roi_pattern: str | None = None,
 ) -> dict[str, object]:
     """Ingest ``source`` (folder or zip), register, resample, normalise; write ``out_dir``.
+
+    Ground truth: ``ground_truth`` (a NIfTI mask on the planning CT grid), else, with
+    ``roi_pattern``, the ROIs of an RT Structure Set in the upload whose names match it
+    (``ml.imaging.rtstruct_import``; ``report["ground_truth"]`` lists the ROIs included
+    and ignored).
 
     Returns the content of ``study.json``. Raises ``IngestError`` for uploads it
     refuses; registration trouble is reported in ``study.json["registration"]``.
@@ -90,7 +128,7 @@ def prepare_study(
     # Everything is built in a temporary sibling and renamed into place at the end.
     tmp = temp_dir_beside(out)
     try:
-        meta = _prepare_into(source, tmp, spec, ground_truth)
+        meta = _prepare_into(source, tmp, spec, ground_truth, roi_pattern)
         publish_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -103,12 +141,16 @@ def _prepare_into(
     tmp: Path,
     spec: GridSpec,
     ground_truth: str | os.PathLike[str] | None,
+    roi_pattern: str | None = None,
 ) -> dict[str, object]:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     ing: IngestResult = ingest(source)
     timings["ingest_s"] = time.perf_counter() - t0
-    gt_img = _read_ground_truth(ground_truth, ing.ct) if ground_truth is not None else None
+    if ground_truth is not None:
+        gt_img = _read_ground_truth(ground_truth, ing.ct)
+    else:
+        gt_img = _rtstruct_ground_truth(ing, roi_pattern)
 
     # The CT reference (an 80 MB gzip on planning CTs) is written in the background
     # while registration and pre-processing run; zlib releases the GIL.
