@@ -84,6 +84,7 @@ class FileHeader:
     slope: float | None = None  # per-frame rescale of enhanced objects
     intercept: float | None = None
     frame_uid: str = ""  # FrameOfReferenceUID
+    spacing_between: float | None = None  # SpacingBetweenSlices header (mm), if any
 
 
 @dataclass
@@ -143,6 +144,12 @@ def _num_list(ds: pydicom.Dataset, keyword: str, n: int) -> tuple[float, ...] | 
     except (TypeError, ValueError):
         return None
     return out if len(out) == n and all(np.isfinite(out)) else None
+
+
+def _positive(ds: pydicom.Dataset, keyword: str) -> float | None:
+    """A single positive finite number, or None when absent or malformed."""
+    values = _num_list(ds, keyword, 1)
+    return values[0] if values and values[0] > 0 else None
 
 
 def _str(ds: pydicom.Dataset, keyword: str) -> str:
@@ -253,6 +260,7 @@ def read_header(path: Path, name: str) -> list[FileHeader] | None:
             acquisition_type=_str(ds, "MRAcquisitionType").upper(),
             series_number=int(series_number) if series_number not in (None, "") else None,
             frame_uid=_str(ds, "FrameOfReferenceUID"),
+            spacing_between=_positive(ds, "SpacingBetweenSlices"),
         )
         return _frames(ds, base) if n_frames > 1 else [base]
     except Exception as exc:
@@ -663,6 +671,19 @@ def _distinct_positions(
     return drop_repeated_positions(dist, is_copy, clash)
 
 
+def _note_spacing_header(
+    first: FileHeader, step: float, label: str, notes: list[str] | None
+) -> None:
+    """The slice positions decide the spacing; a SpacingBetweenSlices header more than
+    1 % off them is reported (some readers and exporters trust the header)."""
+    header = first.spacing_between
+    if notes is not None and header is not None and abs(header - step) > 0.01 * step:
+        notes.append(
+            f"{label}: the SpacingBetweenSlices header says {header:g} mm but the slice "
+            f"positions are {step:.3g} mm apart; the positions are used"
+        )
+
+
 def _slice_step(headers: list[FileHeader], dist: np.ndarray, label: str) -> float:
     """The median distance (mm) between consecutive slices, after checking every gap.
 
@@ -807,6 +828,7 @@ def load_series(s: Series, notes: list[str] | None = None) -> sitk.Image:
     headers = [f for f, _ds in datasets]
     ref_ps = np.asarray(ref_f.pixel_spacing)
     step = _slice_step(headers, dist, label)
+    _note_spacing_header(headers[0], step, label, notes)
     _check_stacked_along_normal(s, headers, pos, dist, normal, ref_ps, label)
     img = sitk.GetImageFromArray(_stack(datasets, label))
     img.SetOrigin([float(v) for v in pos[0]])

@@ -235,3 +235,18 @@ def test_plastimatch_rasterises_every_lesion(
             truth = labels == label
             dice = 2 * (got & truth).sum() / (got.sum() + truth.sum())
             assert dice >= 0.99, (rule, label, dice)
+
+
+def test_ingest_reports_a_spacing_header_that_disagrees(
+    small_ct: tuple[Path, list, np.ndarray],
+) -> None:
+    from ml.imaging.dicom_io import load_series, scan
+
+    out, _slices, _labels = small_ct
+    (series,), _ = scan(out)
+    notes: list[str] = []
+    image = load_series(series, notes)
+    assert image.GetSpacing()[2] == pytest.approx(1.25)
+    assert any(
+        "SpacingBetweenSlices header says 2.5 mm" in n and "1.25 mm apart" in n for n in notes
+    )
