@@ -3,6 +3,9 @@
 Idempotent and quick once done: every study is looked up by its description
 before anything is generated, and a training run starts only while no model
 version exists and none is queued or running.
+
+It lives in ``loop`` because it runs the whole loop: ingest (``loop.flows.study_import``),
+a first training (``training``) and, when it finishes, the first model's promotion.
 """
 
 from __future__ import annotations
