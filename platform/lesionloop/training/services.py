@@ -8,7 +8,6 @@ folder that is renamed to ``STORAGE_ROOT/models/<name>/`` only when complete.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -28,6 +27,7 @@ from lesionloop.core.exceptions import Conflict, DomainError
 from lesionloop.registry import services as registry
 from lesionloop.registry.models import ModelVersion
 from lesionloop.registry.selectors import model_version_active
+from ml.atomic import sha256_file  # standard library only: no torch in the web process
 
 from . import selectors, supervisor
 from .config import code_version, training_config, validate_overrides
@@ -413,14 +413,6 @@ def _runner_command(spec_path: Path) -> list[str]:
     return [*prefix, str(spec_path)] if prefix else supervisor.runner_command(spec_path)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _publish(out_dir: Path, final_dir: Path, done: dict[str, Any]) -> list[dict[str, str]]:
     """Check every weights file against the manifest, drop scratch files, then rename
     the attempt's folder into place (never over an existing version)."""
@@ -428,7 +420,7 @@ def _publish(out_dir: Path, final_dir: Path, done: dict[str, Any]) -> list[dict[
     weights = []
     for _arch, entry in sorted(manifest["files"].items()):
         path = out_dir / entry["path"]
-        actual = _sha256(path)
+        actual = sha256_file(path)
         if actual != entry["sha256"]:
             raise RuntimeError(f"{entry['path']}: sha256 {actual} does not match the manifest")
         weights.append({"file": entry["path"], "sha256": actual})
@@ -440,7 +432,7 @@ def _publish(out_dir: Path, final_dir: Path, done: dict[str, Any]) -> list[dict[
     tmp = out_dir / ".evaluation.json.tmp"
     tmp.write_text(json.dumps(evaluation, indent=2, sort_keys=True))
     os.replace(tmp, out_dir / "evaluation.json")
-    weights.append({"file": "manifest.json", "sha256": _sha256(out_dir / "manifest.json")})
+    weights.append({"file": "manifest.json", "sha256": sha256_file(out_dir / "manifest.json")})
     if final_dir.exists():
         raise RuntimeError(f"{final_dir} exists already; versions are never overwritten")
     final_dir.parent.mkdir(parents=True, exist_ok=True)
