@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -112,7 +113,7 @@ def training_run_enqueue(run_id: int, *, delay_ms: int | None = None) -> None:
 
 def training_run_start(
     *,
-    started_by: Any,
+    started_by: User | None,
     trigger: str = TrainingRun.Trigger.MANUAL,
     overrides: dict[str, Any] | None = None,
 ) -> TrainingRun:
@@ -162,7 +163,7 @@ def training_maybe_autostart() -> TrainingRun | None:
         return None
 
 
-def training_run_cancel(*, run_id: int, user: Any) -> TrainingRun:
+def training_run_cancel(*, run_id: int, user: User) -> TrainingRun:
     """Cancel a queued run at once; ask the supervisor to kill a running one."""
     now = timezone.now()
     with transaction.atomic():
