@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import Model
 
 from .models import AuditEvent
 
@@ -18,9 +20,9 @@ def _jsonable(payload: dict[str, Any]) -> dict[str, Any]:
 def audit_record(
     *,
     event_type: str,
-    actor: Any = None,
-    study: Any = None,
-    model_version: Any = None,
+    actor: User | AnonymousUser | None = None,
+    study: Model | int | None = None,
+    model_version: Model | int | None = None,
     actor_label: str | None = None,
     **payload: Any,
 ) -> AuditEvent:

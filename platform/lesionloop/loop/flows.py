@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from lesionloop.registry import services as registry
@@ -67,7 +67,7 @@ def _after_approval(study: Study | None) -> None:
 def study_approve(
     *,
     study_id: int,
-    user: Any,
+    user: User,
     training_eligible: bool = True,
     client: str = "",
     expected_decisions: dict[int, str] | None = None,
@@ -95,7 +95,7 @@ def study_import(
     *,
     source: Path,
     ground_truth: Path | None = None,
-    approved_by: Any = None,
+    approved_by: User | None = None,
     training_eligible: bool = True,
     description: str = "",
 ) -> Study:
@@ -124,7 +124,7 @@ def _after_activation(*, version: ModelVersion) -> None:
 
 @transaction.atomic
 def model_version_promote(
-    *, version_id: int, user: Any, override_reason: str = "", automatic: bool = False
+    *, version_id: int, user: User | None, override_reason: str = "", automatic: bool = False
 ) -> ModelVersion:
     """Promote a candidate (``registry``); the studies follow in a background job."""
     version = registry.model_version_promote(
@@ -135,7 +135,7 @@ def model_version_promote(
 
 
 @transaction.atomic
-def model_version_rollback(*, version_id: int, user: Any, reason: str = "") -> ModelVersion:
+def model_version_rollback(*, version_id: int, user: User | None, reason: str = "") -> ModelVersion:
     """Roll back to an earlier version (``registry``); the studies follow in a job."""
     version = registry.model_version_rollback(version_id=version_id, user=user, reason=reason)
     _after_activation(version=version)

@@ -13,6 +13,8 @@ from typing import Any
 
 from django.conf import settings
 
+from .models import ModelVersion
+
 DSC_TOLERANCE = 0.02
 SMALL_SENSITIVITY_TOLERANCE = 0.0
 
@@ -30,7 +32,7 @@ def tolerances() -> dict[str, float]:
     }
 
 
-def reference_metrics(candidate: Any, active: Any) -> tuple[dict[str, Any], str]:
+def reference_metrics(candidate: ModelVersion, active: ModelVersion) -> tuple[dict[str, Any], str]:
     """The active version's metrics to compare against, preferring its score on the
     candidate's own validation studies (computed in the same run) when it is the parent."""
     baseline = (candidate.metrics or {}).get("baseline")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -34,7 +35,7 @@ def model_version_create(
     *,
     parent: ModelVersion | None,
     preset: str,
-    created_by: Any,
+    created_by: User | None,
     hyperparameters: dict[str, Any],
     code_version: str,
     train_study_ids: list[int],
@@ -82,7 +83,7 @@ def model_version_fail(*, version_id: int, reason: str) -> None:
     )
 
 
-def _activate(*, target: ModelVersion, user: Any, note: str) -> ModelVersion | None:
+def _activate(*, target: ModelVersion, user: User | None, note: str) -> ModelVersion | None:
     """Make ``target`` the one active version (caller holds the locks). Returns the
     previous active version."""
     previous = (
@@ -117,7 +118,7 @@ def _lock(version_id: int) -> ModelVersion:
 
 @transaction.atomic
 def model_version_promote(
-    *, version_id: int, user: Any, override_reason: str = "", automatic: bool = False
+    *, version_id: int, user: User | None, override_reason: str = "", automatic: bool = False
 ) -> ModelVersion:
     """Make a candidate active when it is not worse than the active version on the
     validation split (``policy``), or when an admin overrides with a written reason."""
@@ -166,7 +167,7 @@ def model_version_promote(
 
 
 @transaction.atomic
-def model_version_rollback(*, version_id: int, user: Any, reason: str = "") -> ModelVersion:
+def model_version_rollback(*, version_id: int, user: User | None, reason: str = "") -> ModelVersion:
     """Make an earlier, once-active version active again, in one step."""
     target = _lock(version_id)
     if target.status == Status.ACTIVE:

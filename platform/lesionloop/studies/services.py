@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import F, Q
@@ -26,6 +27,7 @@ from django.utils.text import get_valid_filename
 
 from lesionloop.audit.services import audit_record
 from lesionloop.core.exceptions import DomainError
+from lesionloop.registry.models import ModelVersion
 from lesionloop.registry.selectors import model_version_active
 
 from . import storage
@@ -42,7 +44,7 @@ REVIEWED_STATUSES = {Study.Status.IN_REVIEW, Study.Status.APPROVED}
 # --- jobs ---------------------------------------------------------------------------
 
 
-def job_create(*, study: Study, kind: str, model_version: Any = None) -> Job:
+def job_create(*, study: Study, kind: str, model_version: ModelVersion | None = None) -> Job:
     """Create a job and enqueue its actor once the surrounding transaction commits."""
     job = Job.objects.create(study=study, kind=kind, model_version=model_version)
     transaction.on_commit(lambda: job_enqueue(job_id=job.pk, kind=kind))
@@ -135,7 +137,7 @@ def study_upload(
     *,
     files: list[UploadedFile],
     ground_truth: UploadedFile | None = None,
-    user: Any,
+    user: User,
 ) -> Study:
     """Store an upload under ``studies/<id>/upload`` and queue its ingest. Returns at once."""
     if not files:
@@ -303,7 +305,9 @@ def study_ingest(*, job_id: int) -> Study | None:
     return study
 
 
-def study_presegment_or_wait(*, study: Study, model_version: Any = None) -> Job | None:
+def study_presegment_or_wait(
+    *, study: Study, model_version: ModelVersion | None = None
+) -> Job | None:
     """Queue pre-segmentation with ``model_version`` (default: the active one) or wait."""
     mv = model_version or model_version_active()
     if mv is None:
@@ -337,7 +341,7 @@ def _device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _predictor(model_version: Any) -> Any:
+def _predictor(model_version: ModelVersion) -> Any:
     """The model version's predictor, loaded once per worker process."""
     from ml.inference import EnsemblePredictor
 
@@ -352,7 +356,9 @@ def _predictor(model_version: Any) -> Any:
     return _PREDICTORS[key]
 
 
-def _predict(*, study: Study, model_version: Any) -> tuple[Path, list[dict[str, Any]], float]:
+def _predict(
+    *, study: Study, model_version: ModelVersion
+) -> tuple[Path, list[dict[str, Any]], float]:
     from ml.lesions import label_stats
 
     prepared = storage.prepared_dir(study.pk)
@@ -523,7 +529,7 @@ def study_import(
     *,
     source: Path,
     ground_truth: Path | None = None,
-    approved_by: Any = None,
+    approved_by: User | None = None,
     training_eligible: bool = True,
     description: str = "",
 ) -> Study:

@@ -8,18 +8,19 @@ folder that is renamed to ``STORAGE_ROOT/models/<name>/`` only when complete.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -28,6 +29,7 @@ from lesionloop.core.exceptions import Conflict, DomainError
 from lesionloop.registry import services as registry
 from lesionloop.registry.models import ModelVersion
 from lesionloop.registry.selectors import model_version_active
+from ml.atomic import sha256_file  # standard library only: no torch in the web process
 
 from . import selectors, supervisor
 from .config import code_version, training_config, validate_overrides
@@ -111,7 +113,7 @@ def training_run_enqueue(run_id: int, *, delay_ms: int | None = None) -> None:
 
 def training_run_start(
     *,
-    started_by: Any,
+    started_by: User | None,
     trigger: str = TrainingRun.Trigger.MANUAL,
     overrides: dict[str, Any] | None = None,
 ) -> TrainingRun:
@@ -161,7 +163,7 @@ def training_maybe_autostart() -> TrainingRun | None:
         return None
 
 
-def training_run_cancel(*, run_id: int, user: Any) -> TrainingRun:
+def training_run_cancel(*, run_id: int, user: User) -> TrainingRun:
     """Cancel a queued run at once; ask the supervisor to kill a running one."""
     now = timezone.now()
     with transaction.atomic():
@@ -243,22 +245,7 @@ def training_run_execute(*, run_id: int) -> ModelVersion | None:
     records = selectors.training_case_records()
     train, val = split_ensure(records)
     if len(train) < MIN_TRAIN_CASES or len(val) < MIN_VAL_CASES:
-        waited = (timezone.now() - run.created_at).total_seconds()
-        message = (
-            f"Waiting for approved, prepared training studies: {len(train)} to train on and "
-            f"{len(val)} for validation (needs {MIN_TRAIN_CASES} and {MIN_VAL_CASES})."
-        )
-        if waited < WAIT_FOR_CASES_S:
-            TrainingRun.objects.filter(pk=run.pk, status=Status.QUEUED).update(
-                message=message, stage="waiting"
-            )
-            training_run_enqueue(run.pk, delay_ms=WAIT_RETRY_MS)
-            return None
-        with transaction.atomic():
-            if TrainingRun.objects.filter(pk=run.pk, status=Status.QUEUED).update(
-                status=Status.FAILED, finished_at=timezone.now(), message=message + " Gave up."
-            ):
-                audit_record(event_type="training_failed", training_run=run.pk, reason=message)
+        _wait_for_cases(run, train=train, val=val)
         return None
 
     now = timezone.now()
@@ -276,35 +263,74 @@ def training_run_execute(*, run_id: int) -> ModelVersion | None:
             grid=settings.LESIONLOOP_GRID, seed=run.pk, overrides=run.overrides
         )
         warm = _usable_weights(active, config["preset"])
-        version = registry.model_version_create(
-            parent=active,
-            preset=config["preset"],
-            created_by=run.started_by,
-            hyperparameters={
-                **config,
-                "grid": settings.LESIONLOOP_GRID,
-                "warm_start": active.name if warm else None,
-            },
-            code_version=code_version(),
-            train_study_ids=[r.study_id for r in train],
-            val_study_ids=[r.study_id for r in val],
-        )
-        run.model_version = version
-        run.save(update_fields=["model_version"])
-        audit_record(
-            event_type="training_started",
-            actor=run.started_by,
-            model_version=version,
-            training_run=run.pk,
-            version=version.name,
-            parent=active.name if active else None,
-            train_study_ids=version.train_study_ids,
-            val_study_ids=version.val_study_ids,
-            trigger=run.trigger,
+        version = _version_start(
+            run=run, active=active, config=config, warm=warm, train=train, val=val
         )
     return _train(
         run=run, version=version, config=config, train=train, val=val, warm=warm, active=active
     )
+
+
+def _wait_for_cases(
+    run: TrainingRun, *, train: list[selectors.CaseRecord], val: list[selectors.CaseRecord]
+) -> None:
+    """Too few cases to train on: look again shortly, or give up after ``WAIT_FOR_CASES_S``."""
+    waited = (timezone.now() - run.created_at).total_seconds()
+    message = (
+        f"Waiting for approved, prepared training studies: {len(train)} to train on and "
+        f"{len(val)} for validation (needs {MIN_TRAIN_CASES} and {MIN_VAL_CASES})."
+    )
+    if waited < WAIT_FOR_CASES_S:
+        TrainingRun.objects.filter(pk=run.pk, status=Status.QUEUED).update(
+            message=message, stage="waiting"
+        )
+        training_run_enqueue(run.pk, delay_ms=WAIT_RETRY_MS)
+        return
+    with transaction.atomic():
+        if TrainingRun.objects.filter(pk=run.pk, status=Status.QUEUED).update(
+            status=Status.FAILED, finished_at=timezone.now(), message=message + " Gave up."
+        ):
+            audit_record(event_type="training_failed", training_run=run.pk, reason=message)
+
+
+def _version_start(
+    *,
+    run: TrainingRun,
+    active: ModelVersion | None,
+    config: dict[str, Any],
+    warm: Path | None,
+    train: list[selectors.CaseRecord],
+    val: list[selectors.CaseRecord],
+) -> ModelVersion:
+    """The claimed run's new version, in ``training``, recorded on the run and audited
+    (inside the claim's transaction)."""
+    version = registry.model_version_create(
+        parent=active,
+        preset=config["preset"],
+        created_by=run.started_by,
+        hyperparameters={
+            **config,
+            "grid": settings.LESIONLOOP_GRID,
+            "warm_start": active.name if warm else None,
+        },
+        code_version=code_version(),
+        train_study_ids=[r.study_id for r in train],
+        val_study_ids=[r.study_id for r in val],
+    )
+    run.model_version = version
+    run.save(update_fields=["model_version"])
+    audit_record(
+        event_type="training_started",
+        actor=run.started_by,
+        model_version=version,
+        training_run=run.pk,
+        version=version.name,
+        parent=active.name if active else None,
+        train_study_ids=version.train_study_ids,
+        val_study_ids=version.val_study_ids,
+        trigger=run.trigger,
+    )
+    return version
 
 
 def _usable_weights(version: ModelVersion | None, preset: str) -> Path | None:
@@ -413,14 +439,6 @@ def _runner_command(spec_path: Path) -> list[str]:
     return [*prefix, str(spec_path)] if prefix else supervisor.runner_command(spec_path)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _publish(out_dir: Path, final_dir: Path, done: dict[str, Any]) -> list[dict[str, str]]:
     """Check every weights file against the manifest, drop scratch files, then rename
     the attempt's folder into place (never over an existing version)."""
@@ -428,7 +446,7 @@ def _publish(out_dir: Path, final_dir: Path, done: dict[str, Any]) -> list[dict[
     weights = []
     for _arch, entry in sorted(manifest["files"].items()):
         path = out_dir / entry["path"]
-        actual = _sha256(path)
+        actual = sha256_file(path)
         if actual != entry["sha256"]:
             raise RuntimeError(f"{entry['path']}: sha256 {actual} does not match the manifest")
         weights.append({"file": entry["path"], "sha256": actual})
@@ -440,7 +458,7 @@ def _publish(out_dir: Path, final_dir: Path, done: dict[str, Any]) -> list[dict[
     tmp = out_dir / ".evaluation.json.tmp"
     tmp.write_text(json.dumps(evaluation, indent=2, sort_keys=True))
     os.replace(tmp, out_dir / "evaluation.json")
-    weights.append({"file": "manifest.json", "sha256": _sha256(out_dir / "manifest.json")})
+    weights.append({"file": "manifest.json", "sha256": sha256_file(out_dir / "manifest.json")})
     if final_dir.exists():
         raise RuntimeError(f"{final_dir} exists already; versions are never overwritten")
     final_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -468,42 +486,24 @@ def _train(
     out_dir = attempt / "model"
     cancel_file = attempt / "CANCEL"
     final_dir = models_root() / version.name
-    # The parent's stored scores are reused when it was validated on exactly these
-    # studies (inference is deterministic); otherwise the runner rescores it.
-    reuse_baseline = bool(
-        active is not None
-        and active.metrics.get("dsc", None) is not None
-        and sorted(active.val_study_ids or []) == sorted(r.study_id for r in val)
-    )
+    reuse_baseline = _reuses_baseline(active, val)
     try:
         attempt.mkdir(parents=True)
-        cases_dir = attempt / "cases"
-        spec = {
-            "config": config,
-            "train_cases": [_stage_case(r, cases_dir) for r in train],
-            "val_cases": [_stage_case(r, cases_dir) for r in val],
-            "out_dir": str(out_dir),
-            "warm_start_dir": str(warm) if warm else None,
-            "baseline_dir": str(warm) if warm and not reuse_baseline else None,
-            "cancel_file": str(cancel_file),
-            "torch_threads": getattr(settings, "LESIONLOOP_TRAIN_THREADS", None),
-        }
-        spec_path = attempt / "spec.json"
-        spec_path.write_text(json.dumps(spec, indent=2))
+        spec_path = _write_spec(
+            attempt,
+            config=config,
+            train=train,
+            val=val,
+            out_dir=out_dir,
+            warm=warm,
+            reuse_baseline=reuse_baseline,
+            cancel_file=cancel_file,
+        )
         writer = _ProgressWriter(
             run.pk,
             max_minutes=config.get("max_minutes"),
             unet_time_share=float(config.get("unet_time_share", 0.5)),
         )
-        last_beat = [0.0]
-
-        def should_cancel() -> bool:
-            now = time.monotonic()
-            if now - last_beat[0] > 5:
-                last_beat[0] = now
-                TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
-            return TrainingRun.objects.filter(pk=run.pk, cancel_requested=True).exists()
-
         timeout_s = getattr(settings, "LESIONLOOP_TRAIN_MAX_SECONDS", None) or (
             settings.LESIONLOOP_TRAIN_MAX_MINUTES * 60
         )
@@ -513,37 +513,15 @@ def _train(
             timeout_s=float(timeout_s),
             on_start=lambda pid: TrainingRun.objects.filter(pk=run.pk).update(pid=pid),
             on_event=writer,
-            should_cancel=should_cancel,
+            should_cancel=_cancel_check(run.pk),
             cancel_file=cancel_file,
         )
         writer.flush(force=True)
         if outcome.status == "succeeded" and outcome.done is not None:
             weights = _publish(out_dir, final_dir, outcome.done)
-            metrics = dict(outcome.done.get("metrics") or {})
-            baseline = outcome.done.get("baseline_metrics")
-            if reuse_baseline and active is not None:
-                baseline = {k: v for k, v in active.metrics.items() if k != "baseline"}
-            if baseline and active is not None:
-                metrics["baseline"] = {**baseline, "version": active.name}
+            metrics = _metrics_with_baseline(outcome.done, active, reuse_baseline=reuse_baseline)
             return _finish_success(run=run, version=version, weights=weights, metrics=metrics)
-        elif outcome.status == "cancelled":
-            _finish_failure(run=run, version=version, status=Status.CANCELLED, reason="")
-        elif outcome.status == "timeout":
-            _finish_failure(
-                run=run,
-                version=version,
-                status=Status.FAILED,
-                reason=f"Stopped after {timeout_s / 60:.1f} minutes (LESIONLOOP_TRAIN_MAX_MINUTES).",
-            )
-        else:
-            tail = outcome.log_tail.strip().splitlines()[-12:]
-            _finish_failure(
-                run=run,
-                version=version,
-                status=Status.FAILED,
-                reason=f"The training process exited with code {outcome.returncode}.\n"
-                + "\n".join(tail),
-            )
+        _finish_unsuccessful(run=run, version=version, outcome=outcome, timeout_s=timeout_s)
     except Exception as exc:  # any failure leaves a failed version, never a half-published one
         log.exception("training run %s failed", run.pk)
         _finish_failure(
@@ -552,6 +530,98 @@ def _train(
     finally:
         shutil.rmtree(attempt, ignore_errors=True)
     return None
+
+
+def _reuses_baseline(active: ModelVersion | None, val: list[selectors.CaseRecord]) -> bool:
+    """Whether the parent's stored scores stand for its baseline: they do when it was
+    validated on exactly these studies (inference is deterministic); otherwise the
+    runner rescores it."""
+    return bool(
+        active is not None
+        and active.metrics.get("dsc", None) is not None
+        and sorted(active.val_study_ids or []) == sorted(r.study_id for r in val)
+    )
+
+
+def _write_spec(
+    attempt: Path,
+    *,
+    config: dict[str, Any],
+    train: list[selectors.CaseRecord],
+    val: list[selectors.CaseRecord],
+    out_dir: Path,
+    warm: Path | None,
+    reuse_baseline: bool,
+    cancel_file: Path,
+) -> Path:
+    """Stage the cases and write the runner's ``spec.json`` into the attempt's folder."""
+    cases_dir = attempt / "cases"
+    spec = {
+        "config": config,
+        "train_cases": [_stage_case(r, cases_dir) for r in train],
+        "val_cases": [_stage_case(r, cases_dir) for r in val],
+        "out_dir": str(out_dir),
+        "warm_start_dir": str(warm) if warm else None,
+        "baseline_dir": str(warm) if warm and not reuse_baseline else None,
+        "cancel_file": str(cancel_file),
+        "torch_threads": getattr(settings, "LESIONLOOP_TRAIN_THREADS", None),
+    }
+    spec_path = attempt / "spec.json"
+    spec_path.write_text(json.dumps(spec, indent=2))
+    return spec_path
+
+
+def _cancel_check(run_id: int) -> Callable[[], bool]:
+    """The supervisor's ``should_cancel``: whether an admin asked to cancel the run; it
+    also writes the run's heartbeat, at most every 5 s."""
+    last_beat = [0.0]
+
+    def should_cancel() -> bool:
+        now = time.monotonic()
+        if now - last_beat[0] > 5:
+            last_beat[0] = now
+            TrainingRun.objects.filter(pk=run_id).update(heartbeat_at=timezone.now())
+        return TrainingRun.objects.filter(pk=run_id, cancel_requested=True).exists()
+
+    return should_cancel
+
+
+def _metrics_with_baseline(
+    done: dict[str, Any], active: ModelVersion | None, *, reuse_baseline: bool
+) -> dict[str, Any]:
+    """The new version's validation metrics, with the parent's score on the same
+    studies under ``baseline`` (its stored one when ``reuse_baseline``)."""
+    metrics = dict(done.get("metrics") or {})
+    baseline = done.get("baseline_metrics")
+    if reuse_baseline and active is not None:
+        baseline = {k: v for k, v in active.metrics.items() if k != "baseline"}
+    if baseline and active is not None:
+        metrics["baseline"] = {**baseline, "version": active.name}
+    return metrics
+
+
+def _finish_unsuccessful(
+    *, run: TrainingRun, version: ModelVersion, outcome: supervisor.Outcome, timeout_s: float
+) -> None:
+    """A cancelled, timed-out or failed training process: the run and version say why."""
+    if outcome.status == "cancelled":
+        _finish_failure(run=run, version=version, status=Status.CANCELLED, reason="")
+    elif outcome.status == "timeout":
+        _finish_failure(
+            run=run,
+            version=version,
+            status=Status.FAILED,
+            reason=f"Stopped after {timeout_s / 60:.1f} minutes (LESIONLOOP_TRAIN_MAX_MINUTES).",
+        )
+    else:
+        tail = outcome.log_tail.strip().splitlines()[-12:]
+        _finish_failure(
+            run=run,
+            version=version,
+            status=Status.FAILED,
+            reason=f"The training process exited with code {outcome.returncode}.\n"
+            + "\n".join(tail),
+        )
 
 
 def _finish_success(

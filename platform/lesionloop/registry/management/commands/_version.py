@@ -1,11 +1,14 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
 from lesionloop.registry.models import ModelVersion
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 def find_version(ref: str) -> ModelVersion:
@@ -18,7 +21,8 @@ def find_version(ref: str) -> ModelVersion:
     return version
 
 
-def find_user(username: str | None) -> Any:
+def find_user(username: str | None) -> User | None:
+    """The user named ``username``; None when no name is given."""
     if not username:
         return None
     user = get_user_model().objects.filter(username=username).first()

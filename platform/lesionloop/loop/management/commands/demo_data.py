@@ -3,17 +3,25 @@
 Idempotent and quick once done: every study is looked up by its description
 before anything is generated, and a training run starts only while no model
 version exists and none is queued or running.
+
+It lives in ``loop`` because it runs the whole loop: ingest (``loop.flows.study_import``),
+a first training (``training``) and, when it finishes, the first model's promotion.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from lesionloop.studies.models import Study
 
 TRAIN_SEEDS = (101, 102, 103, 104)
 REVIEW_SEEDS = (201, 202)
@@ -87,7 +95,8 @@ class Command(BaseCommand):
                     execute=training_run_execute,
                 )
 
-    def _admin(self) -> Any:
+    def _admin(self) -> User | None:
+        """The user the demo acts as: ``admin``, else the first admin or superuser."""
         users = get_user_model().objects
         return (
             users.filter(username="admin").first()
@@ -96,8 +105,15 @@ class Command(BaseCommand):
         )
 
     def _ensure(
-        self, study_model: Any, grid: str, seed: int, admin: Any, *, with_truth: bool
+        self,
+        study_model: type[Study],
+        grid: str,
+        seed: int,
+        admin: User | None,
+        *,
+        with_truth: bool,
     ) -> int:
+        """Import the demo study of ``seed`` unless it is there already; 1 when imported."""
         from lesionloop.loop.flows import study_import
 
         kind = "training case" if with_truth else "study to review"
@@ -117,6 +133,7 @@ class Command(BaseCommand):
         return 1
 
     def _generate(self, grid: str, seed: int) -> Path:
+        """The synthetic study of ``seed``, generated once under ``VAR_DIR/demo/<grid>/``."""
         from ml.synthetic import generate_study
 
         folder = Path(settings.VAR_DIR) / "demo" / grid / f"seed-{seed}"
