@@ -45,6 +45,7 @@ def _once(fn) -> float:
     return time.perf_counter() - t
 
 
+# long: linear benchmark script (U-Net, DeepMedic, inference timings); needs a CUDA GPU
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=10)

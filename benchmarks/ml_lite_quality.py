@@ -87,6 +87,7 @@ def _verdict(t: dict) -> str:
     return "MET" if ok else "not met"
 
 
+# long: linear benchmark script (train ~10 min, infer held-out studies, print the table)
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=Path("var/prepared_lite"))

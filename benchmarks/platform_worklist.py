@@ -35,6 +35,7 @@ def ensure_database(url: str, rebuild: bool) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+# long: linear fixture fill in one transaction (studies, lesions, columns); needs PostgreSQL
 def fill(n_studies: int, n_lesions: int) -> None:
     import random
 

@@ -39,6 +39,105 @@ def _safe_relative(name: str) -> PurePosixPath | None:
     return PurePosixPath(*parts) if parts else PurePosixPath(".")
 
 
+def _open_zip(zip_path: str | os.PathLike[str], zname: str) -> zipfile.ZipFile:
+    """The archive opened for reading; ``IngestError("bad_archive")`` if it cannot be."""
+    try:
+        return zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise IngestError(
+            "bad_archive", f"the zip archive cannot be read ({exc})", file=zname
+        ) from exc
+
+
+def _member_target(info: zipfile.ZipInfo, dest_dir: Path) -> Path:
+    """Where the entry lands under ``dest_dir``; refuses entries that would escape it."""
+    rel = _safe_relative(info.filename)
+    target = (dest_dir / rel).resolve() if rel is not None else None
+    if target is None or (target != dest_dir and dest_dir not in target.parents):
+        raise IngestError(
+            "unsafe_archive",
+            f"zip entry {info.filename!r} points outside the upload folder (zip-slip); "
+            "the archive was refused",
+            file=info.filename,
+        )
+    return target
+
+
+def _plan(
+    infos: list[zipfile.ZipInfo], dest_dir: Path
+) -> tuple[list[tuple[zipfile.ZipInfo, Path]], int]:
+    """Regular-file entries and their targets, and the bytes they declare.
+
+    Refuses unsafe names and symbolic links before anything is written.
+    """
+    plan: list[tuple[zipfile.ZipInfo, Path]] = []
+    declared = 0
+    for info in infos:
+        target = _member_target(info, dest_dir)
+        if info.is_dir():
+            continue
+        mode = (info.external_attr >> 16) & 0xFFFF
+        if stat.S_ISLNK(mode):
+            raise IngestError(
+                "unsafe_archive",
+                f"zip entry {info.filename!r} is a symbolic link; the archive was refused",
+                file=info.filename,
+            )
+        declared += info.file_size
+        plan.append((info, target))
+    return plan, declared
+
+
+def _check_count(n_members: int, max_members: int, zname: str) -> None:
+    """Refuse an archive with more than ``max_members`` entries."""
+    if n_members > max_members:
+        raise IngestError(
+            "archive_too_large",
+            f"the zip holds {n_members} entries; the limit is {max_members}",
+            file=zname,
+        )
+
+
+def _check_declared(declared: int, max_bytes: int, zname: str) -> None:
+    """Refuse an archive whose declared uncompressed size (bytes) exceeds ``max_bytes``."""
+    if declared > max_bytes:
+        raise IngestError(
+            "archive_too_large",
+            f"the zip would expand to {declared / 1e6:.1f} MB; the limit is "
+            f"{max_bytes / 1e6:.1f} MB",
+            file=zname,
+        )
+
+
+def _inflate(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, written: int, max_bytes: int
+) -> int:
+    """Write one entry to ``target`` in 1 MiB chunks; return the running byte total.
+
+    Counts the bytes actually inflated, so a lying header stops at ``max_bytes``.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with zf.open(info) as src, open(target, "wb") as dst:
+            while True:
+                chunk = src.read(_CHUNK)
+                if not chunk:
+                    break
+                written += len(chunk)
+                if written > max_bytes:  # a lying header: stop inflating now
+                    raise IngestError(
+                        "archive_too_large",
+                        f"the zip expands beyond the limit of {max_bytes / 1e6:.1f} MB",
+                        file=info.filename,
+                    )
+                dst.write(chunk)
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+        raise IngestError(
+            "bad_archive", f"zip entry cannot be extracted ({exc})", file=info.filename
+        ) from exc
+    return written
+
+
 def safe_extract(
     zip_path: str | os.PathLike[str],
     dest: str | os.PathLike[str],
@@ -54,72 +153,15 @@ def safe_extract(
     dest_dir = Path(dest).resolve()
     dest_dir.mkdir(parents=True, exist_ok=True)
     zname = Path(zip_path).name
-    try:
-        zf = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise IngestError(
-            "bad_archive", f"the zip archive cannot be read ({exc})", file=zname
-        ) from exc
+    zf = _open_zip(zip_path, zname)
     with zf:
         infos = zf.infolist()
-        if len(infos) > max_members:
-            raise IngestError(
-                "archive_too_large",
-                f"the zip holds {len(infos)} entries; the limit is {max_members}",
-                file=zname,
-            )
-        # Refuse unsafe names before writing anything.
-        plan: list[tuple[zipfile.ZipInfo, Path]] = []
-        declared = 0
-        for info in infos:
-            rel = _safe_relative(info.filename)
-            target = (dest_dir / rel).resolve() if rel is not None else None
-            if target is None or (target != dest_dir and dest_dir not in target.parents):
-                raise IngestError(
-                    "unsafe_archive",
-                    f"zip entry {info.filename!r} points outside the upload folder (zip-slip); "
-                    "the archive was refused",
-                    file=info.filename,
-                )
-            if info.is_dir():
-                continue
-            mode = (info.external_attr >> 16) & 0xFFFF
-            if stat.S_ISLNK(mode):
-                raise IngestError(
-                    "unsafe_archive",
-                    f"zip entry {info.filename!r} is a symbolic link; the archive was refused",
-                    file=info.filename,
-                )
-            declared += info.file_size
-            plan.append((info, target))
-        if declared > max_bytes:
-            raise IngestError(
-                "archive_too_large",
-                f"the zip would expand to {declared / 1e6:.1f} MB; the limit is "
-                f"{max_bytes / 1e6:.1f} MB",
-                file=zname,
-            )
+        _check_count(len(infos), max_members, zname)
+        plan, declared = _plan(infos, dest_dir)
+        _check_declared(declared, max_bytes, zname)
         written = 0
         out: list[Path] = []
         for info, target in plan:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                with zf.open(info) as src, open(target, "wb") as dst:
-                    while True:
-                        chunk = src.read(_CHUNK)
-                        if not chunk:
-                            break
-                        written += len(chunk)
-                        if written > max_bytes:  # a lying header: stop inflating now
-                            raise IngestError(
-                                "archive_too_large",
-                                f"the zip expands beyond the limit of {max_bytes / 1e6:.1f} MB",
-                                file=info.filename,
-                            )
-                        dst.write(chunk)
-            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
-                raise IngestError(
-                    "bad_archive", f"zip entry cannot be extracted ({exc})", file=info.filename
-                ) from exc
+            written = _inflate(zf, info, target, written, max_bytes)
             out.append(target)
     return out

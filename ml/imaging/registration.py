@@ -148,8 +148,14 @@ def _crop_to_mask(
     return sitk.RegionOfInterest(img, size, start), sitk.RegionOfInterest(mask, size, start)
 
 
-def register_mr_to_ct(ct: sitk.Image, mr: sitk.Image) -> RegistrationResult:
-    """Rigidly register ``mr`` to ``ct``; the returned transform maps CT points to MR."""
+def _working_images(
+    ct: sitk.Image, mr: sitk.Image
+) -> tuple[sitk.Image, sitk.Image, sitk.Image, sitk.Image]:
+    """``(fixed, moving, fixed_mask, moving_mask)`` on the ~1.5 mm working grids.
+
+    The CT is clamped to [-1000, 2000] HU and cropped to its head (+10 mm); the
+    masks are uint8 heads (CT above -400 HU, MR above half its Otsu threshold).
+    """
     fixed = sitk.Clamp(
         bin_to(sitk.Cast(ct, sitk.sitkFloat32), WORK_SPACING_MM), sitk.sitkFloat32, -1000.0, 2000.0
     )
@@ -158,19 +164,23 @@ def register_mr_to_ct(ct: sitk.Image, mr: sitk.Image) -> RegistrationResult:
     # Crop the CT to the head: fewer voxels to smooth and sample per level.
     fixed, fixed_mask = _crop_to_mask(fixed, fixed_mask, margin_mm=10.0)
     moving_mask = head_mask(moving, _otsu(sitk.GetArrayViewFromImage(moving).ravel()[::7]) * 0.5)
+    return fixed, moving, fixed_mask, moving_mask
 
+
+def _moments_init(
+    fixed_mask: sitk.Image, moving_mask: sitk.Image
+) -> tuple[sitk.Euler3DTransform, np.ndarray, np.ndarray]:
+    """The initial transform (a shift aligning the tops of the heads) and both centres (mm)."""
     c_fixed = _top_of_head_centroid(fixed_mask)
     c_moving = _top_of_head_centroid(moving_mask)
     init = sitk.Euler3DTransform()
     init.SetCenter([float(v) for v in c_fixed])
     init.SetTranslation([float(v) for v in (c_moving - c_fixed)])
+    return init, c_fixed, c_moving
 
-    reg = sitk.ImageRegistrationMethod()
-    reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=48)
-    # A fixed number of samples per level: enough for sub-millimetre accuracy, and the
-    # cost no longer grows with the CT's resolution.
-    metric_mask = sitk.BinaryDilate(fixed_mask, [2, 2, 2])
-    n_mask = max(int(np.count_nonzero(sitk.GetArrayViewFromImage(metric_mask))), 1)
+
+def _pyramid(fixed: sitk.Image) -> list[tuple[int, float, int]]:
+    """``(shrink factor, smoothing sigma mm, samples)`` per level, coarse to fine."""
     coarsest = max(fixed.GetSpacing())
     levels = [
         (max(1, int(round(8.0 / coarsest))), SIGMAS_MM[0], SAMPLES_PER_LEVEL[0]),
@@ -179,8 +189,18 @@ def register_mr_to_ct(ct: sitk.Image, mr: sitk.Image) -> RegistrationResult:
     ]
     # On coarse images (tiny grids) two levels can land on the native resolution: keep
     # only the last of those, a repeated level costs time and adds nothing.
-    levels = [lv for i, lv in enumerate(levels) if i == len(levels) - 1 or lv[0] > levels[i + 1][0]]
-    shrink = [lv[0] for lv in levels]
+    return [lv for i, lv in enumerate(levels) if i == len(levels) - 1 or lv[0] > levels[i + 1][0]]
+
+
+def _set_metric(
+    reg: sitk.ImageRegistrationMethod, fixed_mask: sitk.Image, levels: list[tuple[int, float, int]]
+) -> None:
+    """Mattes MI sampled at a fixed number of points per level inside the CT head."""
+    reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=48)
+    # A fixed number of samples per level: enough for sub-millimetre accuracy, and the
+    # cost no longer grows with the CT's resolution.
+    metric_mask = sitk.BinaryDilate(fixed_mask, [2, 2, 2])
+    n_mask = max(int(np.count_nonzero(sitk.GetArrayViewFromImage(metric_mask))), 1)
     percentages = [float(min(1.0, n * f**3 / n_mask)) for f, _s, n in levels]
     reg.SetMetricSamplingStrategy(reg.RANDOM)
     reg.SetMetricSamplingPercentagePerLevel(percentages, SEED)
@@ -189,6 +209,15 @@ def register_mr_to_ct(ct: sitk.Image, mr: sitk.Image) -> RegistrationResult:
     # Gradients only at the sample points, not whole gradient images per level.
     reg.MetricUseFixedImageGradientFilterOff()
     reg.MetricUseMovingImageGradientFilterOff()
+
+
+def _registration_method(
+    fixed: sitk.Image, fixed_mask: sitk.Image, init: sitk.Euler3DTransform
+) -> sitk.ImageRegistrationMethod:
+    """The configured registration: metric, optimizer, pyramid and initial transform."""
+    levels = _pyramid(fixed)
+    reg = sitk.ImageRegistrationMethod()
+    _set_metric(reg, fixed_mask, levels)
     reg.SetOptimizerAsRegularStepGradientDescent(
         learningRate=LEARNING_RATE,
         minStep=MIN_STEP,
@@ -198,11 +227,20 @@ def register_mr_to_ct(ct: sitk.Image, mr: sitk.Image) -> RegistrationResult:
     )
     r2 = ROTATION_RADIUS_MM**2
     reg.SetOptimizerScales([r2, r2, r2, 1.0, 1.0, 1.0])
-    reg.SetShrinkFactorsPerLevel(shrink)
+    reg.SetShrinkFactorsPerLevel([lv[0] for lv in levels])
     reg.SetSmoothingSigmasPerLevel([lv[1] for lv in levels])
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     reg.SetInitialTransform(init, inPlace=False)
+    return reg
 
+
+def _execute(
+    reg: sitk.ImageRegistrationMethod, fixed: sitk.Image, moving: sitk.Image
+) -> tuple[sitk.Transform, int]:
+    """Run the registration; its output transform and the optimizer iterations.
+
+    ``RuntimeError`` from SimpleITK when it cannot run.
+    """
     iterations = 0
 
     def count() -> None:
@@ -210,14 +248,12 @@ def register_mr_to_ct(ct: sitk.Image, mr: sitk.Image) -> RegistrationResult:
         iterations += 1
 
     reg.AddCommand(sitk.sitkIterationEvent, count)
-    try:
-        out = reg.Execute(fixed, moving)
-    except RuntimeError as exc:
-        return RegistrationResult(init, False, f"registration failed to run: {exc}", {})
-    final = sitk.Euler3DTransform(sitk.CompositeTransform(out).GetNthTransform(0))
-    metric = float(reg.GetMetricValue())
+    out = reg.Execute(fixed, moving)
+    return out, iterations
 
-    # Overlap of the two heads after registration, where both fields of view cover.
+
+def _head_dice(fixed_mask: sitk.Image, moving_mask: sitk.Image, final: sitk.Transform) -> float:
+    """Dice of the two heads after registration, where both fields of view cover."""
     warped = sitk.Resample(moving_mask, fixed_mask, final, sitk.sitkNearestNeighbor, 0)
     cover = sitk.Resample(
         sitk.Image(moving_mask.GetSize(), sitk.sitkUInt8) + 1, fixed_mask, final,
@@ -227,24 +263,11 @@ def register_mr_to_ct(ct: sitk.Image, mr: sitk.Image) -> RegistrationResult:
     b = sitk.GetArrayViewFromImage(warped) > 0
     c = sitk.GetArrayViewFromImage(cover) > 0
     denom = int((a & c).sum() + (b & c).sum())
-    dice = 2.0 * int((a & b & c).sum()) / denom if denom else 0.0
+    return 2.0 * int((a & b & c).sum()) / denom if denom else 0.0
 
-    m = np.asarray(final.GetMatrix())
-    rot = rotation_angle_deg(m)
-    shift_from_init = float(
-        np.linalg.norm(np.asarray(final.TransformPoint(tuple(c_fixed))) - c_moving)
-    )
-    quality: dict[str, float | int | str] = {
-        "metric": "mattes_mutual_information",
-        "final_metric": metric,
-        "head_dice": float(dice),
-        "iterations": iterations,
-        "rotation_deg": rot,
-        "translation_mm": float(np.linalg.norm(final.GetTranslation())),
-        "shift_from_moments_init_mm": shift_from_init,
-        "optimizer_stop": reg.GetOptimizerStopConditionDescription()[:200],
-        "work_spacing_mm": [float(v) for v in fixed.GetSpacing()],
-    }
+
+def _problems(metric: float, dice: float, rot: float, shift_from_init: float) -> list[str]:
+    """What makes the registration implausible (empty when it looks right)."""
     problems = []
     if metric > MAX_METRIC:
         problems.append(f"mutual information too low ({metric:.3f} > {MAX_METRIC})")
@@ -259,6 +282,37 @@ def register_mr_to_ct(ct: sitk.Image, mr: sitk.Image) -> RegistrationResult:
             f"implausible shift of {shift_from_init:.0f} mm from the head-centre alignment "
             f"(> {MAX_SHIFT_FROM_INIT_MM:.0f} mm)"
         )
+    return problems
+
+
+def register_mr_to_ct(ct: sitk.Image, mr: sitk.Image) -> RegistrationResult:
+    """Rigidly register ``mr`` to ``ct``; the returned transform maps CT points to MR."""
+    fixed, moving, fixed_mask, moving_mask = _working_images(ct, mr)
+    init, c_fixed, c_moving = _moments_init(fixed_mask, moving_mask)
+    reg = _registration_method(fixed, fixed_mask, init)
+    try:
+        out, iterations = _execute(reg, fixed, moving)
+    except RuntimeError as exc:
+        return RegistrationResult(init, False, f"registration failed to run: {exc}", {})
+    final = sitk.Euler3DTransform(sitk.CompositeTransform(out).GetNthTransform(0))
+    metric = float(reg.GetMetricValue())
+    dice = _head_dice(fixed_mask, moving_mask, final)
+    rot = rotation_angle_deg(np.asarray(final.GetMatrix()))
+    shift_from_init = float(
+        np.linalg.norm(np.asarray(final.TransformPoint(tuple(c_fixed))) - c_moving)
+    )
+    quality: dict[str, float | int | str] = {
+        "metric": "mattes_mutual_information",
+        "final_metric": metric,
+        "head_dice": float(dice),
+        "iterations": iterations,
+        "rotation_deg": rot,
+        "translation_mm": float(np.linalg.norm(final.GetTranslation())),
+        "shift_from_moments_init_mm": shift_from_init,
+        "optimizer_stop": reg.GetOptimizerStopConditionDescription()[:200],
+        "work_spacing_mm": [float(v) for v in fixed.GetSpacing()],
+    }
+    problems = _problems(metric, dice, rot, shift_from_init)
     if problems:
         msg = "registration looks wrong: " + "; ".join(problems) + ". Check the MR-CT overlay."
         return RegistrationResult(final, False, msg, quality)

@@ -132,6 +132,107 @@ def _score_table(
     return peaks[1:], overlap[1:].sum(axis=1), overlap[1:, 1:]
 
 
+_GroundTruth = tuple[np.ndarray, int, np.ndarray, int]
+_ScoreTable = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _ground_truths(
+    cases: Sequence[ValidationMaps], connectivity: int, min_lesion_mm3: float
+) -> list[_GroundTruth]:
+    """Per case: gt labels (D, H, W), lesion count, which lesions are >= ``min_lesion_mm3``
+    (bool (n_gt,)) and the number of gt voxels."""
+    gts = []
+    for case in cases:
+        gt_labels, n_gt = label_lesions(case.gt != 0, connectivity)
+        sizes = np.bincount(gt_labels.ravel(), minlength=n_gt + 1)[1:]
+        big = sizes * voxel_volume_mm3(case.spacing_mm) >= min_lesion_mm3
+        gts.append((gt_labels, n_gt, big, int(sizes.sum())))
+    return gts
+
+
+def _threshold_tables(
+    maps: list[np.ndarray], gts: list[_GroundTruth], t: float, connectivity: int
+) -> list[_ScoreTable]:
+    """``_score_table`` of each case's components of ``m >= t``."""
+    tables = []
+    for m, (gt_labels, n_gt, _, _) in zip(maps, gts, strict=True):
+        labels, n = label_lesions(m >= t, connectivity)
+        tables.append(_score_table(labels, n, component_peaks(labels, n, m), gt_labels, n_gt))
+    return tables
+
+
+def _peak_scores(
+    tables: list[_ScoreTable], gts: list[_GroundTruth], p: float
+) -> tuple[int, int, int, int, int]:
+    """Pooled over cases, keeping components peaking >= ``p``: big gt lesions found,
+    FP lesions, TP voxels, predicted voxels and gt voxels."""
+    found = fp = tp = pred = gt_vox = 0
+    for (comp_peak, comp_size, ov), (_, _, big, n_gt_vox) in zip(tables, gts, strict=True):
+        kept = comp_peak >= np.float32(p)
+        hits = ov[kept]
+        found += int((hits.sum(axis=0)[big] > 0).sum()) if hits.size else 0
+        fp += int((hits.sum(axis=1) == 0).sum())
+        tp += int(hits.sum())
+        pred += int(comp_size[kept].sum())
+        gt_vox += n_gt_vox
+    return found, fp, tp, pred, gt_vox
+
+
+def _grid_rows(
+    cases: Sequence[ValidationMaps],
+    gts: list[_GroundTruth],
+    connectivity: int,
+    weights: Iterable[float],
+    thresholds: Iterable[float],
+    peaks: tuple[float, ...],
+) -> list[dict[str, Any]]:
+    """The calibration table: one row per (weight, threshold, peak threshold)."""
+    n_lesions = int(sum(int(b.sum()) for _, _, b, _ in gts))
+    rows: list[dict[str, Any]] = []
+    for w in weights:
+        maps = [LesionRule(unet_weight=w).lesion_map(c.unet_prob, c.deepmedic_prob) for c in cases]
+        for t in thresholds:
+            tables = _threshold_tables(maps, gts, t, connectivity)
+            for p in sorted({t, *(q for q in peaks if q >= t)}):
+                found, fp, tp, pred, gt_vox = _peak_scores(tables, gts, p)
+                rows.append(
+                    {
+                        "unet_weight": float(w),
+                        "threshold": float(t),
+                        "peak_threshold": float(p),
+                        "n_lesions": n_lesions,
+                        "n_detected": found,
+                        "fp_lesions_per_case": fp / len(cases),
+                        "dsc": 1.0 if pred + gt_vox == 0 else 2.0 * tp / (pred + gt_vox),
+                        "chosen": False,
+                    }
+                )
+    return rows
+
+
+def _is_paper(r: dict[str, Any]) -> bool:
+    return r["unet_weight"] == 0.5 and r["threshold"] == 0.5 and r["peak_threshold"] == 0.5
+
+
+def _choose(rows: list[dict[str, Any]], max_fp_per_case: float) -> dict[str, Any]:
+    """The preferred row (see the module docstring for the order of preference)."""
+    within = [r for r in rows if r["fp_lesions_per_case"] <= max_fp_per_case]
+    if not within:
+        return min(rows, key=lambda r: (r["fp_lesions_per_case"], -r["n_detected"], -r["dsc"]))
+    return max(
+        within,
+        key=lambda r: (
+            r["n_detected"],
+            round(r["dsc"], 6),
+            -r["fp_lesions_per_case"],
+            _is_paper(r),
+            -abs(r["unet_weight"] - 0.5),
+            -abs(r["threshold"] - 0.5),
+            -r["peak_threshold"],
+        ),
+    )
+
+
 def calibrate_rule(
     cases: Sequence[ValidationMaps],
     *,
@@ -154,68 +255,9 @@ def calibrate_rule(
     paper = LesionRule(connectivity=connectivity)
     if not cases:
         return paper, []
-    peaks = tuple(peaks)
-    gts = []
-    for case in cases:
-        gt_labels, n_gt = label_lesions(case.gt != 0, connectivity)
-        sizes = np.bincount(gt_labels.ravel(), minlength=n_gt + 1)[1:]
-        big = sizes * voxel_volume_mm3(case.spacing_mm) >= min_lesion_mm3
-        gts.append((gt_labels, n_gt, big, int(sizes.sum())))
-    n_lesions = int(sum(int(b.sum()) for _, _, b, _ in gts))
-    rows: list[dict[str, Any]] = []
-    for w in weights:
-        maps = [LesionRule(unet_weight=w).lesion_map(c.unet_prob, c.deepmedic_prob) for c in cases]
-        for t in thresholds:
-            tables = []
-            for m, (gt_labels, n_gt, _, _) in zip(maps, gts, strict=True):
-                labels, n = label_lesions(m >= t, connectivity)
-                tables.append(
-                    _score_table(labels, n, component_peaks(labels, n, m), gt_labels, n_gt)
-                )
-            for p in sorted({t, *(q for q in peaks if q >= t)}):
-                found = fp = tp = pred = gt_vox = 0
-                for (comp_peak, comp_size, ov), (_, _, big, n_gt_vox) in zip(
-                    tables, gts, strict=True
-                ):
-                    kept = comp_peak >= np.float32(p)
-                    hits = ov[kept]
-                    found += int((hits.sum(axis=0)[big] > 0).sum()) if hits.size else 0
-                    fp += int((hits.sum(axis=1) == 0).sum())
-                    tp += int(hits.sum())
-                    pred += int(comp_size[kept].sum())
-                    gt_vox += n_gt_vox
-                rows.append(
-                    {
-                        "unet_weight": float(w),
-                        "threshold": float(t),
-                        "peak_threshold": float(p),
-                        "n_lesions": n_lesions,
-                        "n_detected": found,
-                        "fp_lesions_per_case": fp / len(cases),
-                        "dsc": 1.0 if pred + gt_vox == 0 else 2.0 * tp / (pred + gt_vox),
-                        "chosen": False,
-                    }
-                )
-
-    def is_paper(r: dict[str, Any]) -> bool:
-        return r["unet_weight"] == 0.5 and r["threshold"] == 0.5 and r["peak_threshold"] == 0.5
-
-    within = [r for r in rows if r["fp_lesions_per_case"] <= max_fp_per_case]
-    if within:
-        best = max(
-            within,
-            key=lambda r: (
-                r["n_detected"],
-                round(r["dsc"], 6),
-                -r["fp_lesions_per_case"],
-                is_paper(r),
-                -abs(r["unet_weight"] - 0.5),
-                -abs(r["threshold"] - 0.5),
-                -r["peak_threshold"],
-            ),
-        )
-    else:
-        best = min(rows, key=lambda r: (r["fp_lesions_per_case"], -r["n_detected"], -r["dsc"]))
+    gts = _ground_truths(cases, connectivity, min_lesion_mm3)
+    rows = _grid_rows(cases, gts, connectivity, weights, thresholds, tuple(peaks))
+    best = _choose(rows, max_fp_per_case)
     best["chosen"] = True
     rule = LesionRule(best["threshold"], best["peak_threshold"], best["unet_weight"], connectivity)
     return rule, rows

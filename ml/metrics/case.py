@@ -24,41 +24,42 @@ def _ratio(num: float, den: float) -> float | None:
     return None if den == 0 else float(num) / float(den)
 
 
-def evaluate_case(
-    pred_mask: np.ndarray,
-    gt_mask: np.ndarray,
-    spacing_mm: Sequence[float],
-    *,
-    connectivity: int = 26,
-    small_max_mm3: float = SMALL_LESION_MAX_MM3,
-    iou_threshold: float = 0.5,
-) -> dict[str, Any]:
-    """Metrics of one case. Masks are (D, H, W), nonzero = lesion; spacing (z, y, x) mm."""
-    if pred_mask.shape != gt_mask.shape:
-        raise ValueError(f"pred shape {pred_mask.shape} != gt shape {gt_mask.shape}")
-    vox_mm3 = voxel_volume_mm3(spacing_mm)
-    pred = pred_mask != 0
-    gt = gt_mask != 0
-    tp = int(np.count_nonzero(pred & gt))
-    n_pred, n_gt = int(np.count_nonzero(pred)), int(np.count_nonzero(gt))
-    fp, fn = n_pred - tp, n_gt - tp
-    dsc = 1.0 if n_pred + n_gt == 0 else 2.0 * tp / (n_pred + n_gt)
+def _overlap_table(
+    gt: np.ndarray, pred: np.ndarray, connectivity: int
+) -> tuple[np.ndarray, int, int]:
+    """Voxel counts shared by ground-truth and predicted components.
 
+    ``gt`` and ``pred`` are boolean (D, H, W). Returns ``(overlap, n_gt, n_pred)``:
+    ``overlap`` is int64 (n_gt + 1, n_pred + 1), row/column 0 the background, so
+    ``overlap[i, j]`` is the number of voxels in gt lesion i and predicted lesion j.
+    """
     gt_labels, n_gt_les = label_lesions(gt, connectivity)
     pred_labels, n_pred_les = label_lesions(pred, connectivity)
-    # Overlap table between ground-truth and predicted components (row/col 0 = background).
     pair = gt_labels.astype(np.int64) * (n_pred_les + 1) + pred_labels
     overlap = np.bincount(pair.ravel(), minlength=(n_gt_les + 1) * (n_pred_les + 1)).reshape(
         n_gt_les + 1, n_pred_les + 1
     )
+    return overlap, n_gt_les, n_pred_les
+
+
+def _component_iou(overlap: np.ndarray) -> np.ndarray:
+    """IoU of each (gt lesion, predicted lesion) pair, float64 (n_gt, n_pred)."""
     gt_sizes = overlap.sum(axis=1)
     pred_sizes = overlap.sum(axis=0)
     inter = overlap[1:, 1:].astype(np.float64)
     union = gt_sizes[1:, None] + pred_sizes[None, 1:] - inter
-    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
-    # One-to-one matching, greedy by IoU: optimal whenever IoU > 0.5, since a
-    # component can then overlap only one partner that much.
+
+def _match_greedy(
+    iou: np.ndarray, iou_threshold: float
+) -> tuple[dict[int, tuple[int, float]], set[int]]:
+    """One-to-one matching, greedy by IoU: optimal whenever IoU > 0.5, since a
+    component can then overlap only one partner that much.
+
+    Returns ``{gt index (0-based): (pred label (1-based), IoU)}`` and the set of
+    matched predicted indices (0-based).
+    """
     matched_gt: dict[int, tuple[int, float]] = {}
     used_pred: set[int] = set()
     if iou.size:
@@ -70,7 +71,19 @@ def evaluate_case(
                 continue
             matched_gt[int(i)] = (int(j) + 1, float(iou[i, j]))
             used_pred.add(int(j))
+    return matched_gt, used_pred
 
+
+def _lesion_rows(
+    overlap: np.ndarray,
+    iou: np.ndarray,
+    matched_gt: dict[int, tuple[int, float]],
+    vox_mm3: float,
+    small_max_mm3: float,
+) -> list[dict[str, Any]]:
+    """One record per ground-truth lesion: size (voxels, mm^3), group, hits, best IoU."""
+    n_gt_les, n_pred_les = overlap.shape[0] - 1, overlap.shape[1] - 1
+    gt_sizes = overlap.sum(axis=1)
     lesions = []
     for i in range(n_gt_les):
         size = int(gt_sizes[i + 1])
@@ -89,10 +102,11 @@ def evaluate_case(
                 "matched": i in matched_gt,
             }
         )
+    return lesions
 
-    fp_any = int(np.count_nonzero(overlap[1:, 1:].sum(axis=0) == 0)) if n_pred_les else 0
-    if n_gt_les == 0:
-        fp_any = n_pred_les
+
+def _group_rows(lesions: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per size group ("small", "large"): lesion counts, voxels and rates."""
     groups = {}
     for name in ("small", "large"):
         members = [les for les in lesions if les["group"] == name]
@@ -106,23 +120,57 @@ def evaluate_case(
             "detection_rate": _ratio(sum(les["detected"] for les in members), len(members)),
             "pixel_recall": _ratio(sum(les["tp_vox"] for les in members), voxels),
         }
+    return groups
+
+
+def _voxel_scores(pred: np.ndarray, gt: np.ndarray, vox_mm3: float) -> dict[str, Any]:
+    """Voxel-wise DSC, precision, recall, TP/FP/FN counts and volumes (mm^3)."""
+    tp = int(np.count_nonzero(pred & gt))
+    n_pred, n_gt = int(np.count_nonzero(pred)), int(np.count_nonzero(gt))
     return {
-        "spacing_mm": [float(s) for s in spacing_mm],
-        "dsc": dsc,
+        "dsc": 1.0 if n_pred + n_gt == 0 else 2.0 * tp / (n_pred + n_gt),
         "precision": _ratio(tp, n_pred),
         "recall": _ratio(tp, n_gt),
         "tp_vox": tp,
-        "fp_vox": fp,
-        "fn_vox": fn,
+        "fp_vox": n_pred - tp,
+        "fn_vox": n_gt - tp,
         "pred_volume_mm3": n_pred * vox_mm3,
         "gt_volume_mm3": n_gt * vox_mm3,
+    }
+
+
+def evaluate_case(
+    pred_mask: np.ndarray,
+    gt_mask: np.ndarray,
+    spacing_mm: Sequence[float],
+    *,
+    connectivity: int = 26,
+    small_max_mm3: float = SMALL_LESION_MAX_MM3,
+    iou_threshold: float = 0.5,
+) -> dict[str, Any]:
+    """Metrics of one case. Masks are (D, H, W), nonzero = lesion; spacing (z, y, x) mm."""
+    if pred_mask.shape != gt_mask.shape:
+        raise ValueError(f"pred shape {pred_mask.shape} != gt shape {gt_mask.shape}")
+    vox_mm3 = voxel_volume_mm3(spacing_mm)
+    pred = pred_mask != 0
+    gt = gt_mask != 0
+    overlap, n_gt_les, n_pred_les = _overlap_table(gt, pred, connectivity)
+    iou = _component_iou(overlap)
+    matched_gt, used_pred = _match_greedy(iou, iou_threshold)
+    lesions = _lesion_rows(overlap, iou, matched_gt, vox_mm3, small_max_mm3)
+    fp_any = int(np.count_nonzero(overlap[1:, 1:].sum(axis=0) == 0)) if n_pred_les else 0
+    if n_gt_les == 0:
+        fp_any = n_pred_les
+    return {
+        "spacing_mm": [float(s) for s in spacing_mm],
+        **_voxel_scores(pred, gt, vox_mm3),
         "n_gt_lesions": n_gt_les,
         "n_pred_lesions": n_pred_les,
         "n_detected": sum(les["detected"] for les in lesions),
         "n_matched": len(matched_gt),
         "fp_lesions_any_overlap": fp_any,
         "fp_lesions_iou": n_pred_les - len(used_pred),
-        "groups": groups,
+        "groups": _group_rows(lesions),
         "lesions": lesions,
     }
 

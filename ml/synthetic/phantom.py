@@ -329,62 +329,71 @@ class PhantomGrid:
         return np.stack([xx.ravel(), yy.ravel(), zz.ravel()], axis=1).astype(np.float64)
 
 
-def paint_head(
-    rng: np.random.Generator, grid: PhantomGrid, lesions: list[Lesion]
-) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
-    """Paint CT (HU) and MR (T1+C) volumes, (z, y, x) float32, on the phantom grid."""
+Tissue = tuple[float, float] | tuple[np.ndarray, np.ndarray]
+
+
+def _paint(ct: np.ndarray, mr: np.ndarray, frac: np.ndarray, value: Tissue) -> None:
+    """Blend ``value`` = (CT HU, MR signal) into both volumes in place, by ``frac`` in [0, 1]."""
+    ct += frac * (value[0] - ct)
+    mr += frac * (value[1] - mr)
+
+
+def _paint_envelope(ct: np.ndarray, mr: np.ndarray, grid: PhantomGrid, d_head: np.ndarray) -> None:
+    """Soft tissue of the head and the neck (an elliptic cylinder under the skull)."""
     h = grid.h
     x, y, z = grid.open_axes()
-    ct = np.full(grid.shape_zyx, AIR[0], dtype=np.float32)
-    mr = np.full(grid.shape_zyx, AIR[1], dtype=np.float32)
-
-    def paint(frac: np.ndarray, value: tuple[float, float] | tuple[np.ndarray, np.ndarray]):
-        nonlocal ct, mr
-        ct += frac * (value[0] - ct)
-        mr += frac * (value[1] - mr)
-
-    d_head = ellipsoid_depth(x, y, z).astype(np.float32)
-    # The neck: an elliptic cylinder under the skull.
     d_neck = (np.sqrt((x / 55.0) ** 2 + ((y - 10.0) / 62.0) ** 2) * 58.0 - 58.0 + 0.0 * z).astype(
         np.float32
     )
     d_neck = np.maximum(d_neck, z - (-30.0))
-    paint(_soft(np.minimum(d_head, d_neck), h), SOFT)
-    paint(_soft(np.maximum(d_neck, -d_head), h), NECK)
+    _paint(ct, mr, _soft(np.minimum(d_head, d_neck), h), SOFT)
+    _paint(ct, mr, _soft(np.maximum(d_neck, -d_head), h), NECK)
 
+
+def _paint_skull_and_brain(
+    ct: np.ndarray,
+    mr: np.ndarray,
+    grid: PhantomGrid,
+    d_head: np.ndarray,
+    sulci: np.ndarray,
+    gyri: np.ndarray,
+) -> None:
+    """Skull vault and base plate, CSF, grey and white matter (depths in mm, float32)."""
+    h = grid.h
+    x, y, z = grid.open_axes()
     zb = skull_base_z(x, y).astype(np.float32)
-    sulci = _random_field(rng, 8, (14.0, 30.0))(x, y, z)
-    gyri = _random_field(rng, 8, (10.0, 24.0))(x, y, z)
-    texture = _random_field(rng, 6, (6.0, 14.0))(x, y, z)
-
     # Skull vault (above the base) and the skull base plate.
     skull_outer = d_head + SCALP_MM
-    paint(_soft(np.maximum(skull_outer, zb - 12.0 - z), h), BONE)
-    paint(_soft(np.maximum(skull_outer + 2.0, zb - 10.0 - z), h), DIPLOE)
-    paint(_soft(np.maximum(skull_outer + 5.0, zb - 4.0 - z), h), BONE)
+    _paint(ct, mr, _soft(np.maximum(skull_outer, zb - 12.0 - z), h), BONE)
+    _paint(ct, mr, _soft(np.maximum(skull_outer + 2.0, zb - 10.0 - z), h), DIPLOE)
+    _paint(ct, mr, _soft(np.maximum(skull_outer + 5.0, zb - 4.0 - z), h), BONE)
     # Intracranial space (CSF) and brain.
     inner = skull_outer + SKULL_MM
-    paint(_soft(np.maximum(inner, zb - z), h), CSF)
+    _paint(ct, mr, _soft(np.maximum(inner, zb - z), h), CSF)
     brain = np.maximum(d_head + BRAIN_DEPTH_MM + 1.2 * (sulci + 1.0), zb + 2.0 - z)
-    paint(_soft(brain, h), GM)
+    _paint(ct, mr, _soft(brain, h), GM)
     white = np.maximum(d_head + BRAIN_DEPTH_MM + 3.5 + 3.0 * (gyri + 1.0), zb + 7.0 - z)
-    paint(_soft(white, h), WM)
-    del brain, white, inner, skull_outer, d_neck
+    _paint(ct, mr, _soft(white, h), WM)
 
+
+def _paint_deep_structures(ct: np.ndarray, mr: np.ndarray, grid: PhantomGrid) -> None:
+    """Deep grey nuclei, the lateral ventricles and the third ventricle."""
+    h = grid.h
+    x, y, z = grid.open_axes()
     for sx in (-1.0, 1.0):
         deep = ellipsoid_depth(x - sx * 17.0, y - 4.0, z - 2.0, np.array([9.0, 13.0, 10.0]))
-        paint(_soft(deep, h), DEEP_GM)
+        _paint(ct, mr, _soft(deep, h), DEEP_GM)
         vent = ellipsoid_depth(x - sx * 8.0, y - 2.0, z - 14.0, np.array([5.0, 26.0, 8.0]))
-        paint(_soft(vent, h), CSF)
+        _paint(ct, mr, _soft(vent, h), CSF)
     third = ellipsoid_depth(x, y - 2.0, z - 2.0, np.array([1.5, 12.0, 7.0]))
-    paint(_soft(third, h), CSF)
+    _paint(ct, mr, _soft(third, h), CSF)
 
-    # Mild tissue texture on MR, so the brain is not piecewise constant.
-    mr *= 1.0 + 0.04 * texture
-    ct += 2.0 * texture
 
-    # Enhancing vessels and dural sinuses: bright on contrast T1, not lesions.
-    tubes = vessel_tree(rng)
+def _paint_vessels(
+    ct: np.ndarray, mr: np.ndarray, grid: PhantomGrid, tubes: list[tuple[np.ndarray, float, str]]
+) -> None:
+    """Enhancing vessels and dural sinuses (control points in mm, radius in mm)."""
+    h = grid.h
     for ctrl, radius, _name in tubes:
         pts = _tube_points(ctrl, step_mm=min(h, radius) / 2.0)
         sl = grid.bbox(pts.min(axis=0) - radius - 2 * h, pts.max(axis=0) + radius + 2 * h)
@@ -397,22 +406,52 @@ def paint_head(
         ct[sl] += frac * (BLOOD[0] - ct[sl])
         mr[sl] += frac * (BLOOD[1] * 0.95 - mr[sl])
 
+
+def _paint_lesion(
+    ct: np.ndarray, mr: np.ndarray, grid: PhantomGrid, les: Lesion, texture: np.ndarray
+) -> None:
+    """One metastasis: edema, enhancing tissue and (if necrotic) a dark core."""
+    h = grid.h
+    reach = les.extent_mm + les.edema_mm + 2 * h
+    sl = grid.bbox(les.centre_mm - reach, les.centre_mm + reach)
+    vox = grid.points(sl)
+    d = les.depth(vox).reshape(ct[sl].shape).astype(np.float32)
+    tx = texture[sl]
+    edema = _soft(d - les.edema_mm, 4.0 * h) * (1.0 - _soft(d, h))
+    ct[sl] -= 9.0 * edema
+    mr[sl] *= 1.0 - 0.28 * edema
+    frac = _soft(d, h)
+    ct[sl] += frac * (46.0 + 3.0 * tx - ct[sl])
+    mr[sl] += frac * (1450.0 * les.enhancement * (1.0 + 0.08 * tx) - mr[sl])
+    if les.necrotic:
+        core = _soft(d + les.rim_mm, h)
+        ct[sl] += core * (20.0 - ct[sl])
+        mr[sl] += core * (360.0 * (1.0 + 0.1 * tx) - mr[sl])
+
+
+def paint_head(
+    rng: np.random.Generator, grid: PhantomGrid, lesions: list[Lesion]
+) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
+    """Paint CT (HU) and MR (T1+C) volumes, (z, y, x) float32, on the phantom grid."""
+    x, y, z = grid.open_axes()
+    ct = np.full(grid.shape_zyx, AIR[0], dtype=np.float32)
+    mr = np.full(grid.shape_zyx, AIR[1], dtype=np.float32)
+    d_head = ellipsoid_depth(x, y, z).astype(np.float32)
+    _paint_envelope(ct, mr, grid, d_head)
+    sulci = _random_field(rng, 8, (14.0, 30.0))(x, y, z)
+    gyri = _random_field(rng, 8, (10.0, 24.0))(x, y, z)
+    texture = _random_field(rng, 6, (6.0, 14.0))(x, y, z)
+    _paint_skull_and_brain(ct, mr, grid, d_head, sulci, gyri)
+    del sulci, gyri
+    _paint_deep_structures(ct, mr, grid)
+    # Mild tissue texture on MR, so the brain is not piecewise constant.
+    mr *= 1.0 + 0.04 * texture
+    ct += 2.0 * texture
+    # Enhancing vessels and dural sinuses: bright on contrast T1, not lesions.
+    tubes = vessel_tree(rng)
+    _paint_vessels(ct, mr, grid, tubes)
     # Metastases with edema, enhancing rim and (in large ones) a necrotic core.
     for les in lesions:
-        reach = les.extent_mm + les.edema_mm + 2 * h
-        sl = grid.bbox(les.centre_mm - reach, les.centre_mm + reach)
-        vox = grid.points(sl)
-        d = les.depth(vox).reshape(ct[sl].shape).astype(np.float32)
-        tx = texture[sl]
-        edema = _soft(d - les.edema_mm, 4.0 * h) * (1.0 - _soft(d, h))
-        ct[sl] -= 9.0 * edema
-        mr[sl] *= 1.0 - 0.28 * edema
-        frac = _soft(d, h)
-        ct[sl] += frac * (46.0 + 3.0 * tx - ct[sl])
-        mr[sl] += frac * (1450.0 * les.enhancement * (1.0 + 0.08 * tx) - mr[sl])
-        if les.necrotic:
-            core = _soft(d + les.rim_mm, h)
-            ct[sl] += core * (20.0 - ct[sl])
-            mr[sl] += core * (360.0 * (1.0 + 0.1 * tx) - mr[sl])
+        _paint_lesion(ct, mr, grid, les, texture)
     info = {"vessels": [{"name": n, "radius_mm": float(r)} for _c, r, n in tubes]}
     return ct, mr, info
