@@ -19,7 +19,7 @@ from ml.imaging.errors import IngestError
 from ml.imaging.grid import ImageGeometry, mask_to_model, model_grid_for, resample_to
 from ml.imaging.intensity import head_mask_from_ct, model_input
 from ml.imaging.qc import registration_figure
-from ml.imaging.registration import bin_to, head_mask, register_mr_to_ct
+from ml.imaging.registration import RegistrationResult, bin_to, head_mask, register_mr_to_ct
 from ml.presets import GridSpec, grid_preset
 
 FORMAT_VERSION = 1
@@ -189,19 +189,38 @@ def _prepare_into(
         ct_written.result()
         timings["write_s"] = time.perf_counter() - t
 
+    _warn_if_head_cut(head, spec, ing.report)
+    timings["total_s"] = time.perf_counter() - t0
+    meta = _study_meta(ing, model, spec, reg, head, gt_model is not None, timings)
+    (tmp / "study.json").write_text(json.dumps(meta, indent=2))
+    return meta
+
+
+def _warn_if_head_cut(head: np.ndarray, spec: GridSpec, report: dict[str, list]) -> None:
+    """A report warning when the head mask touches the model grid's in-plane edge."""
     edges = (head[:, 0, :], head[:, -1, :], head[:, :, 0], head[:, :, -1])
     if any(e.any() for e in edges):
-        ing.report.setdefault("warnings", []).append(
+        report.setdefault("warnings", []).append(
             f"the head reaches the edge of the {spec.name} model grid's "
             f"{spec.in_plane_size * spec.in_plane_spacing_mm:.0f} mm field of view; "
             "tissue beyond it is cut off"
         )
-    ct_geom = ImageGeometry.of(ing.ct)
-    timings["total_s"] = time.perf_counter() - t0
-    meta: dict[str, object] = {
+
+
+def _study_meta(
+    ing: IngestResult,
+    model: ImageGeometry,
+    spec: GridSpec,
+    reg: RegistrationResult,
+    head: np.ndarray,
+    has_ground_truth: bool,
+    timings: dict[str, float],
+) -> dict[str, object]:
+    """The content of ``study.json`` (docs/ARCHITECTURE.md)."""
+    return {
         "format_version": FORMAT_VERSION,
         "grid": {**model.to_dict(), "preset": spec.name, "network_preset": spec.network_preset},
-        "ct_geometry": ct_geom.to_dict(),
+        "ct_geometry": ImageGeometry.of(ing.ct).to_dict(),
         "mr_geometry": ImageGeometry.of(ing.mr).to_dict(),
         "registration": {
             "transform": reg.transform_dict(),
@@ -214,8 +233,6 @@ def _prepare_into(
         "dicom": ing.dicom,
         "report": ing.report,
         "head_voxels": int(head.sum()),
-        "has_ground_truth": gt_model is not None,
+        "has_ground_truth": has_ground_truth,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
     }
-    (tmp / "study.json").write_text(json.dumps(meta, indent=2))
-    return meta
