@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 
@@ -112,21 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     _print(
         f"train {[d.name for d in train]}\nval {[d.name for d in val]}\ntest {[d.name for d in test]}"
     )
+    # The CLI's options are the settings' fields (lists of sizes become tuples).
+    values = {f.name: getattr(args, f.name) for f in fields(ExperimentSettings)}
     settings = ExperimentSettings(
-        work=args.work,
-        preset=args.preset,
-        unet_epochs=args.unet_epochs,
-        unet_steps=args.unet_steps,
-        deepmedic_epochs=args.deepmedic_epochs,
-        deepmedic_segments=args.deepmedic_segments,
-        deepmedic_batch=args.deepmedic_batch,
-        deepmedic_sampler=args.deepmedic_sampler,
-        deepmedic_out_depth=args.deepmedic_out_depth,
-        deepmedic_bg_per_fg=args.deepmedic_bg_per_fg,
-        deepmedic_segment=tuple(args.deepmedic_segment),
-        deepmedic_margin=tuple(args.deepmedic_margin),
-        minutes_per_net=args.minutes_per_net,
-        resume=args.resume,
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
     )
     per_seed = [
         load_seed(args.work, seed)

@@ -447,14 +447,10 @@ def _pick_ct(sorting: _Sorting) -> Series:
 
     Raises the first CT problem met, or ``no_ct`` when the upload holds no CT at all.
     """
-    if not sorting.ct_cands:
-        if sorting.ct_problems:
-            raise sorting.ct_problems[0]
-        raise IngestError(
-            "no_ct",
-            "no planning CT found in the upload"
-            + (f" (ignored: {_ignored_text(sorting.ignored)})" if sorting.ignored else ""),
-        )
+    _require_candidates(
+        sorting.ct_cands, sorting.ct_problems, sorting.ignored, "no_ct",
+        "no planning CT found in the upload",
+    )  # fmt: skip
     ct = max(sorting.ct_cands, key=lambda s: (s.n_positions(), len(s.files)))
     for s in sorting.ct_cands:
         if s is not ct:
@@ -517,14 +513,10 @@ def _pick_mr(sorting: _Sorting) -> Series:
     Raises the first MR problem met or ``no_mr`` when no MR is left, and the errors
     of ``_contrast_t1_shortlist``.
     """
-    if not sorting.mr_cands:
-        if sorting.mr_problems:
-            raise sorting.mr_problems[0]
-        raise IngestError(
-            "no_mr",
-            "no MR series found in the upload; a contrast-enhanced T1 MR is required"
-            + (f" (ignored: {_ignored_text(sorting.ignored)})" if sorting.ignored else ""),
-        )
+    _require_candidates(
+        sorting.mr_cands, sorting.mr_problems, sorting.ignored, "no_mr",
+        "no MR series found in the upload; a contrast-enhanced T1 MR is required",
+    )  # fmt: skip
     scored = [(s, *_mr_score(s)) for s in sorting.mr_cands]
     usable = [(s, t1, c) for s, ex, t1, c in scored if not ex]
     for s, ex, _t1, _c in scored:
@@ -568,6 +560,22 @@ def choose_series(
         mr,
         {"found": sorting.found, "ignored": sorting.ignored, "warnings": sorting.warnings},
     )
+
+
+def _require_candidates(
+    candidates: list[Series],
+    problems: list[IngestError],
+    ignored: list[dict],
+    code: str,
+    message: str,
+) -> None:
+    """Raise the first problem met, or ``code`` naming what was ignored, when no series
+    is left to choose from."""
+    if candidates:
+        return
+    if problems:
+        raise problems[0]
+    raise IngestError(code, message + (f" (ignored: {_ignored_text(ignored)})" if ignored else ""))
 
 
 def _ignored_text(ignored: list[dict]) -> str:
