@@ -22,6 +22,7 @@ LAYERS = [
     "studies",
     "review",
     "training",
+    "pacs",
     "loop",
     "viewer",
 ]

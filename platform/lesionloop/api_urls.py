@@ -14,4 +14,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("", include("lesionloop.audit.api.urls")),
     # models and training runs (platform B)
     path("", include("lesionloop.registry.api.urls")),
+    # the DICOM network
+    path("", include("lesionloop.pacs.api.urls")),
 ]

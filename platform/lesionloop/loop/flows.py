@@ -34,6 +34,7 @@ from pathlib import Path
 from django.contrib.auth.models import User
 from django.db import transaction
 
+from lesionloop.pacs import services as pacs
 from lesionloop.registry import services as registry
 from lesionloop.registry.models import ModelVersion
 from lesionloop.registry.selectors import model_version_never_activated
@@ -64,6 +65,13 @@ def _after_approval(study: Study | None) -> None:
         transaction.on_commit(_retraining_maybe_start)
 
 
+def _send_on_approval(study_id: int) -> None:
+    try:
+        pacs.dicom_sends_on_approval(study_id=study_id)
+    except Exception:  # a DICOM node's trouble must never undo or hide an approval
+        log.exception("queueing the sends of study %s after approval failed", study_id)
+
+
 def study_approve(
     *,
     study_id: int,
@@ -81,6 +89,9 @@ def study_approve(
         expected_decisions=expected_decisions,
     )
     _after_approval(study)
+    if study is not None and study.status == Study.Status.APPROVED:
+        # a clinician's approval goes to the planning systems (nodes with send_on_approval)
+        transaction.on_commit(lambda: _send_on_approval(study.pk))
     return study
 
 

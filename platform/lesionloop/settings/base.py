@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "lesionloop.review",
     "lesionloop.registry",
     "lesionloop.training",
+    "lesionloop.pacs",
     "lesionloop.loop",
     "lesionloop.viewer",
 ]
@@ -55,6 +56,7 @@ LOCAL_APPS = [
     "review",
     "registry",
     "training",
+    "pacs",
     "loop",
     "viewer",
 ]
@@ -130,6 +132,22 @@ LESIONLOOP_DEVICE = env_str("LESIONLOOP_DEVICE", "auto")
 LESIONLOOP_RETRAIN_AFTER_APPROVALS = env_int("LESIONLOOP_RETRAIN_AFTER_APPROVALS", 10, minimum=0)
 LESIONLOOP_TRAIN_MAX_MINUTES = env_int("LESIONLOOP_TRAIN_MAX_MINUTES", 60, minimum=1)
 LESIONLOOP_LEASE_SECONDS = env_int("LESIONLOOP_LEASE_SECONDS", 120, minimum=10)
+
+# --- the DICOM network (docs/DICOM.md) --------------------------------------------
+LESIONLOOP_DICOM_AE_TITLE = env_str("LESIONLOOP_DICOM_AE_TITLE", "LESIONLOOP")
+LESIONLOOP_DICOM_PORT = env_int("LESIONLOOP_DICOM_PORT", 11112, minimum=1)
+LESIONLOOP_DICOM_BIND = env_str("LESIONLOOP_DICOM_BIND", "0.0.0.0")
+# Calling AE titles allowed to associate (empty: any); CIDR networks allowed to connect.
+LESIONLOOP_DICOM_ALLOWED_AETS = env_list("LESIONLOOP_DICOM_ALLOWED_AETS", [])
+LESIONLOOP_DICOM_ALLOWED_NETWORKS = env_list("LESIONLOOP_DICOM_ALLOWED_NETWORKS", [])
+# A received study is complete when nothing new arrived for this long.
+LESIONLOOP_DICOM_QUIET_SECONDS = env_int("LESIONLOOP_DICOM_QUIET_SECONDS", 30, minimum=1)
+# The CT and the MR are two DICOM studies of one patient: a received study joins the
+# study of the same PatientID received within this many hours (e.g. a late MR).
+LESIONLOOP_DICOM_PAIR_HOURS = env_int("LESIONLOOP_DICOM_PAIR_HOURS", 12, minimum=0)
+# Dotted paths called with (study_id=, files=) for objects that arrive after ingest
+# (e.g. an RTSTRUCT with ground truth).
+LESIONLOOP_DICOM_LATE_OBJECT_HOOKS: list[str] = []
 
 # --- Dramatiq ---------------------------------------------------------------------
 DRAMATIQ_BROKER_URL = env_str("DRAMATIQ_BROKER_URL")

@@ -1,0 +1,97 @@
+"""The listener process: the SCP (``network``) wired to the services, plus the
+completion loop that turns quiet received studies into studies."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+
+from . import network, services
+
+log = logging.getLogger(__name__)
+
+
+def listener_config(**overrides: Any) -> network.ListenerConfig:
+    values = {
+        "ae_title": settings.LESIONLOOP_DICOM_AE_TITLE,
+        "port": settings.LESIONLOOP_DICOM_PORT,
+        "host": settings.LESIONLOOP_DICOM_BIND,
+        "allowed_aets": list(settings.LESIONLOOP_DICOM_ALLOWED_AETS),
+        "allowed_networks": list(settings.LESIONLOOP_DICOM_ALLOWED_NETWORKS),
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return network.ListenerConfig(**values)
+
+
+def _store(received: network.Received) -> None:
+    services.received_object_store(received=received)
+
+
+def _association_end() -> None:
+    connection.close()  # each association runs in its own thread with its own connection
+
+
+class Listener:
+    """The SCP and the completion loop; ``start()`` / ``stop()``."""
+
+    def __init__(
+        self,
+        config: network.ListenerConfig | None = None,
+        *,
+        quiet_seconds: float | None = None,
+        poll_seconds: float = 1.0,
+        complete: bool = True,
+    ) -> None:
+        self.config = config or listener_config()
+        self.quiet_seconds = (
+            settings.LESIONLOOP_DICOM_QUIET_SECONDS if quiet_seconds is None else quiet_seconds
+        )
+        self.poll_seconds = poll_seconds
+        self.complete = complete
+        self.server: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1]) if self.server else self.config.port
+
+    def start(self) -> Listener:
+        self.server = network.start_listener(
+            self.config, on_store=_store, on_association_end=_association_end
+        )
+        if self.complete:
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._completion_loop, name="dicom-completion", daemon=True
+            )
+            self._thread.start()
+        log.info(
+            "DICOM listener %s on %s:%s (quiet period %ss)",
+            self.config.ae_title,
+            self.config.host,
+            self.port,
+            self.quiet_seconds,
+        )
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        if self.server is not None:
+            self.server.shutdown()  # pynetdicom's: stops serving and closes the socket
+            self.server = None
+
+    def _completion_loop(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                close_old_connections()
+                services.received_studies_complete(quiet_seconds=self.quiet_seconds)
+            except Exception:  # keep receiving whatever happens to one completion
+                log.exception("completion round failed")
+        connection.close()

@@ -1,0 +1,327 @@
+"""The DICOM wire, with pynetdicom: the listener (C-STORE SCP, C-ECHO SCP) and the SCUs
+(C-FIND, C-MOVE, C-STORE, C-ECHO). No database here: the listener calls back into
+``services`` for every received object; the SCUs return plain values.
+
+See docs/DICOM.md for the conformance statement this module implements.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from io import BytesIO
+from typing import Any
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    RLELossless,
+)
+from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom.sop_class import (
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelMove,
+    Verification,
+)
+
+log = logging.getLogger(__name__)
+
+# What the listener accepts: uncompressed, plus the lossless compressions ingest decodes.
+ACCEPTED_TRANSFER_SYNTAXES = [
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    RLELossless,
+    JPEG2000Lossless,
+]
+STORAGE_SOP_CLASSES = frozenset(cx.abstract_syntax for cx in AllStoragePresentationContexts)
+
+# C-STORE statuses (PS3.4 B.2.3 and PS3.7 C.4.2)
+SUCCESS = 0x0000
+SOP_CLASS_NOT_SUPPORTED = 0x0122
+DATASET_DOES_NOT_MATCH = 0xA900
+CANNOT_UNDERSTAND = 0xC210
+OUT_OF_RESOURCES = 0xA700
+
+DIMSE_TIMEOUT = 60
+NETWORK_TIMEOUT = 30
+
+
+class DicomNetworkError(Exception):
+    """A peer could not be reached, refused the association, or answered a failure."""
+
+
+@dataclass(frozen=True)
+class Peer:
+    ae_title: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Received:
+    """One C-STORE request, parsed: what ``services.received_object_store`` needs."""
+
+    data: bytes  # the object in DICOM file format (with file meta)
+    study_instance_uid: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    modality: str
+    series_instance_uid: str
+    patient_id: str
+    calling_ae: str
+    address: str
+
+
+class ObjectRefused(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def parse_store(event: Any) -> Received:
+    """The C-STORE request as ``Received``; ``ObjectRefused`` with the status to answer."""
+    request = event.request
+    sop_class = str(request.AffectedSOPClassUID)
+    if sop_class not in STORAGE_SOP_CLASSES:
+        raise ObjectRefused(SOP_CLASS_NOT_SUPPORTED, f"{sop_class} is not a storage SOP class")
+    try:
+        data = event.encoded_dataset(include_meta=True)
+        ds = dcmread(BytesIO(data))
+        for _ in ds:  # parse every top-level element now, not lazily later
+            pass
+        study_uid = str(ds.StudyInstanceUID)
+        sop_uid = str(ds.SOPInstanceUID)
+        ds_class = str(ds.SOPClassUID)
+    except Exception as exc:  # a dataset we cannot read: refuse this object only
+        raise ObjectRefused(CANNOT_UNDERSTAND, f"cannot parse the dataset ({exc})") from None
+    if ds_class != sop_class or sop_uid != str(request.AffectedSOPInstanceUID):
+        raise ObjectRefused(DATASET_DOES_NOT_MATCH, "SOP class/instance differ from the request")
+    if not study_uid or not sop_uid or len(sop_uid) > 64 or "/" in sop_uid:
+        raise ObjectRefused(CANNOT_UNDERSTAND, "missing or invalid StudyInstanceUID/SOPInstanceUID")
+    return Received(
+        data=data,
+        study_instance_uid=study_uid,
+        sop_instance_uid=sop_uid,
+        sop_class_uid=sop_class,
+        modality=str(ds.get("Modality", "")),
+        series_instance_uid=str(ds.get("SeriesInstanceUID", "")),
+        patient_id=str(ds.get("PatientID", "") or ""),
+        calling_ae=str(event.assoc.requestor.ae_title).strip(),
+        address=str(event.assoc.requestor.address),
+    )
+
+
+@dataclass
+class ListenerConfig:
+    ae_title: str
+    port: int
+    host: str = "0.0.0.0"
+    allowed_aets: list[str] = field(default_factory=list)
+    allowed_networks: list[str] = field(default_factory=list)
+
+
+def _networks(cidrs: Iterable[str]) -> list[Any]:
+    return [ipaddress.ip_network(c.strip(), strict=False) for c in cidrs if c.strip()]
+
+
+def start_listener(
+    config: ListenerConfig,
+    *,
+    on_store: Callable[[Received], None],
+    on_association_end: Callable[[], None] = lambda: None,
+) -> Any:
+    """Start the C-STORE/C-ECHO SCP in background threads; returns the server (``shutdown()``).
+
+    ``on_store`` persists one object; an exception from it answers Out of Resources for
+    that object only. Callers whose AE title or address is not allowed are refused.
+    """
+    ae = AE(ae_title=config.ae_title)
+    ae.require_called_aet = True
+    if config.allowed_aets:
+        ae.require_calling_aet = list(config.allowed_aets)
+    ae.network_timeout = NETWORK_TIMEOUT
+    ae.dimse_timeout = DIMSE_TIMEOUT
+    ae.maximum_pdu_size = 0  # no limit on what we receive
+    for cx in AllStoragePresentationContexts:
+        ae.add_supported_context(cx.abstract_syntax, ACCEPTED_TRANSFER_SYNTAXES)
+    ae.add_supported_context(Verification, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+
+    def handle_store(event: Any) -> int:
+        try:
+            received = parse_store(event)
+        except ObjectRefused as refused:
+            log.warning(
+                "refused an object from %s: %s", event.assoc.requestor.ae_title, refused.reason
+            )
+            return refused.status
+        try:
+            on_store(received)
+        except Exception:
+            log.exception("could not store %s", received.sop_instance_uid)
+            return OUT_OF_RESOURCES
+        return SUCCESS
+
+    def handle_end(event: Any) -> None:
+        on_association_end()
+
+    def handle_rejected(event: Any) -> None:
+        log.warning(
+            "association from %s (%s) rejected",
+            event.assoc.requestor.ae_title,
+            event.assoc.requestor.address,
+        )
+
+    handlers = [
+        (evt.EVT_C_STORE, handle_store),
+        (evt.EVT_C_ECHO, lambda event: SUCCESS),
+        (evt.EVT_RELEASED, handle_end),
+        (evt.EVT_ABORTED, handle_end),
+        (evt.EVT_REJECTED, handle_rejected),
+    ]
+    server = ae.start_server((config.host, config.port), block=False, evt_handlers=handlers)
+    networks = _networks(config.allowed_networks)
+    if networks:
+
+        def verify_request(request: Any, client_address: Any) -> bool:
+            address = ipaddress.ip_address(client_address[0])
+            if any(address in net for net in networks):
+                return True
+            log.warning("connection from %s refused: not in the allowed networks", address)
+            return False
+
+        server.verify_request = verify_request
+    return server
+
+
+# --- SCUs ----------------------------------------------------------------------------
+
+
+def _associate(ae: AE, peer: Peer) -> Any:
+    assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title)
+    if not assoc.is_established:
+        raise DicomNetworkError(
+            f"association with {peer.ae_title}@{peer.host}:{peer.port} failed "
+            f"({'rejected' if assoc.is_rejected else 'aborted' if assoc.is_aborted else 'no answer'})"
+        )
+    return assoc
+
+
+def _ae(calling_ae: str) -> AE:
+    ae = AE(ae_title=calling_ae)
+    ae.network_timeout = NETWORK_TIMEOUT
+    ae.dimse_timeout = DIMSE_TIMEOUT
+    ae.acse_timeout = NETWORK_TIMEOUT
+    return ae
+
+
+def echo(peer: Peer, *, calling_ae: str) -> int:
+    ae = _ae(calling_ae)
+    ae.add_requested_context(Verification)
+    assoc = _associate(ae, peer)
+    try:
+        status = assoc.send_c_echo()
+    finally:
+        assoc.release()
+    return int(getattr(status, "Status", -1))
+
+
+FIND_KEYS = (
+    "StudyInstanceUID",
+    "PatientID",
+    "PatientName",
+    "AccessionNumber",
+    "StudyDate",
+    "StudyDescription",
+    "ModalitiesInStudy",
+    "NumberOfStudyRelatedInstances",
+)
+
+
+def find_studies(
+    peer: Peer, *, calling_ae: str, patient_id: str = "", accession_number: str = ""
+) -> list[dict[str, str]]:
+    """Study-level C-FIND (Study Root) by PatientID and/or AccessionNumber."""
+    ae = _ae(calling_ae)
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    for key in FIND_KEYS:
+        setattr(query, key, "")
+    query.PatientID = patient_id
+    query.AccessionNumber = accession_number
+    assoc = _associate(ae, peer)
+    found: list[dict[str, str]] = []
+    try:
+        for status, identifier in assoc.send_c_find(
+            query, StudyRootQueryRetrieveInformationModelFind
+        ):
+            code = int(getattr(status, "Status", -1))
+            if code in (0xFF00, 0xFF01) and identifier is not None:
+                found.append({key: str(identifier.get(key, "") or "") for key in FIND_KEYS})
+            elif code not in (0x0000, 0xFF00, 0xFF01):
+                raise DicomNetworkError(f"C-FIND failed with status 0x{code:04X}")
+    finally:
+        assoc.release()
+    return found
+
+
+def move_study(peer: Peer, *, calling_ae: str, study_instance_uid: str, destination: str) -> dict:
+    """Study-level C-MOVE of one study to ``destination`` (our listener's AE title)."""
+    ae = _ae(calling_ae)
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = study_instance_uid
+    assoc = _associate(ae, peer)
+    last: dict[str, int] = {}
+    try:
+        for status, _identifier in assoc.send_c_move(
+            query, destination, StudyRootQueryRetrieveInformationModelMove
+        ):
+            if status is None or "Status" not in status:
+                raise DicomNetworkError("C-MOVE: the peer sent no status (timeout or abort)")
+            code = int(status.Status)
+            last = {
+                "status": code,
+                "completed": int(status.get("NumberOfCompletedSuboperations", 0) or 0),
+                "failed": int(status.get("NumberOfFailedSuboperations", 0) or 0),
+                "warning": int(status.get("NumberOfWarningSuboperations", 0) or 0),
+            }
+            if code not in (0x0000, 0xFF00, 0xFF01, 0xB000):
+                raise DicomNetworkError(f"C-MOVE failed with status 0x{code:04X}")
+    finally:
+        assoc.release()
+    return last
+
+
+def store(peer: Peer, *, calling_ae: str, datasets: list[Dataset]) -> list[int]:
+    """C-STORE each dataset on one association; the remote status of each."""
+    ae = _ae(calling_ae)
+    for ds in datasets:
+        ae.add_requested_context(ds.SOPClassUID, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+    assoc = _associate(ae, peer)
+    statuses: list[int] = []
+    try:
+        for ds in datasets:
+            status = assoc.send_c_store(ds)
+            if status is None or "Status" not in status:
+                raise DicomNetworkError("C-STORE: the peer sent no status (timeout or abort)")
+            statuses.append(int(status.Status))
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    return statuses

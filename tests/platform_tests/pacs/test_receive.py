@@ -1,0 +1,214 @@
+"""The listener (C-STORE / C-ECHO SCP) and completion into studies, with real peers:
+pynetdicom as a modality, dcmtk's storescu, and the listener restarted mid-study."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pynetdicom import AE
+from pynetdicom.sop_class import Verification
+
+from lesionloop.audit.models import AuditEvent
+from lesionloop.pacs import services
+from lesionloop.pacs.models import ReceivedStudy
+from lesionloop.studies import services as studies
+from lesionloop.studies import storage
+from lesionloop.studies.models import Job, Study
+
+from .conftest import case_files, store_files
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def ingest(study: Study) -> Study:
+    for job in Job.objects.filter(study=study, kind="ingest", state="queued"):
+        studies.study_ingest(job_id=job.pk)
+    study.refresh_from_db()
+    return study
+
+
+def test_echo_works(start_listener: Any) -> None:
+    listener = start_listener()
+    ae = AE(ae_title="ANYONE")
+    ae.add_requested_context(Verification)
+    assoc = ae.associate("127.0.0.1", listener.port, ae_title="LESIONLOOP")
+    assert assoc.is_established
+    assert assoc.send_c_echo().Status == 0x0000
+    assoc.release()
+
+
+# (listener config, calling AE, called AE, accepted?)
+ASSOCIATIONS = [
+    ({"allowed_aets": ["ORTHANC"]}, "ORTHANC", "LESIONLOOP", True),
+    ({"allowed_aets": ["ORTHANC"]}, "INTRUDER", "LESIONLOOP", False),
+    ({}, "ANYONE", "LESIONLOOP", True),
+    ({}, "ANYONE", "SOMEONEELSE", False),
+    ({"allowed_networks": ["127.0.0.0/8"]}, "ANYONE", "LESIONLOOP", True),
+    ({"allowed_networks": ["10.0.0.0/8"]}, "ANYONE", "LESIONLOOP", False),
+]
+
+
+@pytest.mark.parametrize(("config", "calling", "called", "accepted"), ASSOCIATIONS)
+def test_unknown_callers_are_refused_at_association(
+    start_listener: Any, config: dict, calling: str, called: str, accepted: bool
+) -> None:
+    listener = start_listener(**config)
+    ae = AE(ae_title=calling)
+    ae.add_requested_context(Verification)
+    ae.acse_timeout = ae.network_timeout = 5
+    assoc = ae.associate("127.0.0.1", listener.port, ae_title=called)
+    assert assoc.is_established == accepted
+    if assoc.is_established:
+        assoc.release()
+
+
+def test_a_study_becomes_a_study_and_an_ingest_job_once(
+    start_listener: Any, synthetic_case: Path
+) -> None:
+    listener = start_listener()
+    files = case_files(synthetic_case)
+    assert set(store_files(listener.port, files)) == {0}
+    # the same objects again: stored once
+    assert set(store_files(listener.port, files[:5])) == {0}
+    rows = ReceivedStudy.objects.order_by("pk")  # the CT and the MR are two DICOM studies
+    assert [r.status for r in rows] == ["receiving"] * 2
+    assert sum(r.object_count for r in rows) == len(files)
+    assert {r.calling_ae for r in rows} == {"MODALITY"}
+    assert services.received_studies_complete(quiet_seconds=3600) == []  # not quiet yet
+    assert sorted(services.received_studies_complete(quiet_seconds=0)) == [r.pk for r in rows]
+    assert services.received_studies_complete(quiet_seconds=0) == []  # claimed once
+    rows = list(ReceivedStudy.objects.order_by("pk"))
+    assert {r.status for r in rows} == {"done"} and len({r.study_id for r in rows}) == 1
+    study = rows[0].study
+    assert study.source == "dicom"
+    assert len(list((storage.upload_dir(study.pk) / "dicom").iterdir())) == len(files)
+    assert not list(services.staging_root().rglob("*.dcm"))
+    event = AuditEvent.objects.get(event_type="study_received")
+    assert event.payload["calling_ae"] == "MODALITY"
+    assert event.payload["objects"] == len(files)
+    assert event.payload["bytes"] == sum(r.bytes for r in rows)
+    assert Job.objects.filter(study=study, kind="ingest").count() == 1
+    study = ingest(study)
+    assert study.prepared and study.status == "awaiting_model", study.status_reason
+
+
+def test_restart_mid_study_loses_nothing(start_listener: Any, synthetic_case: Path) -> None:
+    files = case_files(synthetic_case)
+    half = len(files) // 4  # half of the CT
+    first = start_listener()
+    assert set(store_files(first.port, files[:half])) == {0}
+    first.stop()
+    second = start_listener(complete=True, quiet_seconds=3, port=first.config.port)
+    assert set(store_files(second.port, files[half:])) == {0}
+    deadline = time.monotonic() + 30
+    while not Study.objects.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # a second round must not complete it again
+    study = Study.objects.get()
+    assert len(list((storage.upload_dir(study.pk) / "dicom").iterdir())) == len(files)
+    assert Job.objects.filter(study=study, kind="ingest").count() == 1
+
+
+def test_two_studies_at_once_and_a_late_mr_reingests_the_same_study(
+    start_listener: Any, synthetic_case: Path, tmp_path: Path
+) -> None:
+    from ml.synthetic import generate_study
+
+    other = tmp_path / "other"
+    generate_study(other, seed=2, grid="tiny")
+    listener = start_listener()
+    ct = sorted((synthetic_case / "dicom" / "ct").glob("*.dcm"))
+    mr = sorted((synthetic_case / "dicom" / "mr").glob("*.dcm"))
+    results: list[list[int]] = []
+    threads = [
+        threading.Thread(target=lambda f=f: results.append(store_files(listener.port, f)))
+        for f in (ct, case_files(other))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(set(r) == {0} for r in results) and len(results) == 2
+    assert len(services.received_studies_complete(quiet_seconds=0)) == 3
+    assert Study.objects.count() == 2
+    first = ReceivedStudy.objects.get(study_instance_uid=_study_uid(ct[0])).study
+    assert ingest(first).status == "failed"  # the MR has not come yet
+    # the MR arrives over two associations
+    store_files(listener.port, mr[:3])
+    store_files(listener.port, mr[3:])
+    assert len(services.received_studies_complete(quiet_seconds=0)) == 1
+    assert Study.objects.count() == 2  # attached to the same study
+    study = ingest(first)
+    assert study.prepared and study.status == "awaiting_model", study.status_reason
+    # objects after a successful ingest are recorded in the study's report
+    late = mr[0].parent / "late.dcm"
+    _with_new_sop(mr[0], late)
+    store_files(listener.port, [late])
+    services.received_studies_complete(quiet_seconds=0)
+    study.refresh_from_db()
+    assert [o["modality"] for o in study.report["late_objects"]] == ["MR"]
+    assert Job.objects.filter(study=study, kind="ingest").count() == 2
+    late.unlink()
+
+
+def _study_uid(path: Path) -> str:
+    from pydicom import dcmread
+
+    return str(dcmread(path, stop_before_pixels=True).StudyInstanceUID)
+
+
+def _with_new_sop(src: Path, dest: Path) -> None:
+    from pydicom import dcmread
+    from pydicom.uid import generate_uid
+
+    ds = dcmread(src)
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.save_as(dest)
+
+
+@pytest.mark.skipif(shutil.which("storescu") is None, reason="dcmtk's storescu is not installed")
+def test_storescu_with_a_corrupt_file_in_the_middle(
+    start_listener: Any, synthetic_case: Path, tmp_path: Path
+) -> None:
+    listener = start_listener()
+    files = case_files(synthetic_case)
+    folder = tmp_path / "send"
+    folder.mkdir()
+    for i, path in enumerate(files):
+        shutil.copy(path, folder / f"{i:04d}.dcm")
+    bad = folder / f"{len(files) // 2:04d}.dcm"
+    from pydicom import dcmread
+
+    ds = dcmread(bad)
+    del ds.StudyInstanceUID  # sendable, but no study to put it in
+    ds.save_as(bad)
+    run = subprocess.run(
+        [
+            "storescu",
+            "-v",
+            "-aet",
+            "MODALITY",
+            "-aec",
+            "LESIONLOOP",
+            "-nh",
+            "127.0.0.1",
+            str(listener.port),
+            *sorted(str(p) for p in folder.iterdir()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = run.stdout + run.stderr
+    assert sum(r.object_count for r in ReceivedStudy.objects.all()) == len(files) - 1, output
+    assert "Error: CannotUnderstand" in output, output
+    services.received_studies_complete(quiet_seconds=0)
+    study = Study.objects.get()
+    assert Job.objects.filter(study=study, kind="ingest").count() == 1
