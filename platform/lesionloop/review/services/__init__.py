@@ -26,7 +26,7 @@ from .decisions import lesion_decide
 from .exports import EXPORTERS, study_export_nifti, study_export_rtstruct, study_export_seg
 from .handover import study_ground_truth_apply, study_prediction_apply
 from .leases import lease_release, lease_take
-from .masks import mask_save, parse_if_match
+from .masks import mask_save
 from .revisions import current_mask, mask_revision_create
 
 __all__ = [
@@ -39,7 +39,6 @@ __all__ = [
     "lesion_decide",
     "mask_revision_create",
     "mask_save",
-    "parse_if_match",
     "study_approve",
     "study_export_nifti",
     "study_export_rtstruct",

@@ -21,24 +21,6 @@ from .leases import _lease_hold
 from .revisions import current_mask, mask_revision_create
 
 
-def parse_if_match(value: str | None) -> int:
-    """The revision number in an If-Match header (428 ``if_match_required``, 400
-    ``bad_if_match``)."""
-    if not value:
-        raise DomainError(
-            'Send If-Match: "<revision>" with the revision the edit started from.',
-            code="if_match_required",
-            status_code=428,
-        )
-    token = value.strip()
-    if token.startswith("W/"):
-        token = token[2:]
-    token = token.strip().strip('"')
-    if not token.isdigit():
-        raise DomainError(f"If-Match {value!r} is not a revision number.", code="bad_if_match")
-    return int(token)
-
-
 def _decode_mask(
     body: bytes, *, shape: tuple[int, int, int], gzipped: bool
 ) -> tuple[np.ndarray, bool]:
@@ -123,7 +105,7 @@ def mask_save(
     user: Any,
     body: bytes,
     gzipped: bool,
-    if_match: str | None,
+    base_revision: int,
     reason: str = "",
     client: str = "",
 ) -> tuple[MaskRevision, list[Lesion]]:
@@ -135,15 +117,17 @@ def mask_save(
     erases from a rejected lesion's label is refused whole (409 ``lesion_rejected``,
     ``labels``), so a save never turns a rejected lesion into a kept one.
 
-    428 ``if_match_required``; 400 ``bad_if_match`` / ``bad_mask``; 409 ``approved`` /
-    ``not_ready`` / ``stale_revision`` / ``leased`` / ``lesion_rejected``.
+    ``base_revision`` is the revision the edit started from (the API reads it from
+    ``If-Match``); a save on any other revision is refused.
+
+    400 ``bad_mask``; 409 ``approved`` / ``not_ready`` / ``stale_revision`` / ``leased`` /
+    ``lesion_rejected``.
     """
-    base = parse_if_match(if_match)
     with transaction.atomic():
         study = _lock(study_id)
         _require_editable(study)
-        if base != study.revision_number:
-            raise _stale_revision(study, base)
+        if base_revision != study.revision_number:
+            raise _stale_revision(study, base_revision)
         _lease_hold(study, user, client)
         new, clean_gzip = _decode_mask(body, shape=_shape(study), gzipped=gzipped)
         old = current_mask(study)
