@@ -27,6 +27,7 @@ def test_admin_starts_retraining_in_the_browser_and_a_real_worker_trains(
     browser_chromium: Any,
     tmp_path: Path,
 ) -> None:
+    from lesionloop.review.services import study_ground_truth_apply
     from lesionloop.studies.services import study_import
     from lesionloop.training.models import TrainingRun
 
@@ -38,6 +39,7 @@ def test_admin_starts_retraining_in_the_browser_and_a_real_worker_trains(
             source=folder / "dicom",
             ground_truth=folder / "ground_truth_ct.nii.gz",
             approved_by=cast.admin,
+            ground_truth_apply=study_ground_truth_apply,
             description=f"ground truth {seed}",
         )
 

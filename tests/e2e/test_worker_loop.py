@@ -143,6 +143,7 @@ def _train(api: Api, processes: Processes, label: str) -> dict[str, Any]:
 def test_upload_review_approve_retrain_promote_represegment(
     cast: Any, loop_env: Any, tmp_path: Path
 ) -> None:
+    from lesionloop.review.services import study_ground_truth_apply
     from lesionloop.studies.services import study_import
 
     processes, base, storage = loop_env
@@ -159,6 +160,7 @@ def test_upload_review_approve_retrain_promote_represegment(
             source=folder / "dicom",
             ground_truth=folder / "ground_truth_ct.nii.gz",
             approved_by=cast.admin,
+            ground_truth_apply=study_ground_truth_apply,
             description=f"ground truth {seed}",
         )
     wait_for("the web server", lambda: _ping(admin), timeout_s=60, processes=processes)

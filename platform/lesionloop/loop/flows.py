@@ -4,9 +4,10 @@
 
     study in (upload / import)                                  [studies]
         |  ingest, register, prepare
+        |  (with ground truth: working mask, approved          [studies -> review])
         v
     pre-contour (pre-segmentation with the active model)       [studies]
-        |  prediction stored -> working mask, study ready      [review]
+        |  prediction stored -> working mask, study ready      [studies -> review]
         v
     review (lease, decisions, mask edits)                       [review]
         |
@@ -23,7 +24,10 @@
 The apps' services never call a service of an app above them (``tests/test_layers.py``);
 each hand-over that would climb a layer lives here, is called from the entry points
 (API views, actors, management commands) and schedules the next step with
-``transaction.on_commit`` so it only happens once the step before is committed.
+``transaction.on_commit`` so it only happens once the step before is committed. The one
+step that must share a transaction with the step before (a prediction or ground truth
+becomes the working mask as the job finishes) is handed to the studies service as a
+callable instead.
 """
 
 from __future__ import annotations
@@ -95,9 +99,14 @@ def study_approve(
     return study
 
 
+# --- ingest / import / pre-segmentation -> working mask -----------------------------
+# The review step is handed in and runs inside the transaction that finishes the job.
+
+
 def study_ingest(*, job_id: int) -> Study | None:
-    """Ingest an uploaded study; one with ground truth is approved and may start retraining."""
-    study = studies.study_ingest(job_id=job_id)
+    """Ingest an uploaded study (``studies``); one with ground truth becomes an approved
+    working mask (``review``) as the job finishes, and may start retraining."""
+    study = studies.study_ingest(job_id=job_id, ground_truth_apply=review.study_ground_truth_apply)
     _after_approval(study)
     return study
 
@@ -110,17 +119,24 @@ def study_import(
     training_eligible: bool = True,
     description: str = "",
 ) -> Study:
-    """Import a study synchronously; with ground truth it is approved and may start
-    retraining."""
+    """Import a study synchronously (``studies``); with ground truth it is approved
+    (``review``) and may start retraining."""
     study = studies.study_import(
         source=source,
         ground_truth=ground_truth,
         approved_by=approved_by,
         training_eligible=training_eligible,
         description=description,
+        ground_truth_apply=review.study_ground_truth_apply,
     )
     _after_approval(study)
     return study
+
+
+def study_presegment(*, job_id: int) -> None:
+    """Pre-segment a study (``studies``); the prediction becomes the working mask of a
+    study nobody reviewed yet (``review``) as the job finishes."""
+    studies.study_presegment(job_id=job_id, prediction_apply=review.study_prediction_apply)
 
 
 # --- promotion -> re-pre-segmentation ------------------------------------------------

@@ -3,6 +3,11 @@
 ml is imported lazily inside the functions that need it: the web process never loads
 torch. Background work runs as ``Job`` rows claimed with a conditional update, so a
 redelivered message finds its job taken or finished and does nothing.
+
+A prediction or ground truth becomes the working mask in ``review``, a layer above:
+ingest, import and pre-segmentation take that step as a callable (``PredictionApply``,
+``GroundTruthApply``), which ``lesionloop.loop.flows`` hands in, and call it inside the
+transaction that finishes the job.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import shutil
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from django.conf import settings
@@ -39,6 +44,30 @@ log = logging.getLogger(__name__)
 # A running job whose worker vanished may be claimed again after this long.
 STALE_CLAIM = timedelta(minutes=45)
 REVIEWED_STATUSES = {Study.Status.IN_REVIEW, Study.Status.APPROVED}
+
+
+class PredictionApply(Protocol):
+    """Makes a stored prediction the working mask of a locked, unreviewed study
+    (``review.services.study_prediction_apply``)."""
+
+    def __call__(
+        self,
+        *,
+        study: Study,
+        model_version: Any,
+        labels_gz: bytes,
+        lesions: list[dict[str, Any]],
+        priority: float,
+    ) -> Any: ...
+
+
+class GroundTruthApply(Protocol):
+    """Makes the prepared ground truth the approved working mask of a locked study
+    (``review.services.study_ground_truth_apply``)."""
+
+    def __call__(
+        self, *, study: Study, approved_by: Any = None, training_eligible: bool = True
+    ) -> Any: ...
 
 
 # --- jobs ---------------------------------------------------------------------------
@@ -240,8 +269,10 @@ def _study_fields_from_info(info: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def study_ingest(*, job_id: int) -> Study | None:
-    """Ingest, register and pre-process an uploaded study, then queue pre-segmentation.
+def study_ingest(*, job_id: int, ground_truth_apply: GroundTruthApply) -> Study | None:
+    """Ingest, register and pre-process an uploaded study, then queue pre-segmentation;
+    an upload with ground truth is approved instead (``ground_truth_apply``, in the
+    transaction that finishes the job).
 
     Returns the study once ingested; None when the job was taken or the study failed.
     """
@@ -296,9 +327,7 @@ def study_ingest(*, job_id: int) -> Study | None:
             message=study.registration.get("message", ""),
         )
         if gt is not None:
-            from lesionloop.review.services import study_ground_truth_apply
-
-            study_ground_truth_apply(study=study, approved_by=study.created_by)
+            ground_truth_apply(study=study, approved_by=study.created_by)
         else:
             study_presegment_or_wait(study=study)
         job_finish(job=job, ok=True)
@@ -406,8 +435,9 @@ def _study_unreviewed(study: Study) -> bool:
     return not study.lesions.exclude(decision="pending").exists()
 
 
-def study_presegment(*, job_id: int) -> None:
-    """Run the job's model on the study; make it the working mask if nobody reviewed yet."""
+def study_presegment(*, job_id: int, prediction_apply: PredictionApply) -> None:
+    """Run the job's model on the study; make it the working mask if nobody reviewed yet
+    (``prediction_apply``, in the transaction that finishes the job)."""
     job = job_claim(job_id=job_id)
     if job is None:
         return
@@ -449,9 +479,7 @@ def study_presegment(*, job_id: int) -> None:
             seconds=round(seconds, 3),
         )
         if _study_unreviewed(study):
-            from lesionloop.review.services import study_prediction_apply
-
-            study_prediction_apply(
+            prediction_apply(
                 study=study,
                 model_version=mv,
                 labels_gz=(target / "labels.u16.gz").read_bytes(),
@@ -532,16 +560,22 @@ def study_import(
     approved_by: User | None = None,
     training_eligible: bool = True,
     description: str = "",
+    ground_truth_apply: GroundTruthApply | None = None,
 ) -> Study:
     """Import a study synchronously (management command, demo data).
 
     With ``ground_truth`` (NIfTI on the CT grid) the study becomes an approved training
-    case whose working mask (revision 1) is the ground truth; without it, it is queued
-    for pre-segmentation like an upload. Raises ``IngestError`` for bad input, after
-    marking the study failed.
+    case whose working mask (revision 1) is the ground truth (``ground_truth_apply``,
+    required then); without it, it is queued for pre-segmentation like an upload.
+    Raises ``IngestError`` for bad input, after marking the study failed.
     """
     from ml.imaging.errors import IngestError
 
+    if ground_truth is not None and ground_truth_apply is None:
+        raise TypeError(
+            "study_import with ground_truth needs ground_truth_apply "
+            "(lesionloop.loop.flows.study_import hands it in)"
+        )
     source = Path(source)
     with transaction.atomic():
         study = Study.objects.create(
@@ -572,10 +606,8 @@ def study_import(
             setattr(study, key, value)
         study.save()
         audit_record(event_type="ingest_done", study=study, grid=study.grid, report=study.report)
-        if ground_truth is not None:
-            from lesionloop.review.services import study_ground_truth_apply
-
-            study_ground_truth_apply(
+        if ground_truth is not None and ground_truth_apply is not None:  # checked on entry
+            ground_truth_apply(
                 study=study, approved_by=approved_by, training_eligible=training_eligible
             )
         else:

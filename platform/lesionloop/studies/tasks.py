@@ -1,4 +1,4 @@
-"""Actors of the studies app: ids in, services do the work (imported lazily)."""
+"""Actors of the studies app: ids in, the loop's flows do the work (imported lazily)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,6 @@ def study_ingest_task(job_id: int) -> None:
 
 @dramatiq.actor(queue_name="gpu-infer", time_limit=60 * MINUTE_MS, max_retries=0)
 def study_presegment_task(job_id: int) -> None:
-    from .services import study_presegment
+    from lesionloop.loop.flows import study_presegment
 
     study_presegment(job_id=job_id)

@@ -102,7 +102,7 @@ class Session:
             user=self.user,
             body=mask_bytes(mask),
             gzipped=True,
-            if_match=f'"{revision}"',
+            base_revision=revision,
         )
 
     def apply(self, step: tuple[Any, ...]) -> tuple[Any, ...]:

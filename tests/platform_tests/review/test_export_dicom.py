@@ -22,6 +22,7 @@ from django.core.management import call_command
 
 from lesionloop.audit.models import AuditEvent
 from lesionloop.review.models import Lesion
+from lesionloop.review.services import study_ground_truth_apply
 from lesionloop.studies import services, storage
 from lesionloop.studies.models import Study
 from tests.ml_tests.imaging.contour_checks import assert_half_a_voxel_from_centres, contour_points
@@ -52,6 +53,7 @@ def imported(cast: Any, synthetic_case: Path) -> Study:
         source=synthetic_case / "dicom",
         ground_truth=synthetic_case / "ground_truth_ct.nii.gz",
         approved_by=cast.admin,
+        ground_truth_apply=study_ground_truth_apply,
     )
     labels = list(study.lesions.order_by("volume_mm3").values_list("label", flat=True))
     assert len(labels) >= 2, "the synthetic case needs two lesions"

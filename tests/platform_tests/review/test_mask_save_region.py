@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lesionloop.review.models import Lesion
-from lesionloop.review.services import _changed_region, _stats_in_region
+from lesionloop.review.services.masks import _changed_region, _stats_in_region
 from ml.lesions import changed_labels, label_stats
 
 SPACING = (2.0, 0.6, 0.9)  # anisotropic on purpose

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from lesionloop.loop import flows
 from lesionloop.studies import services
 from lesionloop.studies.models import Job
 from tests.platform_tests.studies.helpers import model_version, tiny_model_dir
@@ -55,8 +56,8 @@ def test_upload_review_approve_export(
             {"files": [SimpleUploadedFile("s.zip", buf.getvalue())]},
             format="multipart",
         ).json()["id"]
-        services.study_ingest(job_id=Job.objects.get(study_id=sid, kind="ingest").pk)
-        services.study_presegment(job_id=Job.objects.get(study_id=sid, kind="presegment").pk)
+        flows.study_ingest(job_id=Job.objects.get(study_id=sid, kind="ingest").pk)
+        flows.study_presegment(job_id=Job.objects.get(study_id=sid, kind="presegment").pk)
     study = cora.get(f"/api/studies/{sid}/").json()
     assert study["status"] == "ready" and study["lesion_count"] == 2 and study["priority"] > 0
     assert cora.post(f"/api/studies/{sid}/lease/").status_code == 200

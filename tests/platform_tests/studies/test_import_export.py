@@ -11,6 +11,7 @@ import pytest
 import SimpleITK as sitk
 from django.core.management import CommandError, call_command
 
+from lesionloop.review.services import study_ground_truth_apply
 from lesionloop.studies import services, storage
 from lesionloop.studies.models import Study
 from lesionloop.studies.selectors import training_cases
@@ -24,6 +25,7 @@ def imported(cast: Any, synthetic_case: Path) -> Study:
         source=synthetic_case / "dicom",
         ground_truth=synthetic_case / "ground_truth_ct.nii.gz",
         approved_by=cast.admin,
+        ground_truth_apply=study_ground_truth_apply,
     )
 
 

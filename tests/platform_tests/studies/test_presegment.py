@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from lesionloop.loop import flows
 from lesionloop.studies import services, storage
 from lesionloop.studies.models import Job, Prediction, Study
 
@@ -25,7 +26,7 @@ def test_real_predictor_presegments_an_imported_study(
     with django_capture_on_commit_callbacks(execute=False):
         study = services.study_import(source=synthetic_case / "dicom")
     job = Job.objects.get(study=study, kind="presegment")
-    services.study_presegment(job_id=job.pk)
+    flows.study_presegment(job_id=job.pk)
     study.refresh_from_db()
     assert study.status == "ready", study.status_reason
     assert study.model_version == mv and study.revision_number == 1
@@ -87,8 +88,8 @@ def test_redelivered_message_is_harmless(
     with django_capture_on_commit_callbacks(execute=False):
         assert services.studies_awaiting_model_enqueue() == 1
     job = Job.objects.get(study=study, kind="presegment")
-    services.study_presegment(job_id=job.pk)
-    services.study_presegment(job_id=job.pk)  # the broker delivered it twice
+    flows.study_presegment(job_id=job.pk)
+    flows.study_presegment(job_id=job.pk)  # the broker delivered it twice
     assert stub.calls == 1
     study.refresh_from_db()
     assert study.status == "ready" and study.model_version == mv
@@ -124,7 +125,7 @@ def test_promotion_repredicts_only_unreviewed_studies(
             services.studies_presegment_unreviewed(model_version_id=new.pk) == 0
         )  # queued already
     for job in Job.objects.filter(kind="presegment", state="queued"):
-        services.study_presegment(job_id=job.pk)
+        flows.study_presegment(job_id=job.pk)
     fresh.refresh_from_db()
     reviewed.refresh_from_db()
     assert fresh.model_version == new and fresh.revision_number == 2
@@ -142,7 +143,7 @@ def test_a_failing_model_fails_the_study_with_a_reason(
     with django_capture_on_commit_callbacks(execute=False):
         services.studies_awaiting_model_enqueue()
     job = Job.objects.get(study=study, kind="presegment")
-    services.study_presegment(job_id=job.pk)
+    flows.study_presegment(job_id=job.pk)
     study.refresh_from_db()
     job.refresh_from_db()
     assert job.state == "failed"

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from lesionloop.studies import services, storage
+from lesionloop.loop import flows
+from lesionloop.studies import storage
 from lesionloop.studies.models import Job, Study
 
 pytestmark = pytest.mark.django_db
@@ -35,7 +36,7 @@ def upload(api: Any, user: Any, files: list[Any], **extra: Any) -> Any:
 
 def run_ingest(study_id: int) -> Study:
     job = Job.objects.get(study_id=study_id, kind="ingest")
-    services.study_ingest(job_id=job.pk)
+    flows.study_ingest(job_id=job.pk)
     return Study.objects.get(pk=study_id)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from django.http import FileResponse, HttpResponse
@@ -27,6 +26,7 @@ from lesionloop.studies.api.serializers import (
 from lesionloop.studies.api.views import volume_headers
 
 from .. import selectors, services
+from .headers import lease_client, parse_if_match
 from .serializers import (
     ApproveSerializer,
     ConflictSerializer,
@@ -36,22 +36,6 @@ from .serializers import (
     LesionSerializer,
     MaskSavedSerializer,
 )
-
-LEASE_CLIENT = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-def lease_client(request: Request) -> str:
-    """The client session (one browser tab) a write comes from: ``X-Lease-Client``.
-
-    Absent means the user's one unnamed session (scripts). 400 ``bad_lease_client``.
-    """
-    value = request.headers.get("X-Lease-Client", "")
-    if value and not LEASE_CLIENT.fullmatch(value):
-        raise DomainError(
-            "X-Lease-Client must be 1-64 letters, digits, '-' or '_'.", code="bad_lease_client"
-        )
-    return value
-
 
 LEASE_CLIENT_HEADER = OpenApiParameter(
     "X-Lease-Client",
@@ -134,14 +118,18 @@ class MaskView(APIView):
         body = request.data
         if not isinstance(body, bytes):
             raise DomainError("Send the mask as application/octet-stream.", code="bad_mask")
+        gzipped = "gzip" in request.headers.get("Content-Encoding", "").lower()
+        reason = request.headers.get("X-Reason", "")[:500]
+        client = lease_client(request)  # 400 bad_lease_client before 428 / 400 If-Match
+        base_revision = parse_if_match(request.headers.get("If-Match"))
         revision, lesions = services.mask_save(
             study_id=pk,
             user=request.user,
             body=body,
-            gzipped="gzip" in request.headers.get("Content-Encoding", "").lower(),
-            if_match=request.headers.get("If-Match"),
-            reason=request.headers.get("X-Reason", "")[:500],
-            client=lease_client(request),
+            gzipped=gzipped,
+            base_revision=base_revision,
+            reason=reason,
+            client=client,
         )
         data = MaskSavedSerializer({"revision": revision, "lesions": lesions}).data
         response = Response(data)

@@ -1,0 +1,49 @@
+"""Writes for review: leases, lesion decisions, mask revisions, approval, export.
+
+Every write locks the study row first (``select_for_update``), then touches lesions
+and revisions, so concurrent editors serialise on one row in a fixed order.
+
+One module per sub-domain; the public names are re-exported here, so callers keep
+importing ``lesionloop.review.services``:
+
+- ``leases``: ``lease_take``, ``lease_release`` (and the lease checks every write makes);
+- ``decisions``: ``lesion_decide``;
+- ``revisions``: ``mask_revision_create``, ``current_mask`` (with the raw working copy);
+- ``masks``: ``mask_save`` (decode, diff, the lesions follow the edit);
+- ``approval``: ``study_approve``, ``study_reopen`` (with the training snapshot);
+- ``handover``: ``study_prediction_apply``, ``study_ground_truth_apply`` (a prediction or
+  ground truth becomes the working mask);
+- ``exports``: ``study_export_nifti``, ``study_export_rtstruct``, ``study_export_seg``,
+  ``EXPORTERS``;
+- ``_common``: the study lock, the grid, the editable checks.
+"""
+
+from __future__ import annotations
+
+from ._common import EDITABLE_STATUSES, KEPT_DECISIONS
+from .approval import study_approve, study_reopen
+from .decisions import lesion_decide
+from .exports import EXPORTERS, study_export_nifti, study_export_rtstruct, study_export_seg
+from .handover import study_ground_truth_apply, study_prediction_apply
+from .leases import lease_release, lease_take
+from .masks import mask_save
+from .revisions import current_mask, mask_revision_create
+
+__all__ = [
+    "EDITABLE_STATUSES",
+    "EXPORTERS",
+    "KEPT_DECISIONS",
+    "current_mask",
+    "lease_release",
+    "lease_take",
+    "lesion_decide",
+    "mask_revision_create",
+    "mask_save",
+    "study_approve",
+    "study_export_nifti",
+    "study_export_rtstruct",
+    "study_export_seg",
+    "study_ground_truth_apply",
+    "study_prediction_apply",
+    "study_reopen",
+]

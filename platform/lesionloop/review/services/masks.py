@@ -1,0 +1,266 @@
+"""Saving an edited mask: decode, diff against the current revision, lesions follow."""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import numpy as np
+from django.db import transaction
+from django.utils import timezone
+
+from lesionloop.audit.services import audit_record
+from lesionloop.core.exceptions import Conflict, DomainError
+from lesionloop.studies import storage
+from lesionloop.studies.models import Study
+from ml.lesions import changed_labels, label_stats
+
+from ..models import Lesion, MaskRevision
+from ._common import _LESION_FIELDS, _denormalise, _lock, _require_editable, _shape, _spacing
+from .leases import _lease_hold
+from .revisions import current_mask, mask_revision_create
+
+
+def _decode_mask(
+    body: bytes, *, shape: tuple[int, int, int], gzipped: bool
+) -> tuple[np.ndarray, bool]:
+    """The mask, and whether ``body`` is exactly one complete gzip member of it."""
+    expected = int(np.prod(shape)) * 2
+    raw = body
+    clean_gzip = False
+    if gzipped or body[:2] == b"\x1f\x8b":
+        try:
+            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            raw = inflater.decompress(body, expected + 1)  # never inflate beyond one mask
+        except zlib.error as exc:
+            raise DomainError(f"The mask is not valid gzip ({exc}).", code="bad_mask") from None
+        clean_gzip = inflater.eof and not inflater.unused_data
+    if len(raw) != expected:
+        raise DomainError(
+            f"The mask must be {expected} bytes of uint16 {list(shape)} (D,H,W); got "
+            f"{len(raw) if len(raw) <= expected else 'more'} bytes.",
+            code="bad_mask",
+        )
+    return np.frombuffer(raw, dtype="<u2").reshape(shape), clean_gzip
+
+
+def _changed_region(
+    old: np.ndarray, new: np.ndarray, changed: set[int], existing: dict[int, Lesion]
+) -> tuple[slice, slice, slice]:
+    """A box holding every voxel of the changed labels in ``new``.
+
+    A changed label's voxels in ``new`` either did not change (so they lie in its old
+    box, kept on its lesion row) or changed (so they lie in the box of the diff).
+    Without a row for some label, the whole volume.
+    """
+    full = tuple(slice(0, n) for n in new.shape)
+    diff = old != new
+    boxes = []
+    for axis in range(3):
+        other = tuple(a for a in range(3) if a != axis)
+        hits = np.flatnonzero(diff.any(axis=other))
+        if hits.size == 0:
+            return full  # type: ignore[return-value]
+        boxes.append((int(hits[0]), int(hits[-1]) + 1))
+    for label in changed:
+        lesion = existing.get(label)
+        if lesion is None or len(lesion.bbox or []) != 6:
+            if lesion is None and not np.any(old == label):
+                continue  # a new label: all its voxels are in the diff
+            return full  # type: ignore[return-value]
+        for axis in range(3):
+            lo, hi = boxes[axis]
+            boxes[axis] = (min(lo, lesion.bbox[axis]), max(hi, lesion.bbox[axis + 3]))
+    return tuple(slice(lo, hi) for lo, hi in boxes)  # type: ignore[return-value]
+
+
+def _stats_in_region(
+    labels: np.ndarray,
+    spacing: tuple[float, float, float],
+    region: tuple[slice, slice, slice],
+    *,
+    only: list[int],
+    prob: np.ndarray | None,
+) -> dict[int, dict[str, Any]]:
+    """``label_stats`` on a box, with coordinates shifted back to the whole grid."""
+    offset = np.array([r.start for r in region], dtype=np.float64)
+    crop_prob = None if prob is None else np.asarray(prob[region])
+    stats = label_stats(labels[region], spacing, only=only, prob=crop_prob)
+    for row in stats.values():
+        row["centroid_vox"] = [
+            round(v + o, 3) for v, o in zip(row["centroid_vox"], offset, strict=True)
+        ]
+        row["centroid_mm"] = [
+            round(v + o * sp, 3)
+            for v, o, sp in zip(row["centroid_mm"], offset, spacing, strict=True)
+        ]
+        row["bbox"] = [int(v + offset[k % 3]) for k, v in enumerate(row["bbox"])]
+        row["largest_slice"] = int(row["largest_slice"] + offset[0])
+    return stats
+
+
+def mask_save(
+    *,
+    study_id: int,
+    user: Any,
+    body: bytes,
+    gzipped: bool,
+    base_revision: int,
+    reason: str = "",
+    client: str = "",
+) -> tuple[MaskRevision, list[Lesion]]:
+    """Save an edited mask as a new revision and update the lesions from the diff.
+
+    Labels new in the mask become ``added`` lesions, labels whose voxels changed become
+    ``edited`` (``added`` ones stay ``added``), labels erased entirely become
+    ``rejected``. A rejected lesion's contour is frozen: a save that paints into or
+    erases from a rejected lesion's label is refused whole (409 ``lesion_rejected``,
+    ``labels``), so a save never turns a rejected lesion into a kept one.
+
+    ``base_revision`` is the revision the edit started from (the API reads it from
+    ``If-Match``); a save on any other revision is refused.
+
+    400 ``bad_mask``; 409 ``approved`` / ``not_ready`` / ``stale_revision`` / ``leased`` /
+    ``lesion_rejected``.
+    """
+    with transaction.atomic():
+        study = _lock(study_id)
+        _require_editable(study)
+        if base_revision != study.revision_number:
+            raise _stale_revision(study, base_revision)
+        _lease_hold(study, user, client)
+        new, clean_gzip = _decode_mask(body, shape=_shape(study), gzipped=gzipped)
+        old = current_mask(study)
+        changed = changed_labels(old, new)
+        existing = {les.label: les for les in study.lesions.select_for_update()} if changed else {}
+        _refuse_rejected_changes(existing, changed)
+        revision = mask_revision_create(
+            study=study,
+            # The editor's own gzip is kept as sent (verified above): no re-compression.
+            data_gz=body if clean_gzip else storage.gzip_array(new, dtype="uint16"),
+            author=user,
+            reason=reason or "edit",
+            array=new,
+        )
+        if changed:
+            _lesions_follow_edit(
+                study=study,
+                user=user,
+                old=old,
+                new=new,
+                changed=changed,
+                existing=existing,
+                revision=revision,
+            )
+        _denormalise(study)
+        study.save(update_fields=["lesion_count", "smallest_lesion_mm3", "updated_at"])
+        lesions = list(
+            study.lesions.select_related("model_version", "decided_by").order_by("volume_mm3", "id")
+        )
+    return revision, lesions
+
+
+def _stale_revision(study: Study, base: int) -> Conflict:
+    """409 ``stale_revision``: someone saved after the revision an edit started from."""
+    current = (
+        MaskRevision.objects.select_related("author")
+        .filter(study=study, number=study.revision_number)
+        .first()
+    )
+    return Conflict(
+        f"Someone saved revision {study.revision_number} after revision {base}, "
+        f"which this edit started from"
+        + (f" ({current.author_label}, {current.created_at:%H:%M:%S} UTC)." if current else "."),
+        code="stale_revision",
+        extra={
+            "current_revision": study.revision_number,
+            "changed_by": current.author_label if current else None,
+            "changed_at": current.created_at.isoformat() if current else None,
+            "reason": current.reason if current else "",
+        },
+    )
+
+
+def _refuse_rejected_changes(existing: dict[int, Lesion], changed: set[int]) -> None:
+    """409 ``lesion_rejected`` when an edit touches the voxels of a rejected lesion."""
+    frozen = sorted(
+        label
+        for label in changed
+        if label in existing and existing[label].decision == Lesion.Decision.REJECTED
+    )
+    if not frozen:
+        return
+    names = ", ".join(str(label) for label in frozen)
+    raise Conflict(
+        f"Lesion {names} {'is' if len(frozen) == 1 else 'are'} rejected, so its contour "
+        "cannot change: accept it (or set it back to pending) first, then edit it. "
+        "Nothing was saved.",
+        code="lesion_rejected",
+        extra={"labels": frozen},
+    )
+
+
+def _lesions_follow_edit(
+    *,
+    study: Study,
+    user: Any,
+    old: np.ndarray,
+    new: np.ndarray,
+    changed: set[int],
+    existing: dict[int, Lesion],
+    revision: MaskRevision,
+) -> None:
+    """Update the rows of the changed labels from the new mask (study locked)."""
+    region = _changed_region(old, new, changed, existing)
+    stats = _stats_in_region(new, _spacing(study), region, only=sorted(changed), prob=_prob(study))
+    now = timezone.now()
+    summary: dict[str, list[int]] = {"added": [], "edited": [], "rejected": []}
+    for label in sorted(changed):
+        lesion = existing.get(label)
+        row = stats.get(label)
+        if row is None:
+            if lesion is None:
+                continue
+            lesion.decision = Lesion.Decision.REJECTED
+            lesion.decided_by, lesion.decided_at = user, now
+            lesion.save(update_fields=["decision", "decided_by", "decided_at"])
+            summary["rejected"].append(label)
+            continue
+        if lesion is None:
+            lesion = Lesion(
+                study=study,
+                label=label,
+                decision=Lesion.Decision.ADDED,
+                contour_source=Lesion.ContourSource.DRAWN,
+            )
+            summary["added"].append(label)
+        else:
+            if lesion.contour_source != Lesion.ContourSource.DRAWN:
+                lesion.contour_source = Lesion.ContourSource.EDITED
+            lesion.decision = lesion.kept_decision
+            summary["edited"].append(label)
+        for key in _LESION_FIELDS:
+            if key in row:
+                setattr(lesion, key, row[key])
+        lesion.decided_by, lesion.decided_at = user, now
+        lesion.save()
+    audit_record(
+        event_type="lesions_changed_by_edit",
+        actor=user,
+        study=study,
+        revision=revision.number,
+        **summary,
+    )
+
+
+def _prob(study: Study) -> np.ndarray | None:
+    """The current model's ensemble probability map, if kept (for added lesions)."""
+    if study.model_version_id is None:
+        return None
+    path = (
+        storage.study_dir(study.pk)
+        / "predictions"
+        / f"mv{study.model_version_id}"
+        / "ensemble_prob.f16.npy"
+    )
+    return np.load(path, mmap_mode="r") if path.exists() else None
