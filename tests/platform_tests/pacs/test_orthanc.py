@@ -12,9 +12,9 @@ import pydicom
 import pytest
 
 from lesionloop.audit.models import AuditEvent
+from lesionloop.loop import flows
 from lesionloop.pacs import services
 from lesionloop.pacs.models import ReceivedStudy, RemoteNode
-from lesionloop.studies import services as studies
 from lesionloop.studies import storage
 from lesionloop.studies.models import Job, Study
 
@@ -47,7 +47,7 @@ def test_orthanc_sends_a_study_and_gets_the_contours_back(
         synthetic_case / "ground_truth_ct.nii.gz",
         storage.upload_dir(study.pk) / "ground_truth.nii.gz",
     )
-    studies.study_ingest(job_id=Job.objects.get(study=study, kind="ingest").pk)
+    flows.study_ingest(job_id=Job.objects.get(study=study, kind="ingest").pk)
     study.refresh_from_db()
     assert study.prepared and study.status == "approved", study.status_reason
 

@@ -15,9 +15,9 @@ from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
 from lesionloop.audit.models import AuditEvent
+from lesionloop.loop import flows
 from lesionloop.pacs import services
 from lesionloop.pacs.models import ReceivedStudy
-from lesionloop.studies import services as studies
 from lesionloop.studies import storage
 from lesionloop.studies.models import Job, Study
 
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def ingest(study: Study) -> Study:
     for job in Job.objects.filter(study=study, kind="ingest", state="queued"):
-        studies.study_ingest(job_id=job.pk)
+        flows.study_ingest(job_id=job.pk)
     study.refresh_from_db()
     return study
 
