@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -132,6 +133,16 @@ LESIONLOOP_DEVICE = env_str("LESIONLOOP_DEVICE", "auto")
 LESIONLOOP_RETRAIN_AFTER_APPROVALS = env_int("LESIONLOOP_RETRAIN_AFTER_APPROVALS", 10, minimum=0)
 LESIONLOOP_TRAIN_MAX_MINUTES = env_int("LESIONLOOP_TRAIN_MAX_MINUTES", 60, minimum=1)
 LESIONLOOP_LEASE_SECONDS = env_int("LESIONLOOP_LEASE_SECONDS", 120, minimum=10)
+# ROIs of a planning system's RT Structure Set (in an upload, a received study or an
+# archive import) whose names match this regular expression are the lesions (ground
+# truth); the others (PTV, organs at risk) are listed as ignored. Empty = never import.
+LESIONLOOP_GTV_PATTERN = env_str("LESIONLOOP_GTV_PATTERN", r"(?i)^\s*gtv")
+try:
+    re.compile(LESIONLOOP_GTV_PATTERN)
+except re.error as _exc:
+    raise ImproperlyConfigured(
+        f"LESIONLOOP_GTV_PATTERN is not a valid regular expression ({_exc})"
+    ) from None
 
 # --- the DICOM network (docs/DICOM.md) --------------------------------------------
 LESIONLOOP_DICOM_AE_TITLE = env_str("LESIONLOOP_DICOM_AE_TITLE", "LESIONLOOP")

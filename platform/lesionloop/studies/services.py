@@ -233,7 +233,13 @@ def _prepare(*, study_id: int, source: Path, ground_truth: Path | None) -> dict[
     target = storage.prepared_dir(study_id)
     tmp = storage.temp_dir_beside(target)
     try:
-        prepare_study(source, tmp, grid=settings.LESIONLOOP_GRID, ground_truth=ground_truth)
+        prepare_study(
+            source,
+            tmp,
+            grid=settings.LESIONLOOP_GRID,
+            ground_truth=ground_truth,
+            roi_pattern=settings.LESIONLOOP_GTV_PATTERN or None,
+        )
         for channel in storage.DISPLAY_CHANNELS:
             volume = np.load(tmp / f"display_{channel}.npy", mmap_mode="r")
             storage.atomic_write_bytes(
@@ -326,7 +332,7 @@ def study_ingest(*, job_id: int, ground_truth_apply: GroundTruthApply) -> Study 
             quality=study.registration.get("quality"),
             message=study.registration.get("message", ""),
         )
-        if gt is not None:
+        if gt is not None or info.get("has_ground_truth"):  # a NIfTI or the RTSTRUCT's GTVs
             ground_truth_apply(study=study, approved_by=study.created_by)
         else:
             study_presegment_or_wait(study=study)
@@ -606,7 +612,8 @@ def study_import(
             setattr(study, key, value)
         study.save()
         audit_record(event_type="ingest_done", study=study, grid=study.grid, report=study.report)
-        if ground_truth is not None and ground_truth_apply is not None:  # checked on entry
+        has_truth = ground_truth is not None or info.get("has_ground_truth")
+        if has_truth and ground_truth_apply is not None:  # checked on entry for a NIfTI
             ground_truth_apply(
                 study=study, approved_by=approved_by, training_eligible=training_eligible
             )

@@ -120,6 +120,52 @@ def _reference_ct(study: Study, source: Path) -> list[Any]:
         ) from None
 
 
+def _provenance(study: Study) -> Any:
+    """``ml.imaging.dicom_export.Provenance`` of the study's contour: the approval
+    (reviewer, time) when approved, the pre-contouring model version, and per lesion
+    how its contour was made (model's: AUTOMATIC, edited: SEMIAUTOMATIC, drawn or
+    imported from a planning system: MANUAL). An approved study's UIDs derive from its
+    StudyInstanceUID, revision and approval, so exporting one approval twice gives the
+    same SOP Instance UID and a new revision or approval a new one; a contour still in
+    review gets new UIDs every time."""
+    from django.utils import timezone
+
+    from ml.imaging.dicom_export import AUTOMATIC, MANUAL, SEMIAUTOMATIC, Provenance
+
+    from ..models import Approval, Lesion
+
+    how = {
+        Lesion.ContourSource.MODEL: AUTOMATIC,
+        Lesion.ContourSource.EDITED: SEMIAUTOMATIC,
+        Lesion.ContourSource.DRAWN: MANUAL,
+        Lesion.ContourSource.IMPORTED: MANUAL,
+    }
+    algorithms = {
+        int(label): how[source]
+        for label, source in study.lesions.values_list("label", "contour_source")
+    }
+    model = study.model_version.name if study.model_version_id else ""
+    approval = None
+    if study.status == Study.Status.APPROVED:
+        approval = (
+            Approval.objects.select_related("approved_by")
+            .filter(study=study, superseded=False)
+            .order_by("-approved_at", "-pk")
+            .first()
+        )
+    if approval is None:
+        return Provenance(model_version=model, algorithms=algorithms)
+    study_uid = str((study.dicom or {}).get("study_uid") or f"lesionloop-study-{study.pk}")
+    return Provenance(
+        uid_seed=f"{study_uid}/revision-{approval.revision.number}/approval-{approval.pk}",
+        approved=True,
+        reviewer=approval.approved_by.get_username() if approval.approved_by else "",
+        reviewed_at=timezone.localtime(approval.approved_at).replace(tzinfo=None),
+        model_version=model,
+        algorithms=algorithms,
+    )
+
+
 def _export_dicom(*, study_id: int, user: Any, fmt: str) -> tuple[bytes, str]:
     """The kept lesions as an RTSTRUCT or SEG (``fmt``) on the upload's planning CT."""
     import SimpleITK as sitk
@@ -146,6 +192,7 @@ def _export_dicom(*, study_id: int, user: Any, fmt: str) -> tuple[bytes, str]:
             code="upload_mismatch",
         )
     labels = sitk.GetArrayFromImage(image)
+    provenance = _provenance(study)
     names = {int(label): f"Lesion {int(label)}" for label in kept}
     label = f"LL study {study.pk} r{study.revision_number}"
     description = f"LesionLoop study {study.pk} revision {study.revision_number}"
@@ -153,12 +200,19 @@ def _export_dicom(*, study_id: int, user: Any, fmt: str) -> tuple[bytes, str]:
         from ml.imaging.rtstruct import build_rtstruct
 
         ds = build_rtstruct(
-            slices, labels, names, structure_set_label=label, series_description=description
+            slices,
+            labels,
+            names,
+            structure_set_label=label,
+            series_description=description,
+            provenance=provenance,
         )
     else:
         from ml.imaging.dicom_seg import build_segmentation
 
-        ds = build_segmentation(slices, labels, names, series_description=description)
+        ds = build_segmentation(
+            slices, labels, names, series_description=description, provenance=provenance
+        )
     data = dataset_bytes(ds)
     _export_audit(study=study, user=user, fmt=fmt, kept=kept, data=data)
     return data, f"study-{study.pk}-rev{study.revision_number}-{fmt}.dcm"
