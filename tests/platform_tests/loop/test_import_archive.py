@@ -86,3 +86,26 @@ def test_a_folder_without_studies_is_refused(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(CommandError, match="holds no study"):
         call_command("import_archive", str(tmp_path / "empty"))
+
+
+def test_an_uploaded_zip_with_its_structure_set_is_a_training_case(
+    api: Any, cast: Any, tmp_path: Path, synthetic_case: Path
+) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.platform_tests.studies.test_upload import run_ingest, upload
+
+    n, folder = _study_with_rtstruct(synthetic_case, tmp_path / "treated")
+    archive = _zip(folder)
+    response = upload(
+        api,
+        cast.clinician,
+        [SimpleUploadedFile("treated.zip", archive.read_bytes(), content_type="application/zip")],
+    )
+    assert response.status_code == 202, response.content
+    study = run_ingest(response.json()["id"])
+    assert study.status == "approved" and study.lesions.count() == n
+    ignored = [row["roi"] for row in study.report["ground_truth"]["ignored"]]
+    assert ignored == ["PTV_all", "Brain"]
+    detail = api(cast.clinician).get(f"/api/studies/{study.pk}/").json()
+    assert detail["report"]["ground_truth"]["included"][0] == "GTV_met1"
