@@ -44,7 +44,7 @@ from lesionloop.registry.models import ModelVersion
 from lesionloop.registry.selectors import model_version_never_activated
 from lesionloop.review import services as review
 from lesionloop.studies import services as studies
-from lesionloop.studies.models import Study
+from lesionloop.studies.models import Job, Study
 from lesionloop.training import services as training
 from lesionloop.training.services import training_maybe_autostart
 
@@ -183,3 +183,34 @@ def model_version_activated(*, version_id: int, first_ever: bool) -> None:
     if first_ever:
         studies.studies_awaiting_model_enqueue()
     studies.studies_presegment_unreviewed(model_version_id=version_id)
+
+
+# --- a planning system's structure set after the images --------------------------------
+
+
+def late_structure_set(*, study_id: int, files: list[Path]) -> Job | None:
+    """A pacs late-object hook: an RT Structure Set that arrives after its study was
+    ingested becomes the study's ground truth (``LESIONLOOP_GTV_PATTERN``), by ingesting
+    the study again with it, as long as nobody has started reviewing the study (ready
+    or awaiting a model). Otherwise it is noted in the study's report and left alone.
+    Returns the new ingest job, if any."""
+    from pydicom import dcmread
+
+    structure_sets = [
+        f for f in files if str(dcmread(f, stop_before_pixels=True).get("Modality")) == "RTSTRUCT"
+    ]
+    if not structure_sets:
+        return None
+    with transaction.atomic():
+        study = Study.objects.select_for_update().get(pk=study_id)
+        if study.status not in (Study.Status.READY, Study.Status.AWAITING_MODEL):
+            report = dict(study.report or {})
+            report.setdefault("warnings", []).append(
+                f"{len(structure_sets)} structure set(s) arrived while the study was "
+                f"{study.status}; not applied as ground truth (import the study again to "
+                "use them)"
+            )
+            study.report = report
+            study.save(update_fields=["report", "updated_at"])
+            return None
+        return studies.study_reingest_with(study=study, files=structure_sets)

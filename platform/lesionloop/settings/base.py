@@ -156,9 +156,9 @@ LESIONLOOP_DICOM_QUIET_SECONDS = env_int("LESIONLOOP_DICOM_QUIET_SECONDS", 30, m
 # The CT and the MR are two DICOM studies of one patient: a received study joins the
 # study of the same PatientID received within this many hours (e.g. a late MR).
 LESIONLOOP_DICOM_PAIR_HOURS = env_int("LESIONLOOP_DICOM_PAIR_HOURS", 12, minimum=0)
-# Dotted paths called with (study_id=, files=) for objects that arrive after ingest
-# (e.g. an RTSTRUCT with ground truth).
-LESIONLOOP_DICOM_LATE_OBJECT_HOOKS: list[str] = []
+# Dotted paths called with (study_id=, files=) for objects that arrive after ingest:
+# a planning system's RTSTRUCT becomes the ground truth of a study nobody reviewed yet.
+LESIONLOOP_DICOM_LATE_OBJECT_HOOKS: list[str] = ["lesionloop.loop.flows.late_structure_set"]
 
 # --- Dramatiq ---------------------------------------------------------------------
 DRAMATIQ_BROKER_URL = env_str("DRAMATIQ_BROKER_URL")

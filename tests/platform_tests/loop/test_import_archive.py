@@ -8,6 +8,7 @@ import io
 import shutil
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom

@@ -212,3 +212,45 @@ def test_storescu_with_a_corrupt_file_in_the_middle(
     services.received_studies_complete(quiet_seconds=0)
     study = Study.objects.get()
     assert Job.objects.filter(study=study, kind="ingest").count() == 1
+
+
+def test_a_structure_set_after_the_images_becomes_ground_truth(
+    start_listener: Any,
+    synthetic_case: Path,
+    tmp_path: Path,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """The planning system sends its RTSTRUCT after the CT and MR: the study, not yet
+    reviewed, is ingested again and approved with the GTVs as ground truth."""
+    import numpy as np
+    import pydicom
+    import SimpleITK as sitk
+    from scipy import ndimage
+
+    from ml.imaging.dicom_io import ingest as read_study
+    from tests.ml_tests.imaging.tps import tps_rtstruct
+
+    listener = start_listener()
+    assert set(store_files(listener.port, case_files(synthetic_case))) == {0}
+    services.received_studies_complete(quiet_seconds=0)
+    study = ingest(Study.objects.get())
+    assert study.status == "awaiting_model"
+    ct = sorted((synthetic_case / "dicom" / "ct").glob("*.dcm"))
+    first = pydicom.dcmread(ct[0], stop_before_pixels=True)
+    truth = (
+        sitk.GetArrayFromImage(sitk.ReadImage(str(synthetic_case / "ground_truth_ct.nii.gz"))) > 0
+    )
+    labels, n = ndimage.label(truth, structure=np.ones((3, 3, 3)))
+    rois = {f"GTV{i}": labels == i for i in range(1, n + 1)}
+    rois["BrainStem"] = ndimage.binary_dilation(truth, iterations=1)
+    rtstruct = tmp_path / "rtstruct.dcm"
+    tps_rtstruct(first, read_study(synthetic_case / "dicom").ct, rois).save_as(
+        rtstruct, enforce_file_format=True
+    )
+    assert store_files(listener.port, [rtstruct], calling_ae="TPS") == [0]
+    with django_capture_on_commit_callbacks(execute=True):
+        services.received_studies_complete(quiet_seconds=0)
+    study = ingest(Study.objects.get())
+    assert study.status == "approved" and study.lesions.count() == n
+    assert {lesion.contour_source for lesion in study.lesions.all()} == {"imported"}
+    assert study.report["ground_truth"]["ignored"][0]["roi"] == "BrainStem"

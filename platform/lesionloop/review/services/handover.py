@@ -59,7 +59,9 @@ def study_prediction_apply(
 def study_ground_truth_apply(
     *, study: Study, approved_by: Any = None, training_eligible: bool = True
 ) -> Approval:
-    """Ground truth (prepared ``ground_truth.npy``) becomes revision 1, approved (locked)."""
+    """Ground truth (prepared ``ground_truth.npy``) becomes the next revision, approved
+    (study locked). Lesions of an earlier pre-contour (a study nobody reviewed, whose
+    planning system's structure set came later) are replaced."""
     from ml.lesions import label_lesions
 
     gt = np.load(storage.prepared_dir(study.pk) / "ground_truth.npy")
@@ -73,6 +75,7 @@ def study_ground_truth_apply(
     )
     now = timezone.now()
     stats = label_stats(labels, _spacing(study))
+    study.lesions.all().delete()
     Lesion.objects.bulk_create(
         [
             Lesion(
