@@ -99,10 +99,6 @@ class Lesion:
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
-    def radius_eq_mm(self) -> float:
-        return float((3.0 * self.volume_mm3 / (4.0 * np.pi)) ** (1.0 / 3.0))
-
-    @property
     def extent_mm(self) -> float:
         """A radius that surely contains the lesion."""
         return float(self.axes_mm.max() * (1.0 + np.abs(self.lobes).sum()))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from lesionloop.audit.services import audit_record
@@ -46,7 +46,7 @@ def _snapshot(*, study: Study, approval: Approval, labels: list[int]) -> Path:
 
 
 def _approve_locked(
-    *, study: Study, user: Any, revision: MaskRevision, training_eligible: bool
+    *, study: Study, user: User | None, revision: MaskRevision, training_eligible: bool
 ) -> Approval:
     """Approve ``revision`` with the kept lesions and write the training snapshot
     (study locked); frees the lease."""
@@ -88,7 +88,7 @@ def _approve_locked(
 def study_approve(
     *,
     study_id: int,
-    user: Any,
+    user: User,
     training_eligible: bool = True,
     client: str = "",
     expected_decisions: dict[int, str] | None = None,
@@ -162,7 +162,7 @@ def _require_voxels(study: Study) -> None:
         )
 
 
-def study_reopen(*, study_id: int, user: Any, client: str = "") -> Study:
+def study_reopen(*, study_id: int, user: User, client: str = "") -> Study:
     """Supersede the approval and take the lease for a new review (409 ``not_approved``
     / ``leased``)."""
     with transaction.atomic():

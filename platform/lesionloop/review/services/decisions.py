@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -16,7 +15,7 @@ from .leases import _lease_hold
 
 
 def lesion_decide(
-    *, study_id: int, lesion_id: int, user: Any, decision: str, client: str = ""
+    *, study_id: int, lesion_id: int, user: User, decision: str, client: str = ""
 ) -> Lesion:
     """Record the clinician's decision on one lesion: ``accepted``, ``rejected`` or
     ``pending``. Accepting keeps the lesion as its contour says: ``accepted`` for the

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from django.contrib.auth.models import User
 
 from lesionloop.audit.services import audit_record
 from lesionloop.core.exceptions import Conflict, DomainError
@@ -39,7 +40,7 @@ def _kept_on_ct_grid(study: Study, kept: list[int]) -> Any:
     return mask_to_ct_grid(out, storage.prepared_dir(study.pk))
 
 
-def _export_audit(*, study: Study, user: Any, fmt: str, kept: list[int], data: bytes) -> None:
+def _export_audit(*, study: Study, user: User, fmt: str, kept: list[int], data: bytes) -> None:
     """Audit an export with the sha256 of what was handed out."""
     audit_record(
         event_type="study_exported",
@@ -52,7 +53,7 @@ def _export_audit(*, study: Study, user: Any, fmt: str, kept: list[int], data: b
     )
 
 
-def study_export_nifti(*, study_id: int, user: Any) -> tuple[bytes, str]:
+def study_export_nifti(*, study_id: int, user: User) -> tuple[bytes, str]:
     """Accepted/edited/added lesions as NIfTI labels on the planning-CT grid."""
     import SimpleITK as sitk
 
@@ -166,7 +167,7 @@ def _provenance(study: Study) -> Any:
     )
 
 
-def _export_dicom(*, study_id: int, user: Any, fmt: str) -> tuple[bytes, str]:
+def _export_dicom(*, study_id: int, user: User, fmt: str) -> tuple[bytes, str]:
     """The kept lesions as an RTSTRUCT or SEG (``fmt``) on the upload's planning CT."""
     import SimpleITK as sitk
 
@@ -218,7 +219,7 @@ def _export_dicom(*, study_id: int, user: Any, fmt: str) -> tuple[bytes, str]:
     return data, f"study-{study.pk}-rev{study.revision_number}-{fmt}.dcm"
 
 
-def study_export_rtstruct(*, study_id: int, user: Any) -> tuple[bytes, str]:
+def study_export_rtstruct(*, study_id: int, user: User) -> tuple[bytes, str]:
     """Kept lesions as a DICOM RT Structure Set referencing the original planning CT.
 
     409 ``not_ready`` (no contour), ``upload_missing`` (no kept upload),
@@ -228,7 +229,7 @@ def study_export_rtstruct(*, study_id: int, user: Any) -> tuple[bytes, str]:
     return _export_dicom(study_id=study_id, user=user, fmt="rtstruct")
 
 
-def study_export_seg(*, study_id: int, user: Any) -> tuple[bytes, str]:
+def study_export_seg(*, study_id: int, user: User) -> tuple[bytes, str]:
     """Kept lesions as a DICOM Segmentation (one segment each) on the original planning CT.
 
     Same errors as ``study_export_rtstruct``.

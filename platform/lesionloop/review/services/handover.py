@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from django.contrib.auth.models import User
 from django.utils import timezone
 
+from lesionloop.registry.models import ModelVersion
 from lesionloop.studies import storage
 from lesionloop.studies.models import Study
 from ml.lesions import label_stats
@@ -24,7 +26,7 @@ from .revisions import mask_revision_create
 def study_prediction_apply(
     *,
     study: Study,
-    model_version: Any,
+    model_version: ModelVersion,
     labels_gz: bytes,
     lesions: list[dict[str, Any]],
     priority: float,
@@ -57,7 +59,7 @@ def study_prediction_apply(
 
 
 def study_ground_truth_apply(
-    *, study: Study, approved_by: Any = None, training_eligible: bool = True
+    *, study: Study, approved_by: User | None = None, training_eligible: bool = True
 ) -> Approval:
     """Ground truth (prepared ``ground_truth.npy``) becomes the next revision, approved
     (study locked). Lesions of an earlier pre-contour (a study nobody reviewed, whose

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -16,7 +16,7 @@ from lesionloop.studies.models import Study
 from ._common import EDITABLE_STATUSES, _lock
 
 
-def _lease_live(study: Study, now: Any = None) -> bool:
+def _lease_live(study: Study, now: datetime | None = None) -> bool:
     """Whether someone holds an unexpired lease on the study."""
     now = now or timezone.now()
     return (
@@ -26,12 +26,12 @@ def _lease_live(study: Study, now: Any = None) -> bool:
     )
 
 
-def _lease_holds(study: Study, user: Any, client: str) -> bool:
+def _lease_holds(study: Study, user: User, client: str) -> bool:
     """Whether ``user`` in client session ``client`` (one tab) is the lease holder."""
     return study.lease_user_id == user.pk and study.lease_client == client
 
 
-def _lease_conflict(study: Study, user: Any = None) -> Conflict:
+def _lease_conflict(study: Study, user: User | None = None) -> Conflict:
     """409 ``leased``: someone else, or the same user in another tab, holds the lease."""
     holder = study.lease_user.get_username() if study.lease_user else "someone"
     yours = user is not None and study.lease_user_id == user.pk
@@ -50,7 +50,7 @@ def _lease_conflict(study: Study, user: Any = None) -> Conflict:
     )
 
 
-def _lease_hold(study: Study, user: Any, client: str = "") -> bool:
+def _lease_hold(study: Study, user: User, client: str = "") -> bool:
     """Take or renew the lease on a locked study row for ``user`` in client session
     ``client``; True when newly taken. 409 ``leased`` while another holder's lease is live
     (another user, or the same user in another tab)."""
@@ -74,13 +74,13 @@ def _lease_hold(study: Study, user: Any, client: str = "") -> bool:
     return not live
 
 
-def _require_lease(study: Study, user: Any, client: str) -> None:
+def _require_lease(study: Study, user: User, client: str) -> None:
     """409 ``leased`` unless the lease is free or held by ``user`` in ``client``."""
     if _lease_live(study) and not _lease_holds(study, user, client):
         raise _lease_conflict(study, user)
 
 
-def lease_take(*, study_id: int, user: Any, client: str = "", take_over: bool = False) -> Study:
+def lease_take(*, study_id: int, user: User, client: str = "", take_over: bool = False) -> Study:
     """Take or renew the review lease for ``user`` in client session ``client``.
 
     409 ``leased`` while someone else holds it, or while the same user holds it in
@@ -107,7 +107,7 @@ def lease_take(*, study_id: int, user: Any, client: str = "", take_over: bool = 
     return study
 
 
-def lease_release(*, study_id: int, user: Any, client: str = "") -> None:
+def lease_release(*, study_id: int, user: User, client: str = "") -> None:
     """Give the lease back; only its holder (user and client session) can. Releasing
     from another tab of the same user leaves the lease with the tab that holds it."""
     with transaction.atomic():

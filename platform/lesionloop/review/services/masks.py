@@ -6,6 +6,7 @@ import zlib
 from typing import Any
 
 import numpy as np
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -102,7 +103,7 @@ def _stats_in_region(
 def mask_save(
     *,
     study_id: int,
-    user: Any,
+    user: User,
     body: bytes,
     gzipped: bool,
     base_revision: int,
@@ -203,7 +204,7 @@ def _refuse_rejected_changes(existing: dict[int, Lesion], changed: set[int]) -> 
 def _lesions_follow_edit(
     *,
     study: Study,
-    user: Any,
+    user: User,
     old: np.ndarray,
     new: np.ndarray,
     changed: set[int],

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+from django.contrib.auth.models import User
 
 from lesionloop.audit.services import audit_record
+from lesionloop.registry.models import ModelVersion
 from lesionloop.studies import storage
 from lesionloop.studies.models import Study
 
@@ -20,8 +21,8 @@ def mask_revision_create(
     *,
     study: Study,
     data_gz: bytes,
-    author: Any = None,
-    model_version: Any = None,
+    author: User | None = None,
+    model_version: ModelVersion | None = None,
     reason: str = "",
     array: np.ndarray | None = None,
 ) -> MaskRevision:
