@@ -21,7 +21,7 @@ from lesionloop.studies import services as studies
 from lesionloop.studies import storage
 from lesionloop.studies.models import Job, Study
 
-from .conftest import case_files, store_files
+from .peers import case_files, store_files
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
