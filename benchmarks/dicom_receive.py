@@ -1,30 +1,51 @@
 """Benchmark: DICOM receive throughput and completion delay of the listener, on loopback.
 
 A raw synthetic 512x512x160 CT and a 176-slice 256x256 MR (uncompressed, written with
-pydicom: content does not matter here) are sent with pynetdicom over one association
-each to a listener running in this process (its completion loop polling every 0.2 s).
-Prints MB/s received and how long after the last object the ingest job appeared,
-minus the quiet period. Targets: >= 50 MB/s, <= 2 s.
+pydicom: content does not matter here) are written to a folder, then sent by a separate
+process - dcmtk's ``storescu`` (default) or a pynetdicom script (``--sender pynetdicom``)
+- over one association for the whole folder, to a listener running in this process
+(its completion loop polling every 0.2 s). Prints MB/s received (file bytes and pixel
+bytes, from the sender's start to its exit) and how long after the last object the
+ingest job appeared, minus the quiet period. Targets: >= 50 MB/s, <= 2 s.
+``--profile FILE`` writes cProfile stats of the listener's association threads.
 
     DATABASE_URL=postgres://... DJANGO_SETTINGS_MODULE=lesionloop.settings.test \\
-        python benchmarks/dicom_receive.py [--quiet-seconds 2]
+        python benchmarks/dicom_receive.py [--quiet-seconds 2] [--sender storescu]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "platform"), str(ROOT)]
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lesionloop.settings.test")
+
+# The pynetdicom sender, run as its own process: argv = port, files...
+PYNETDICOM_SENDER = """
+import sys
+from pydicom import dcmread
+from pynetdicom import AE, StoragePresentationContexts
+ae = AE(ae_title="BENCH")
+ae.requested_contexts = StoragePresentationContexts
+assoc = ae.associate("127.0.0.1", int(sys.argv[1]), ae_title="LESIONLOOP")
+assert assoc.is_established
+for path in sys.argv[2:]:
+    status = assoc.send_c_store(dcmread(path))
+    assert status.Status == 0, status
+assoc.release()
+"""
 
 
 def series(modality: str, shape: tuple[int, int, int], study_uid: str) -> list:
@@ -60,23 +81,90 @@ def series(modality: str, shape: tuple[int, int, int], study_uid: str) -> list:
     return out
 
 
+def write_folder(folder: Path) -> tuple[list[Path], int]:
+    """The CT and MR as files in ``folder``; (paths, pixel bytes)."""
+    from pydicom.uid import generate_uid
+
+    datasets = series("CT", (160, 512, 512), generate_uid())
+    datasets += series("MR", (176, 256, 256), generate_uid())
+    paths = []
+    for i, ds in enumerate(datasets):
+        path = folder / f"{i:04d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths, sum(len(ds.PixelData) for ds in datasets)
+
+
+def sender_command(sender: str, port: int, folder: Path, paths: list[Path]) -> list[str]:
+    if sender == "storescu":
+        exe = shutil.which("storescu")
+        if exe is None:
+            raise SystemExit("storescu not found (apt-get install dcmtk) - or --sender pynetdicom")
+        # one association for the whole folder (storescu's default); quiet output
+        return [exe, "-q", "-aet", "BENCH", "-aec", "LESIONLOOP", "+sd", "127.0.0.1", str(port),
+                str(folder)]  # fmt: skip
+    return [sys.executable, "-c", PYNETDICOM_SENDER, str(port), *map(str, paths)]
+
+
+def profile_associations(out: Path) -> None:
+    """Profile the listener's association threads; their stats merged into ``out``."""
+    import cProfile
+    import pstats
+    import threading
+
+    from pynetdicom.association import Association
+    from pynetdicom.dul import DULServiceProvider
+
+    lock = threading.Lock()
+    stats: list[pstats.Stats] = []
+
+    def profiled(original: Any) -> Any:
+        def run(self: Any) -> None:
+            prof = cProfile.Profile()
+            prof.enable()
+            try:
+                original(self)
+            finally:
+                prof.disable()
+                with lock:
+                    if stats:
+                        stats[0].add(prof)
+                    else:
+                        stats.append(pstats.Stats(prof))
+                    stats[0].dump_stats(out)
+
+        return run
+
+    # the association's reactor (our handlers) and its DUL thread (PDUs off the socket)
+    Association.run_reactor = profiled(Association.run_reactor)  # type: ignore[method-assign]
+    DULServiceProvider.run = profiled(DULServiceProvider.run)  # type: ignore[method-assign]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quiet-seconds", type=float, default=2.0)
+    p.add_argument("--sender", choices=["storescu", "pynetdicom"], default="storescu")
+    p.add_argument("--profile", type=Path, help="write cProfile stats of the listener here")
     args = p.parse_args()
 
     import django
     from django.conf import settings
 
-    settings.STORAGE_ROOT = Path(tempfile.mkdtemp(prefix="ll-bench-dicom-"))
+    work = Path(tempfile.mkdtemp(prefix="ll-bench-dicom-"))
+    settings.STORAGE_ROOT = work / "storage"
     django.setup()
     from django.test.utils import setup_databases, setup_test_environment, teardown_databases
-    from pydicom.uid import generate_uid
-    from pynetdicom import AE, StoragePresentationContexts
 
     from lesionloop.pacs.listener import Listener, listener_config
+    from lesionloop.pacs.models import ReceivedStudy
     from lesionloop.studies.models import Job
 
+    if args.profile:
+        profile_associations(args.profile)
+    folder = work / "send"
+    folder.mkdir()
+    paths, pixel_bytes = write_folder(folder)
+    file_bytes = sum(p.stat().st_size for p in paths)
     setup_test_environment()
     old = setup_databases(verbosity=0, interactive=False)
     try:
@@ -88,18 +176,8 @@ def main() -> int:
             quiet_seconds=args.quiet_seconds,
             poll_seconds=0.2,
         ).start()
-        study_ct, study_mr = generate_uid(), generate_uid()
-        datasets = series("CT", (160, 512, 512), study_ct) + series("MR", (176, 256, 256), study_mr)
-        nbytes = sum(len(ds.PixelData) for ds in datasets)
-        ae = AE(ae_title="BENCH")
-        ae.requested_contexts = StoragePresentationContexts
         started = time.monotonic()
-        for part in (datasets[:160], datasets[160:]):
-            assoc = ae.associate("127.0.0.1", port, ae_title="LESIONLOOP")
-            for ds in part:
-                status = assoc.send_c_store(ds)
-                assert status.Status == 0, status
-            assoc.release()
+        subprocess.run(sender_command(args.sender, port, folder, paths), check=True)
         last = time.monotonic()
         while not Job.objects.filter(kind="ingest").exists():
             time.sleep(0.02)
@@ -107,13 +185,19 @@ def main() -> int:
                 raise SystemExit("no ingest job within a minute")
         created = time.monotonic()
         listener.stop()
+        received = sum(ReceivedStudy.objects.values_list("object_count", flat=True))
+        assert received == len(paths), f"{received} of {len(paths)} objects received"
         seconds = last - started
-        print(f"objects: {len(datasets)}  pixel MB: {nbytes / 1e6:.1f}  send: {seconds:.2f} s")
-        print(f"receive throughput: {nbytes / 1e6 / seconds:.1f} MB/s (target >= 50)")
+        print(f"sender: {args.sender}  objects: {len(paths)}  send: {seconds:.2f} s")
+        print(
+            f"receive throughput: {file_bytes / 1e6 / seconds:.1f} MB/s of files "
+            f"({pixel_bytes / 1e6 / seconds:.1f} MB/s of pixels; target >= 50)"
+        )
         delay = created - last - args.quiet_seconds
         print(f"ingest job created {delay:.2f} s after last object + quiet period (target <= 2)")
     finally:
         teardown_databases(old, verbosity=0)
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

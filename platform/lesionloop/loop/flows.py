@@ -13,7 +13,8 @@
         |
         v
     approval --(training-eligible)--> maybe start retraining    [review -> training]
-        ^                                  |  train, publish a candidate
+        ^  '--(nodes with send_on_approval)--> C-STORE RTSTRUCT + SEG  [pacs]
+        |                                  |  train, publish a candidate
         |                                  v
         |                              promotion (admin, or the first model by itself)
         |                                  |                     [registry]

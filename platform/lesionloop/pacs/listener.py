@@ -27,12 +27,35 @@ def listener_config(**overrides: Any) -> network.ListenerConfig:
     return network.ListenerConfig(**values)
 
 
+# Each association runs in its own thread: its batch of row updates lives here.
+_local = threading.local()
+
+
 def _store(received: network.Received) -> None:
-    services.received_object_store(received=received)
+    batch = getattr(_local, "batch", None)
+    if batch is None:
+        batch = _local.batch = services.ReceiveBatch(received.calling_ae)
+    batch.store(received)
+
+
+def _flush() -> None:
+    batch = getattr(_local, "batch", None)
+    if batch is not None:
+        batch.flush()
 
 
 def _association_end() -> None:
-    connection.close()  # each association runs in its own thread with its own connection
+    _flush()  # nothing left after the release flush; an abort's was flushed already
+    _local.batch = None
+    connection.close()  # each association thread has its own connection
+
+
+def _refused(calling_ae: str, address: str, reason: str) -> None:
+    try:
+        services.association_refused_record(calling_ae=calling_ae, address=address, reason=reason)
+    finally:
+        if threading.current_thread() is not threading.main_thread():
+            connection.close()
 
 
 class Listener:
@@ -61,8 +84,13 @@ class Listener:
         return int(self.server.server_address[1]) if self.server else self.config.port
 
     def start(self) -> Listener:
+        services.received_staging_recover()
         self.server = network.start_listener(
-            self.config, on_store=_store, on_association_end=_association_end
+            self.config,
+            on_store=_store,
+            on_flush=_flush,
+            on_association_end=_association_end,
+            on_refused=_refused,
         )
         if self.complete:
             self._stop.clear()

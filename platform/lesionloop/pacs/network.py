@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from io import BytesIO
@@ -26,7 +27,14 @@ from pydicom.uid import (
     JPEGLSLossless,
     RLELossless,
 )
-from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom import (
+    AE,
+    PYNETDICOM_IMPLEMENTATION_UID,
+    PYNETDICOM_IMPLEMENTATION_VERSION,
+    AllStoragePresentationContexts,
+    evt,
+)
+from pynetdicom.pdu_primitives import A_RELEASE
 from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelMove,
@@ -92,23 +100,69 @@ class ObjectRefused(Exception):
         self.reason = reason
 
 
+# What ``parse_store`` reads of each object: the rest is written as it came.
+HEADER_TAGS = [
+    (0x0008, 0x0016),  # SOPClassUID
+    (0x0008, 0x0018),  # SOPInstanceUID
+    (0x0008, 0x0060),  # Modality
+    (0x0010, 0x0020),  # PatientID
+    (0x0020, 0x000D),  # StudyInstanceUID
+    (0x0020, 0x000E),  # SeriesInstanceUID
+]
+
+
+def _element(tag: tuple[int, int], vr: bytes, value: bytes, pad: bytes = b"\0") -> bytes:
+    if len(value) % 2:
+        value += pad
+    head = struct.pack("<HH", *tag) + vr
+    if vr in (b"OB", b"OW", b"UN", b"SQ", b"UT"):
+        return head + b"\0\0" + struct.pack("<I", len(value)) + value
+    return head + struct.pack("<H", len(value)) + value
+
+
+def file_meta_bytes(*, sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str) -> bytes:
+    """Preamble, ``DICM`` and the File Meta Information (PS3.10 7.1) of a received object,
+    encoded directly (explicit VR little endian) rather than through pydicom's writer."""
+    body = b"".join(
+        [
+            _element((0x0002, 0x0001), b"OB", b"\0\1"),
+            _element((0x0002, 0x0002), b"UI", sop_class_uid.encode()),
+            _element((0x0002, 0x0003), b"UI", sop_instance_uid.encode()),
+            _element((0x0002, 0x0010), b"UI", transfer_syntax.encode()),
+            _element((0x0002, 0x0012), b"UI", PYNETDICOM_IMPLEMENTATION_UID.encode()),
+            _element((0x0002, 0x0013), b"SH", PYNETDICOM_IMPLEMENTATION_VERSION.encode(), pad=b" "),
+        ]
+    )
+    group = _element((0x0002, 0x0000), b"UL", struct.pack("<I", len(body)))
+    return b"\0" * 128 + b"DICM" + group + body
+
+
 def parse_store(event: Any) -> Received:
-    """The C-STORE request as ``Received``; ``ObjectRefused`` with the status to answer."""
+    """The C-STORE request as ``Received``; ``ObjectRefused`` with the status to answer.
+
+    The dataset is not decoded: its bytes are kept as they came behind a File Meta
+    header built here, and only the elements up to the pixel data are walked to read
+    the few ``HEADER_TAGS`` (an unreadable header refuses the object).
+    """
     request = event.request
     sop_class = str(request.AffectedSOPClassUID)
     if sop_class not in STORAGE_SOP_CLASSES:
         raise ObjectRefused(SOP_CLASS_NOT_SUPPORTED, f"{sop_class} is not a storage SOP class")
+    request_sop = str(request.AffectedSOPInstanceUID)
     try:
-        data = event.encoded_dataset(include_meta=True)
-        ds = dcmread(BytesIO(data))
-        for _ in ds:  # parse every top-level element now, not lazily later
-            pass
+        meta = file_meta_bytes(
+            sop_class_uid=sop_class,
+            sop_instance_uid=request_sop,
+            transfer_syntax=str(event.context.transfer_syntax),
+        )
+        data = meta + event.encoded_dataset(include_meta=False)
+        ds = dcmread(BytesIO(data), stop_before_pixels=True, specific_tags=HEADER_TAGS)
         study_uid = str(ds.StudyInstanceUID)
         sop_uid = str(ds.SOPInstanceUID)
         ds_class = str(ds.SOPClassUID)
     except Exception as exc:  # a dataset we cannot read: refuse this object only
         raise ObjectRefused(CANNOT_UNDERSTAND, f"cannot parse the dataset ({exc})") from None
-    if ds_class != sop_class or sop_uid != str(request.AffectedSOPInstanceUID):
+    if ds_class != sop_class or sop_uid != request_sop:
         raise ObjectRefused(DATASET_DOES_NOT_MATCH, "SOP class/instance differ from the request")
     if not study_uid or not sop_uid or len(sop_uid) > 64 or "/" in sop_uid:
         raise ObjectRefused(CANNOT_UNDERSTAND, "missing or invalid StudyInstanceUID/SOPInstanceUID")
@@ -138,16 +192,33 @@ def _networks(cidrs: Iterable[str]) -> list[Any]:
     return [ipaddress.ip_network(c.strip(), strict=False) for c in cidrs if c.strip()]
 
 
+def _reject_reason(event: Any, config: ListenerConfig) -> str:
+    """Why pynetdicom rejected an association (it does not say), from its own checks."""
+    calling = str(event.assoc.requestor.ae_title).strip()
+    primitive = getattr(event.assoc.requestor, "primitive", None)
+    called = str(getattr(primitive, "called_ae_title", "") or "").strip()
+    if config.allowed_aets and calling not in [a.strip() for a in config.allowed_aets]:
+        return "calling AE title not allowed"
+    if called and called != config.ae_title.strip():
+        return f"called AE title {called!r} is not ours"
+    return "rejected (too many associations or user identity)"
+
+
 def start_listener(
     config: ListenerConfig,
     *,
     on_store: Callable[[Received], None],
+    on_flush: Callable[[], None] = lambda: None,
     on_association_end: Callable[[], None] = lambda: None,
+    on_refused: Callable[[str, str, str], None] = lambda calling, address, reason: None,
 ) -> Any:
     """Start the C-STORE/C-ECHO SCP in background threads; returns the server (``shutdown()``).
 
     ``on_store`` persists one object; an exception from it answers Out of Resources for
-    that object only. Callers whose AE title or address is not allowed are refused.
+    that object only. ``on_flush`` runs in the association's thread when the peer asks
+    to release (before we answer) or aborts; ``on_association_end`` after it ended.
+    Callers whose AE title or address is not allowed are refused, and
+    ``on_refused(calling_ae, address, reason)`` is told.
     """
     ae = AE(ae_title=config.ae_title)
     ae.require_called_aet = True
@@ -175,21 +246,28 @@ def start_listener(
             return OUT_OF_RESOURCES
         return SUCCESS
 
-    def handle_end(event: Any) -> None:
+    def handle_acse(event: Any) -> None:
+        primitive = event.primitive
+        if isinstance(primitive, A_RELEASE) and primitive.result is None:
+            _safely(on_flush)  # the peer asked to release: flush before we answer
+
+    def handle_aborted(event: Any) -> None:
+        _safely(on_flush)
         on_association_end()
 
     def handle_rejected(event: Any) -> None:
-        log.warning(
-            "association from %s (%s) rejected",
-            event.assoc.requestor.ae_title,
-            event.assoc.requestor.address,
-        )
+        calling = str(event.assoc.requestor.ae_title).strip()
+        address = str(event.assoc.requestor.address)
+        reason = _reject_reason(event, config)
+        log.warning("association from %s (%s) rejected: %s", calling, address, reason)
+        _safely(lambda: on_refused(calling, address, reason))
 
     handlers = [
         (evt.EVT_C_STORE, handle_store),
         (evt.EVT_C_ECHO, lambda event: SUCCESS),
-        (evt.EVT_RELEASED, handle_end),
-        (evt.EVT_ABORTED, handle_end),
+        (evt.EVT_ACSE_RECV, handle_acse),
+        (evt.EVT_RELEASED, lambda event: on_association_end()),
+        (evt.EVT_ABORTED, handle_aborted),
         (evt.EVT_REJECTED, handle_rejected),
     ]
     server = ae.start_server((config.host, config.port), block=False, evt_handlers=handlers)
@@ -201,10 +279,18 @@ def start_listener(
             if any(address in net for net in networks):
                 return True
             log.warning("connection from %s refused: not in the allowed networks", address)
+            _safely(lambda: on_refused("", str(address), "address not in the allowed networks"))
             return False
 
         server.verify_request = verify_request
     return server
+
+
+def _safely(call: Callable[[], None]) -> None:
+    try:
+        call()
+    except Exception:  # a bookkeeping failure must not break the association
+        log.exception("listener callback failed")
 
 
 # --- SCUs ----------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -60,36 +62,164 @@ def _late_dir(study_id: int) -> Path:
     return storage.upload_dir(study_id) / "late"
 
 
+# An association's row counters and arrival time are written at most this often (and
+# when it is released), not once per object; the first object of a study in an
+# association updates its row at once.
+RECEIVE_FLUSH_SECONDS = 0.5
+
+
+def _durable_write(path: Path, data: bytes) -> None:
+    """``path`` atomically, then its folder fsynced: the new name survives a crash."""
+    storage.atomic_write_bytes(path, data)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class _Pending:
+    row_id: int
+    study_id: int | None
+    objects: int = 0
+    bytes: int = 0
+    last_arrival: datetime | None = None
+    flushed: float = 0.0
+
+
+class ReceiveBatch:
+    """What one association received: each object is staged durably before ``store``
+    returns (so before the success status is sent); the rows' counters and
+    ``last_arrival`` are written at the first object of each study, then at most every
+    ``RECEIVE_FLUSH_SECONDS`` and by ``flush()`` (the listener flushes when the peer
+    releases or aborts). The files are the truth: a crash before a flush loses nothing
+    (``received_staging_recover`` puts such studies back to ``receiving``)."""
+
+    def __init__(self, calling_ae: str = "") -> None:
+        self.calling_ae = calling_ae[:16]
+        self._rows: dict[str, _Pending] = {}
+
+    def store(self, received: network.Received) -> bool:
+        """Stage one object; False when it was already here (same SOPInstanceUID)."""
+        uid = received.study_instance_uid
+        self.calling_ae = received.calling_ae[:16]
+        pending = self._rows.get(uid)
+        first = pending is None
+        if pending is None:
+            row = _received_row(
+                uid=uid,
+                calling_ae=received.calling_ae,
+                patient_id=received.patient_id,
+                now=timezone.now(),
+            )
+            pending = self._rows[uid] = _Pending(row_id=row.pk, study_id=row.study_id)
+        name = _object_name(received.sop_instance_uid)
+        target = staging_dir(uid) / name
+        known = target.exists() or (
+            pending.study_id is not None
+            and any(
+                (base / name).exists()
+                for base in (
+                    storage.upload_dir(pending.study_id) / "dicom",
+                    _late_dir(pending.study_id),
+                )
+            )
+        )
+        if not known:
+            _durable_write(target, received.data)
+            pending.objects += 1
+            pending.bytes += len(received.data)
+        pending.last_arrival = timezone.now()
+        if first or time.monotonic() - pending.flushed >= RECEIVE_FLUSH_SECONDS:
+            self._flush_one(pending)
+        return not known
+
+    def flush(self) -> None:
+        for pending in self._rows.values():
+            if pending.last_arrival is not None:
+                self._flush_one(pending)
+
+    def _flush_one(self, pending: _Pending) -> None:
+        ReceivedStudy.objects.filter(pk=pending.row_id).update(
+            last_arrival=pending.last_arrival,
+            status=ReceivedStudy.Status.RECEIVING,
+            calling_ae=self.calling_ae,
+            object_count=F("object_count") + pending.objects,
+            bytes=F("bytes") + pending.bytes,
+        )
+        pending.objects = pending.bytes = 0
+        pending.last_arrival = None
+        pending.flushed = time.monotonic()
+        # completion may have attached the study meanwhile: duplicates are checked there
+        pending.study_id = (
+            ReceivedStudy.objects.filter(pk=pending.row_id).values_list("study_id", flat=True)
+        ).first()
+
+
 def received_object_store(*, received: network.Received) -> bool:
-    """Stage one received object (atomically, named by SOPInstanceUID) and count it.
+    """Stage one received object (durably, named by SOPInstanceUID) and count it.
 
     Returns False when the object was already here (same SOPInstanceUID): it is stored
     once. The row goes (back) to ``receiving`` so completion waits for the quiet period.
+    The listener uses a ``ReceiveBatch`` per association instead.
     """
-    uid = received.study_instance_uid
-    name = _object_name(received.sop_instance_uid)
-    target = staging_dir(uid) / name
-    now = timezone.now()
-    row = _received_row(
-        uid=uid, calling_ae=received.calling_ae, patient_id=received.patient_id, now=now
-    )
-    known = target.exists() or (
-        row.study_id is not None
-        and any(
-            (base / name).exists()
-            for base in (storage.upload_dir(row.study_id) / "dicom", _late_dir(row.study_id))
+    batch = ReceiveBatch(received.calling_ae)
+    stored = batch.store(received)
+    batch.flush()
+    return stored
+
+
+def received_staging_recover() -> list[int]:
+    """At listener start: staged objects whose row is missing or not ``receiving`` (the
+    listener died between staging and counting, or before completion removed the
+    staging names) are put back in line for completion. Names already in the row's
+    study are removed. The ids of the rows put back."""
+    from pydicom import dcmread
+
+    root = staging_root()
+    back: list[int] = []
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        files = sorted(folder.glob("*.dcm"))
+        row = ReceivedStudy.objects.filter(study_instance_uid=folder.name).first()
+        if row is not None and row.study_id is not None:
+            done = {
+                p.name
+                for base in (storage.upload_dir(row.study_id) / "dicom", _late_dir(row.study_id))
+                if base.is_dir()
+                for p in base.iterdir()
+            }
+            _unstage([p for p in files if p.name in done])
+            files = [p for p in files if p.name not in done]
+        if not files or (row is not None and row.status == ReceivedStudy.Status.RECEIVING):
+            continue
+        now = timezone.now()
+        if row is None:
+            header = dcmread(files[0], stop_before_pixels=True, specific_tags=[(0x10, 0x20)])
+            row = _received_row(
+                uid=folder.name, calling_ae="", patient_id=str(header.get("PatientID", "")), now=now
+            )
+            ReceivedStudy.objects.filter(pk=row.pk).update(
+                object_count=len(files), bytes=sum(p.stat().st_size for p in files)
+            )
+        ReceivedStudy.objects.filter(pk=row.pk).update(
+            status=ReceivedStudy.Status.RECEIVING, last_arrival=now
         )
+        log.warning("%d staged objects of %s put back for completion", len(files), folder.name)
+        back.append(row.pk)
+    return back
+
+
+def association_refused_record(*, calling_ae: str, address: str, reason: str) -> None:
+    """Audit an association (or connection) the listener refused: who tried, from where."""
+    audit_record(
+        event_type="dicom_association_refused",
+        actor_label=f"dicom:{calling_ae or address}"[:150],
+        calling_ae=calling_ae,
+        address=address,
+        reason=reason,
+        called_ae=settings.LESIONLOOP_DICOM_AE_TITLE,
     )
-    if not known:
-        storage.atomic_write_bytes(target, received.data)
-    ReceivedStudy.objects.filter(pk=row.pk).update(
-        last_arrival=now,
-        status=ReceivedStudy.Status.RECEIVING,
-        calling_ae=received.calling_ae[:16],
-        object_count=F("object_count") + (0 if known else 1),
-        bytes=F("bytes") + (0 if known else len(received.data)),
-    )
-    return not known
 
 
 def _received_row(*, uid: str, calling_ae: str, patient_id: str, now: datetime) -> ReceivedStudy:

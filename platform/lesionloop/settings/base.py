@@ -222,7 +222,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.server": {"level": "WARNING"}},
+    "loggers": {
+        "django.server": {"level": "WARNING"},
+        # pynetdicom logs every association and object at INFO: the listener's own log says
+        # what matters (refusals, failures)
+        "pynetdicom": {"level": "WARNING"},
+    },
 }
 
 # Functions run when the embedded worker starts, to re-enqueue unfinished jobs.

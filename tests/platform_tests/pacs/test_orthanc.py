@@ -18,7 +18,7 @@ from lesionloop.pacs.models import ReceivedStudy, RemoteNode
 from lesionloop.studies import storage
 from lesionloop.studies.models import Job, Study
 
-from .conftest import case_files
+from .peers import case_files
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

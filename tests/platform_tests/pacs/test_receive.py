@@ -21,7 +21,7 @@ from lesionloop.pacs.models import ReceivedStudy
 from lesionloop.studies import storage
 from lesionloop.studies.models import Job, Study
 
-from .conftest import case_files, store_files
+from .peers import case_files, store_files
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,29 +43,63 @@ def test_echo_works(start_listener: Any) -> None:
     assoc.release()
 
 
-# (listener config, calling AE, called AE, accepted?)
+# (listener config, calling AE, called AE, refusal reason or None when accepted)
 ASSOCIATIONS = [
-    ({"allowed_aets": ["ORTHANC"]}, "ORTHANC", "LESIONLOOP", True),
-    ({"allowed_aets": ["ORTHANC"]}, "INTRUDER", "LESIONLOOP", False),
-    ({}, "ANYONE", "LESIONLOOP", True),
-    ({}, "ANYONE", "SOMEONEELSE", False),
-    ({"allowed_networks": ["127.0.0.0/8"]}, "ANYONE", "LESIONLOOP", True),
-    ({"allowed_networks": ["10.0.0.0/8"]}, "ANYONE", "LESIONLOOP", False),
+    ({"allowed_aets": ["ORTHANC"]}, "ORTHANC", "LESIONLOOP", None),
+    ({"allowed_aets": ["ORTHANC"]}, "INTRUDER", "LESIONLOOP", "calling AE title not allowed"),
+    ({}, "ANYONE", "LESIONLOOP", None),
+    ({}, "ANYONE", "SOMEONEELSE", "called AE title 'SOMEONEELSE' is not ours"),
+    ({"allowed_networks": ["127.0.0.0/8"]}, "ANYONE", "LESIONLOOP", None),
+    ({"allowed_networks": ["10.0.0.0/8"]}, "ANYONE", "LESIONLOOP", "address not in the allowed"),
 ]
 
 
-@pytest.mark.parametrize(("config", "calling", "called", "accepted"), ASSOCIATIONS)
-def test_unknown_callers_are_refused_at_association(
-    start_listener: Any, config: dict, calling: str, called: str, accepted: bool
+@pytest.mark.parametrize(("config", "calling", "called", "refused"), ASSOCIATIONS)
+def test_unknown_callers_are_refused_at_association_and_audited(
+    start_listener: Any, config: dict, calling: str, called: str, refused: str | None
 ) -> None:
     listener = start_listener(**config)
     ae = AE(ae_title=calling)
     ae.add_requested_context(Verification)
     ae.acse_timeout = ae.network_timeout = 5
     assoc = ae.associate("127.0.0.1", listener.port, ae_title=called)
-    assert assoc.is_established == accepted
+    assert assoc.is_established == (refused is None)
     if assoc.is_established:
         assoc.release()
+        time.sleep(0.3)
+        assert not AuditEvent.objects.filter(event_type="dicom_association_refused").exists()
+        return
+    deadline = time.monotonic() + 5  # written by the listener's thread after it refused
+    while time.monotonic() < deadline:
+        event = AuditEvent.objects.filter(event_type="dicom_association_refused").first()
+        if event is not None:
+            break
+        time.sleep(0.05)
+    assert event is not None
+    assert event.payload["reason"].startswith(refused)
+    assert event.payload["address"] == "127.0.0.1"
+    network_refusal = "allowed_networks" in config  # refused before any AE title is read
+    assert event.payload["calling_ae"] == ("" if network_refusal else calling)
+
+
+def test_staged_objects_left_by_a_crash_are_put_back_for_completion(
+    start_listener: Any, synthetic_case: Path
+) -> None:
+    """The listener died after staging objects but before counting or completing them:
+    its next start puts them back in line, and they become a study."""
+    files = case_files(synthetic_case)
+    listener = start_listener()
+    assert set(store_files(listener.port, files)) == {0}
+    listener.stop()
+    ReceivedStudy.objects.all().delete()  # as if the rows were never written
+    assert len(list(services.staging_root().rglob("*.dcm"))) == len(files)
+    start_listener()  # recovers at start
+    rows = ReceivedStudy.objects.all()
+    assert [r.status for r in rows] == ["receiving"] * 2
+    assert sum(r.object_count for r in rows) == len(files)
+    assert len(services.received_studies_complete(quiet_seconds=0)) == 2
+    assert Job.objects.filter(kind="ingest").count() == 1
+    assert services.received_staging_recover() == []  # nothing left staged
 
 
 def test_a_study_becomes_a_study_and_an_ingest_job_once(
