@@ -60,7 +60,7 @@ def test_send_an_approved_study_to_the_tps(
 ) -> None:
     from lesionloop.pacs import services
     from lesionloop.pacs.models import DicomSend
-    from lesionloop.studies import services as studies
+    from lesionloop.loop import flows
     from lesionloop.studies import storage
     from lesionloop.studies.models import Job, Study
 
@@ -72,7 +72,7 @@ def test_send_an_approved_study_to_the_tps(
         synthetic_case / "ground_truth_ct.nii.gz",
         storage.upload_dir(study.pk) / "ground_truth.nii.gz",
     )
-    studies.study_ingest(job_id=Job.objects.get(study=study, kind="ingest").pk)
+    flows.study_ingest(job_id=Job.objects.get(study=study, kind="ingest").pk)
     study.refresh_from_db()
     assert study.status == "approved", study.status_reason
     server = orthanc(listener.port)
