@@ -58,9 +58,9 @@ def test_fetch_from_pacs_on_the_worklist(
 def test_send_an_approved_study_to_the_tps(
     cast: Any, browser_login: Any, start_listener: Any, orthanc: Any, synthetic_case: Path
 ) -> None:
+    from lesionloop.loop import flows
     from lesionloop.pacs import services
     from lesionloop.pacs.models import DicomSend
-    from lesionloop.loop import flows
     from lesionloop.studies import storage
     from lesionloop.studies.models import Job, Study
 
