@@ -589,18 +589,21 @@ def _retrieve_enqueue(retrieve_id: int) -> None:
     tasks.pacs_retrieve_task.send(retrieve_id)
 
 
-def retrieve_execute(*, retrieve_id: int) -> Retrieve | None:
-    """Run a queued retrieve: find the studies, move each to us. None if already taken."""
+def _claim_job(model: type[Retrieve] | type[DicomSend], pk: int, queued: str, running: str) -> bool:
+    """Claim a queued row (or one whose claim went stale: a worker died) atomically, with
+    a conditional update; True when this worker took it."""
     now = timezone.now()
     taken = (
-        Retrieve.objects.filter(pk=retrieve_id)
-        .filter(
-            Q(status=Retrieve.Status.QUEUED)
-            | Q(status=Retrieve.Status.RUNNING, claimed_at__lt=now - STALE_CLAIM)
-        )
-        .update(status=Retrieve.Status.RUNNING, claimed_at=now, attempts=F("attempts") + 1)
+        model.objects.filter(pk=pk)
+        .filter(Q(status=queued) | Q(status=running, claimed_at__lt=now - STALE_CLAIM))
+        .update(status=running, claimed_at=now, attempts=F("attempts") + 1)
     )
-    if not taken:
+    return bool(taken)
+
+
+def retrieve_execute(*, retrieve_id: int) -> Retrieve | None:
+    """Run a queued retrieve: find the studies, move each to us. None if already taken."""
+    if not _claim_job(Retrieve, retrieve_id, Retrieve.Status.QUEUED, Retrieve.Status.RUNNING):
         return None
     retrieve = Retrieve.objects.select_related("node").get(pk=retrieve_id)
     peer = _peer(retrieve.node)
@@ -732,16 +735,7 @@ def dicom_send_execute(*, send_id: int) -> DicomSend | None:
     """
     from lesionloop.review import services as review
 
-    now = timezone.now()
-    taken = (
-        DicomSend.objects.filter(pk=send_id)
-        .filter(
-            Q(status=DicomSend.Status.QUEUED)
-            | Q(status=DicomSend.Status.SENDING, claimed_at__lt=now - STALE_CLAIM)
-        )
-        .update(status=DicomSend.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1)
-    )
-    if not taken:
+    if not _claim_job(DicomSend, send_id, DicomSend.Status.QUEUED, DicomSend.Status.SENDING):
         return None
     send = DicomSend.objects.select_related("node", "study").get(pk=send_id)
     destination = f"{send.node.ae_title}@{send.node.host}:{send.node.port}"
