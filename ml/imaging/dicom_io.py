@@ -110,6 +110,9 @@ class FileHeader:
     spacing_between: float | None = None  # SpacingBetweenSlices header (mm), if any
     photometric: str = ""  # PhotometricInterpretation
     charset_note: str = ""  # why the text of the header was decoded with a fallback, if it was
+    native: tuple[int, str, int] | None = None  # _native_layout: pixels read from the file
+    slope_intercept: tuple[float, float] | None = None  # RescaleSlope/Intercept of a file
+    lossy: str | None = None  # _lossy: how the pixels were lossily compressed
 
 
 class Note(str):
@@ -310,8 +313,11 @@ def _frames(ds: pydicom.Dataset, base: FileHeader) -> list[FileHeader]:
 def read_header(path: Path, name: str) -> list[FileHeader] | None:
     """The file's header (one per frame for enhanced multi-frame images), or None if it
     is not DICOM at all."""
+    pixel_offset = None
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        with open(path, "rb") as fp:
+            ds = pydicom.dcmread(fp, stop_before_pixels=True)
+            pixel_offset = fp.tell()  # where PixelData starts, when the file has it
     except InvalidDicomError:
         # Some exporters omit the 128-byte preamble: accept only if it parses as an image.
         try:
@@ -333,7 +339,23 @@ def read_header(path: Path, name: str) -> list[FileHeader] | None:
             "corrupt_dicom", f"the DICOM header cannot be interpreted ({exc})", file=name
         ) from exc
     note = _charset_note(ds, caught)
-    return [replace(h, charset_note=note) for h in headers] if note else headers
+    native = _native_layout(ds, pixel_offset) if len(headers) == 1 else None
+    if note or native:
+        headers = [replace(h, charset_note=note, native=native) for h in headers]
+    return headers
+
+
+def _native_layout(ds: pydicom.Dataset, offset: int | None) -> tuple[int, str, int] | None:
+    """``(byte offset of the PixelData element, stored dtype, BitsStored)`` of an
+    uncompressed little-endian 16-bit grey-level slice, so that loading reads its pixels
+    straight from the file; None for anything else (left to pydicom)."""
+    ts = _transfer_syntax(ds)
+    if offset is None or ts not in _NATIVE_LE or ds.get("BitsAllocated") != 16:
+        return None
+    if int(ds.get("SamplesPerPixel") or 1) != 1:
+        return None
+    signed = int(ds.get("PixelRepresentation") or 0) == 1
+    return offset, "<i2" if signed else "<u2", int(ds.get("BitsStored") or 16)
 
 
 _CHARSET_WARNING = re.compile(r"encoding|character set|decod", re.I)
@@ -399,6 +421,11 @@ def _headers_of(ds: pydicom.Dataset, path: Path, name: str) -> list[FileHeader]:
         frame_uid=_str(ds, "FrameOfReferenceUID"),
         spacing_between=_positive(ds, "SpacingBetweenSlices"),
         photometric=_str(ds, "PhotometricInterpretation").upper(),
+        slope_intercept=(
+            float(ds.get("RescaleSlope") or 1.0),
+            float(ds.get("RescaleIntercept") or 0.0),
+        ),
+        lossy=_lossy(ds),
     )
     return _frames(ds, base) if n_frames > 1 else [base]
 
@@ -997,6 +1024,41 @@ def _native_plane(ds: pydicom.Dataset, ts: str, shape: tuple[int, int]) -> np.nd
     return arr
 
 
+_PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
+
+
+def _file_plane(f: FileHeader, shape: tuple[int, int]) -> np.ndarray | None:
+    """The stored values of a slice with a ``native`` layout, read from its file at the
+    PixelData offset ``scan`` found (no second parse of the header); None when the
+    element there is not as expected (pydicom then reads the file)."""
+    if f.native is None or f.frame is not None:
+        return None
+    offset, dtype, bits = f.native
+    n = shape[0] * shape[1]
+    try:
+        with open(f.path, "rb") as fp:
+            fp.seek(offset)
+            head = fp.read(12)
+            if head[:4] != _PIXEL_DATA_TAG:
+                return None
+            if head[4:6] in (b"OW", b"OB"):  # explicit VR: 2 reserved bytes, 4-byte length
+                length, start = int.from_bytes(head[8:12], "little"), offset + 12
+            else:  # implicit VR: 4-byte length
+                length, start = int.from_bytes(head[4:8], "little"), offset + 8
+            if length == 0xFFFFFFFF or length < 2 * n:
+                return None
+            fp.seek(start)
+            arr = np.fromfile(fp, dtype=dtype, count=n)
+    except OSError:
+        return None
+    if arr.size != n:
+        return None
+    arr = arr.reshape(shape)
+    if 0 < bits < 16:  # sign-extend or mask the bits above BitsStored, as pydicom does
+        arr = (arr << (16 - bits)) >> (16 - bits) if dtype == "<i2" else arr & ((1 << bits) - 1)
+    return arr
+
+
 def _stored_plane(
     f: FileHeader,
     ds: pydicom.Dataset,
@@ -1136,13 +1198,16 @@ def _stack(s: Series, headers: list[FileHeader], label: str, notes: list[str] | 
     read: dict[Path, pydicom.Dataset] = {}
     lossy: dict[str, list[str]] = {}
     for k, f in enumerate(headers):
+        if f.lossy:
+            lossy.setdefault(f.lossy, []).append(f.name)
+        plane = _file_plane(f, shape)
+        if plane is not None and f.slope_intercept is not None:
+            vol.put(k, plane, f.slope_intercept)
+            continue
         ds = read.get(f.path) or _read_dataset(f, label)
         if f.frame is not None:
             read[f.path] = ds
         vol.put(k, _stored_plane(f, ds, frames, shape, label), _rescale(f, ds))
-        how = _lossy(ds)
-        if how:
-            lossy.setdefault(how, []).append(f.name)
     img = vol.image()
     inverted = [k for k, f in enumerate(headers) if f.photometric == "MONOCHROME1"]
     if inverted and s.modality != "CT":
