@@ -154,7 +154,7 @@ def report_rows(report: dict[str, list]) -> list[dict[str, object]]:
             {
                 "kind": r.get("code") or "ignored",
                 "message": f"ignored {what}: {r.get('reason', '')}".strip(),
-                "files": [r["file"]] if r.get("file") else [],
+                "files": [f for f in (r.get("file") or r.get("example_file"),) if f],
                 "series": r.get("series_uid"),
             }
         )
