@@ -150,6 +150,34 @@ _TYPE2_ATTRIBUTES = (
 )
 
 
+# Character sets a Segmentation may carry (highdicom accepts one defined term).
+_SINGLE_CHARSETS = {
+    "ISO_IR 6", "ISO_IR 100", "ISO_IR 101", "ISO_IR 109", "ISO_IR 110", "ISO_IR 144",
+    "ISO_IR 127", "ISO_IR 126", "ISO_IR 138", "ISO_IR 148", "ISO_IR 192", "GB18030", "GBK",
+}  # fmt: skip
+
+
+def with_exportable_charset(ds: Dataset) -> Dataset:
+    """``ds`` itself when its SpecificCharacterSet is absent or one defined term the
+    exporters can write, else a copy of its header whose text is re-encoded as UTF-8
+    (``ISO_IR 192``): ISO 2022 code extensions, an unknown or malformed value (decoded
+    by pydicom with its fallback) never make an export fail, and the names survive."""
+    value = ds.get("SpecificCharacterSet")
+    terms = [str(v).strip() for v in (value if isinstance(value, list | tuple) else [value])]
+    if value is None or (len(terms) == 1 and terms[0] in _SINGLE_CHARSETS):
+        return ds
+    out = Dataset()
+    out.update({el.tag: el for el in ds if el.tag != 0x7FE00010})
+    if hasattr(ds, "file_meta"):
+        out.file_meta = ds.file_meta
+    for keyword in STUDY_ATTRIBUTES[1:]:
+        if keyword in ds and ds.data_element(keyword).VR in ("PN", "LO", "SH", "ST", "LT"):
+            value = ds.data_element(keyword).value
+            setattr(out, keyword, str(value) if value is not None else "")
+    out.SpecificCharacterSet = "ISO_IR 192"
+    return out
+
+
 def copy_study_attributes(source: Dataset, target: Dataset) -> None:
     """Copy ``STUDY_ATTRIBUTES`` present in ``source`` (a CT slice) onto ``target``, then
     set every Type 2 attribute still missing on ``target`` to empty (DICOM PS3.3

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import warnings
 import zipfile
 from collections import Counter
 from collections.abc import Iterable
@@ -22,12 +23,19 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import SimpleITK as sitk
+from pydicom.charset import python_encoding
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
 from ml.imaging.archive import safe_extract
 from ml.imaging.errors import IngestError
-from ml.imaging.geometry import drop_repeated_positions, order_along_normal, slice_axes
+from ml.imaging.geometry import (
+    ORIENTATION_TOLERANCE,
+    SAME_POSITION_MM,
+    drop_repeated_positions,
+    order_along_normal,
+    slice_axes,
+)
 
 TAG_PIXEL_DATA = "PixelData (7FE0,0010)"
 TAG_IOP = "ImageOrientationPatient (0020,0037)"
@@ -38,6 +46,21 @@ TAG_PATIENT_ID = "PatientID (0010,0020)"
 TAG_TRANSFER_SYNTAX = "TransferSyntaxUID (0002,0010)"
 TAG_MODALITY = "Modality (0008,0060)"
 TAG_SOP_INSTANCE = "SOPInstanceUID (0008,0018)"
+TAG_FRAME_OF_REFERENCE = "FrameOfReferenceUID (0020,0052)"
+TAG_CHARSET = "SpecificCharacterSet (0008,0005)"
+TAG_LOSSY = "LossyImageCompression (0028,2110)"
+
+# Transfer syntaxes whose pixel data has (or may have) lost information.
+LOSSY_TRANSFER_SYNTAXES = {
+    "1.2.840.10008.1.2.4.50": "JPEG Baseline (Process 1)",
+    "1.2.840.10008.1.2.4.51": "JPEG Extended (Process 2 & 4)",
+    "1.2.840.10008.1.2.4.81": "JPEG-LS Near-Lossless",
+    "1.2.840.10008.1.2.4.91": "JPEG 2000 (lossy allowed)",
+    "1.2.840.10008.1.2.4.93": "JPEG 2000 Part 2 Multi-component (lossy allowed)",
+    "1.2.840.10008.1.2.4.203": "High-Throughput JPEG 2000 (lossy allowed)",
+}
+# Air in a CT: its median below -500 HU must fall in this range (HU).
+CT_AIR_RANGE_HU = (-1100.0, -900.0)
 
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
@@ -85,6 +108,63 @@ class FileHeader:
     intercept: float | None = None
     frame_uid: str = ""  # FrameOfReferenceUID
     spacing_between: float | None = None  # SpacingBetweenSlices header (mm), if any
+    photometric: str = ""  # PhotometricInterpretation
+    charset_note: str = ""  # why the text of the header was decoded with a fallback, if it was
+    native: tuple[int, str, int] | None = None  # _native_layout: pixels read from the file
+    slope_intercept: tuple[float, float] | None = None  # RescaleSlope/Intercept of a file
+    lossy: str | None = None  # _lossy: how the pixels were lossily compressed
+
+
+class Note(str):
+    """A line of the ingest report (a ``str``, so older callers read it as text) with
+    its ``kind`` (a slug: ``localizer_dropped``, ``lossy_compression`` ...) and the
+    ``files`` / ``series`` it is about."""
+
+    kind: str
+    files: tuple[str, ...]
+    series: str | None
+
+    def __new__(
+        cls, kind: str, message: str, files: Iterable[str] = (), series: str | None = None
+    ) -> Note:
+        note = super().__new__(cls, message)
+        note.kind = kind
+        note.files = tuple(files)
+        note.series = series
+        return note
+
+    def row(self) -> dict[str, object]:
+        """The report row: ``{kind, message, files, series}`` (JSON)."""
+        return {
+            "kind": self.kind,
+            "message": str(self),
+            "files": list(self.files),
+            "series": self.series,
+        }
+
+
+def report_rows(report: dict[str, list]) -> list[dict[str, object]]:
+    """What ingest ignored, repaired or doubts as rows ``{kind, message, files, series}``:
+    every ignored file or series (``kind`` ``ignored``) and every warning (its ``Note``
+    kind, or ``warning`` for plain text)."""
+    rows: list[dict[str, object]] = []
+    for r in report.get("ignored", []):
+        what = r.get("series_description") or r.get("file") or r.get("example_file") or ""
+        rows.append(
+            {
+                "kind": r.get("code") or "ignored",
+                "message": f"ignored {what}: {r.get('reason', '')}".strip(),
+                "files": [f for f in (r.get("file") or r.get("example_file"),) if f],
+                "series": r.get("series_uid"),
+            }
+        )
+    for w in report.get("warnings", []):
+        rows.append(
+            w.row()
+            if isinstance(w, Note)
+            else {"kind": "warning", "message": str(w), "files": [], "series": None}
+        )
+    return rows
 
 
 @dataclass
@@ -119,8 +199,30 @@ class Series:
         }
 
     def majority_iop(self) -> tuple[float, ...] | None:
-        iops = [tuple(np.round(f.iop, 3)) for f in self.files if f.iop is not None]
-        return Counter(iops).most_common(1)[0][0] if iops else None
+        groups = orientation_groups([f.iop for f in self.files if f.iop is not None])
+        return max(groups, key=len)[0] if groups else None
+
+
+def same_orientation(a: Iterable[float], b: Iterable[float]) -> bool:
+    """Two ImageOrientationPatient values agree to ``ORIENTATION_TOLERANCE`` per
+    component: the one orientation tolerance of ingest, the exporters and selection."""
+    return bool(
+        np.max(np.abs(np.asarray(a, float) - np.asarray(b, float))) <= ORIENTATION_TOLERANCE
+    )
+
+
+def orientation_groups(iops: Iterable[tuple[float, ...]]) -> list[list[tuple[float, ...]]]:
+    """The orientations grouped: each joins the first group whose first member it
+    matches (``same_orientation``), so scanner rounding noise never splits a series."""
+    groups: list[list[tuple[float, ...]]] = []
+    for iop in iops:
+        for g in groups:
+            if same_orientation(g[0], iop):
+                g.append(iop)
+                break
+        else:
+            groups.append([iop])
+    return groups
 
 
 @dataclass
@@ -211,8 +313,11 @@ def _frames(ds: pydicom.Dataset, base: FileHeader) -> list[FileHeader]:
 def read_header(path: Path, name: str) -> list[FileHeader] | None:
     """The file's header (one per frame for enhanced multi-frame images), or None if it
     is not DICOM at all."""
+    pixel_offset = None
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        with open(path, "rb") as fp:
+            ds = pydicom.dcmread(fp, stop_before_pixels=True)
+            pixel_offset = fp.tell()  # where PixelData starts, when the file has it
     except InvalidDicomError:
         # Some exporters omit the 128-byte preamble: accept only if it parses as an image.
         try:
@@ -226,47 +331,103 @@ def read_header(path: Path, name: str) -> list[FileHeader] | None:
             "corrupt_dicom", f"the file looks like DICOM but cannot be read ({exc})", file=name
         ) from exc
     try:
-        meta = getattr(ds, "file_meta", None)
-        sop_class = _str(ds, "SOPClassUID") or (
-            _str(meta, "MediaStorageSOPClassUID") if meta is not None else ""
-        )
-        if not sop_class:
-            raise ValueError("no SOP Class UID: the data set is empty or truncated")
-        n_frames = int(ds.get("NumberOfFrames") or 1)
-        rows = ds.get("Rows")
-        cols = ds.get("Columns")
-        series_number = ds.get("SeriesNumber")
-        base = FileHeader(
-            path=path,
-            name=name,
-            sop_class=sop_class,
-            sop_instance=_str(ds, "SOPInstanceUID"),
-            modality=_str(ds, "Modality").upper(),
-            study_uid=_str(ds, "StudyInstanceUID"),
-            series_uid=_str(ds, "SeriesInstanceUID"),
-            patient_id=_str(ds, "PatientID"),
-            patient_name=_str(ds, "PatientName"),
-            series_description=_str(ds, "SeriesDescription"),
-            study_description=_str(ds, "StudyDescription"),
-            study_date=_str(ds, "StudyDate"),
-            image_type=tuple(str(v).upper() for v in (ds.get("ImageType") or [])),
-            iop=_num_list(ds, "ImageOrientationPatient", 6),
-            ipp=_num_list(ds, "ImagePositionPatient", 3),
-            pixel_spacing=_num_list(ds, "PixelSpacing", 2),
-            rows=int(rows) if rows is not None else None,
-            columns=int(cols) if cols is not None else None,
-            n_frames=n_frames,
-            contrast_agent=_str(ds, "ContrastBolusAgent"),
-            acquisition_type=_str(ds, "MRAcquisitionType").upper(),
-            series_number=int(series_number) if series_number not in (None, "") else None,
-            frame_uid=_str(ds, "FrameOfReferenceUID"),
-            spacing_between=_positive(ds, "SpacingBetweenSlices"),
-        )
-        return _frames(ds, base) if n_frames > 1 else [base]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            headers = _headers_of(ds, path, name)
     except Exception as exc:
         raise IngestError(
             "corrupt_dicom", f"the DICOM header cannot be interpreted ({exc})", file=name
         ) from exc
+    note = _charset_note(ds, caught)
+    native = _native_layout(ds, pixel_offset) if len(headers) == 1 else None
+    if note or native:
+        headers = [replace(h, charset_note=note, native=native) for h in headers]
+    return headers
+
+
+def _native_layout(ds: pydicom.Dataset, offset: int | None) -> tuple[int, str, int] | None:
+    """``(byte offset of the PixelData element, stored dtype, BitsStored)`` of an
+    uncompressed little-endian 16-bit grey-level slice, so that loading reads its pixels
+    straight from the file; None for anything else (left to pydicom)."""
+    ts = _transfer_syntax(ds)
+    if offset is None or ts not in _NATIVE_LE or ds.get("BitsAllocated") != 16:
+        return None
+    if int(ds.get("SamplesPerPixel") or 1) != 1:
+        return None
+    signed = int(ds.get("PixelRepresentation") or 0) == 1
+    return offset, "<i2" if signed else "<u2", int(ds.get("BitsStored") or 16)
+
+
+_CHARSET_WARNING = re.compile(r"encoding|character set|decod", re.I)
+
+
+def _charset_note(ds: pydicom.Dataset, caught: list[warnings.WarningMessage]) -> str:
+    """Why the header's text was decoded with a fallback ('' when it was not): a
+    SpecificCharacterSet term pydicom does not know (unknown or malformed: pydicom
+    decodes with its default or a guess), or a decoding warning."""
+    value = ds.get("SpecificCharacterSet")
+    terms = (
+        []
+        if value is None
+        else [
+            str(v).strip()
+            for v in (
+                value if isinstance(value, list | tuple | pydicom.multival.MultiValue) else [value]
+            )
+        ]
+    )
+    unknown = [t for t in terms if t and t not in python_encoding]
+    if unknown:
+        return f"SpecificCharacterSet {_fmt_multi(terms)}: unknown or malformed term {unknown[0]!r}"
+    messages = sorted({str(w.message) for w in caught if _CHARSET_WARNING.search(str(w.message))})
+    return f"SpecificCharacterSet {_fmt_multi(terms)}: {messages[0]}" if messages else ""
+
+
+def _headers_of(ds: pydicom.Dataset, path: Path, name: str) -> list[FileHeader]:
+    """The header(s) of ``ds``: one per frame of an enhanced multi-frame image."""
+    meta = getattr(ds, "file_meta", None)
+    sop_class = _str(ds, "SOPClassUID") or (
+        _str(meta, "MediaStorageSOPClassUID") if meta is not None else ""
+    )
+    if not sop_class:
+        raise ValueError("no SOP Class UID: the data set is empty or truncated")
+    n_frames = int(ds.get("NumberOfFrames") or 1)
+    rows = ds.get("Rows")
+    cols = ds.get("Columns")
+    series_number = ds.get("SeriesNumber")
+    base = FileHeader(
+        path=path,
+        name=name,
+        sop_class=sop_class,
+        sop_instance=_str(ds, "SOPInstanceUID"),
+        modality=_str(ds, "Modality").upper(),
+        study_uid=_str(ds, "StudyInstanceUID"),
+        series_uid=_str(ds, "SeriesInstanceUID"),
+        patient_id=_str(ds, "PatientID"),
+        patient_name=_str(ds, "PatientName"),
+        series_description=_str(ds, "SeriesDescription"),
+        study_description=_str(ds, "StudyDescription"),
+        study_date=_str(ds, "StudyDate"),
+        image_type=tuple(str(v).upper() for v in (ds.get("ImageType") or [])),
+        iop=_num_list(ds, "ImageOrientationPatient", 6),
+        ipp=_num_list(ds, "ImagePositionPatient", 3),
+        pixel_spacing=_num_list(ds, "PixelSpacing", 2),
+        rows=int(rows) if rows is not None else None,
+        columns=int(cols) if cols is not None else None,
+        n_frames=n_frames,
+        contrast_agent=_str(ds, "ContrastBolusAgent"),
+        acquisition_type=_str(ds, "MRAcquisitionType").upper(),
+        series_number=int(series_number) if series_number not in (None, "") else None,
+        frame_uid=_str(ds, "FrameOfReferenceUID"),
+        spacing_between=_positive(ds, "SpacingBetweenSlices"),
+        photometric=_str(ds, "PhotometricInterpretation").upper(),
+        slope_intercept=(
+            float(ds.get("RescaleSlope") or 1.0),
+            float(ds.get("RescaleIntercept") or 0.0),
+        ),
+        lossy=_lossy(ds),
+    )
+    return _frames(ds, base) if n_frames > 1 else [base]
 
 
 def _walk(root: Path) -> list[Path]:
@@ -291,7 +452,12 @@ def scan(root: Path, display_root: Path | None = None) -> tuple[list[Series], li
         if path.name.startswith("._") or path.name in (".DS_Store", "Thumbs.db"):
             ignored.append({"file": name, "reason": "operating-system metadata file"})
             continue
-        headers = read_header(path, name)
+        try:
+            headers = read_header(path, name)
+        except IngestError as exc:
+            # Kept as a row: ``ingest`` raises it only if the study turns out incomplete.
+            ignored.append({"file": name, "reason": exc.message, "code": exc.code, "tag": exc.tag})
+            continue
         if headers is None:
             ignored.append({"file": name, "reason": "not a DICOM file"})
             continue
@@ -306,6 +472,9 @@ def scan(root: Path, display_root: Path | None = None) -> tuple[list[Series], li
             series[key] = Series(hdr.study_uid, hdr.series_uid, hdr.modality)
         series[key].files.extend(headers)
     if not series:
+        unreadable = [r for r in ignored if r.get("code")]
+        if unreadable:
+            raise _unreadable_error(unreadable[0])
         first = ignored[0]["file"] if ignored else None
         raise IngestError(
             "not_dicom",
@@ -313,6 +482,10 @@ def scan(root: Path, display_root: Path | None = None) -> tuple[list[Series], li
             file=first,
         )
     return list(series.values()), ignored
+
+
+def _unreadable_error(row: dict) -> IngestError:
+    return IngestError(row["code"], row["reason"], file=row["file"], tag=row.get("tag"))
 
 
 def check_single_patient(all_series: list[Series]) -> None:
@@ -341,8 +514,22 @@ def _is_localizer(s: Series) -> bool:
         or any(
             k in desc for k in ("LOCALIZER", "SCOUT", "SURVEY", "TOPOGRAM", "3-PLANE", "3 PLANE")
         )
-        or len({f.iop for f in s.files if f.iop}) > 2
+        or len(orientation_groups(f.iop for f in s.files if f.iop)) > 2
     )
+
+
+def _is_localizer_image(f: FileHeader) -> bool:
+    return "LOCALIZER" in f.image_type or "SCOUT" in f.image_type
+
+
+def split_localizer_images(s: Series) -> tuple[Series, list[FileHeader]]:
+    """``(s without its localizer images, the localizer images)``: a scanner may store
+    the scout in the series it plans (same SeriesInstanceUID, ImageType ...\\LOCALIZER,
+    another orientation and size). A series of nothing but localizers is left whole."""
+    scouts = [f for f in s.files if _is_localizer_image(f)]
+    if not scouts or len(scouts) == len(s.files):
+        return s, []
+    return replace(s, files=[f for f in s.files if not _is_localizer_image(f)]), scouts
 
 
 def _non_image_reason(s: Series) -> str | None:
@@ -421,6 +608,18 @@ def _sort_candidates(all_series: list[Series]) -> _Sorting:
     for s in sorted(
         all_series, key=lambda s: (s.modality, s.first.series_number or 0, s.series_uid)
     ):
+        if s.modality in ("CT", "MR"):
+            s, scouts = split_localizer_images(s)
+            if scouts:
+                out.warnings.append(
+                    Note(
+                        "localizer_dropped",
+                        f"{s.modality} series {s.description!r}: {len(scouts)} localizer "
+                        "image(s) stored in the series were left out; the axial stack is used",
+                        files=[f.name for f in scouts],
+                        series=s.series_uid,
+                    )
+                )
         out.found.append(s.summary())
         reason = _non_image_reason(s)
         if reason:
@@ -585,42 +784,81 @@ def _ignored_text(ignored: list[dict]) -> str:
 
 
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+_NATIVE_LE = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
 
 
-def _read_slices(s: Series, label: str) -> list[tuple[FileHeader, pydicom.Dataset]]:
-    """Every slice header of ``s`` with its full data set (a multi-frame file is read once).
+def _read_dataset(f: FileHeader, label: str) -> pydicom.Dataset:
+    """The slice's full data set: ``corrupt_dicom`` when it cannot be read,
+    ``no_pixel_data`` when it has none."""
+    try:
+        ds = pydicom.dcmread(f.path)
+    except Exception as exc:
+        raise IngestError(
+            "corrupt_dicom", f"{label}: slice cannot be read ({exc})", file=f.name
+        ) from exc
+    if not any(k in ds for k in _PIXEL_KEYWORDS):
+        raise IngestError(
+            "no_pixel_data", f"{label}: a slice has no pixel data", file=f.name, tag=TAG_PIXEL_DATA
+        )
+    return ds
 
-    ``corrupt_dicom`` when a file cannot be read, ``no_pixel_data`` when it has none.
-    """
-    datasets: list[tuple[FileHeader, pydicom.Dataset]] = []
-    read: dict[Path, pydicom.Dataset] = {}  # multi-frame files hold many slices
-    for f in s.files:
-        try:
-            ds = read[f.path] if f.path in read else pydicom.dcmread(f.path)
-        except Exception as exc:
+
+def _check_uids(s: Series, headers: list[FileHeader], label: str) -> None:
+    """The UIDs the exports and the structure-set import rely on: every slice has a
+    SOPInstanceUID (``missing_tag``), no two slices at different positions share one
+    (``duplicate_sop_instance``), all slices are in one frame of reference
+    (``mixed_frame_of_reference``) and a CT has one (``missing_frame_of_reference``)."""
+    frames = Counter(f.frame_uid for f in headers if f.frame_uid)
+    for f in headers:
+        if s.modality == "CT" and not f.frame_uid:
             raise IngestError(
-                "corrupt_dicom", f"{label}: slice cannot be read ({exc})", file=f.name
-            ) from exc
-        read[f.path] = ds
-        if not any(k in ds for k in _PIXEL_KEYWORDS):
-            raise IngestError(
-                "no_pixel_data",
-                f"{label}: a slice has no pixel data",
+                "missing_frame_of_reference",
+                f"{label}: a slice has no FrameOfReferenceUID, so contours drawn on the CT "
+                "could not be placed by a planning system",
                 file=f.name,
-                tag=TAG_PIXEL_DATA,
+                tag=TAG_FRAME_OF_REFERENCE,
             )
-        datasets.append((f, ds))
-    return datasets
+    if len(frames) > 1:
+        main = frames.most_common(1)[0][0]
+        odd = next(f for f in headers if f.frame_uid and f.frame_uid != main)
+        raise IngestError(
+            "mixed_frame_of_reference",
+            f"{label}: slices in {len(frames)} frames of reference ({odd.frame_uid} where "
+            f"the others are in {main})",
+            file=odd.name,
+            tag=TAG_FRAME_OF_REFERENCE,
+        )
+    seen: dict[tuple[str, int | None], FileHeader] = {}
+    for f in headers:
+        if not f.sop_instance:
+            raise IngestError(
+                "missing_tag", f"{label}: a slice has no SOPInstanceUID", file=f.name,
+                tag=TAG_SOP_INSTANCE,
+            )  # fmt: skip
+        other = seen.setdefault((f.sop_instance, f.frame), f)
+        if other is not f and (
+            other.ipp is None
+            or f.ipp is None
+            or float(np.linalg.norm(np.subtract(other.ipp, f.ipp))) >= SAME_POSITION_MM
+        ):
+            raise IngestError(
+                "duplicate_sop_instance",
+                f"{label}: {other.name} and {f.name} are different slices (at different "
+                f"positions) with one SOPInstanceUID {f.sop_instance}",
+                file=f.name,
+                tag=TAG_SOP_INSTANCE,
+            )
 
 
 def _check_same_plane_geometry(headers: list[FileHeader], label: str) -> None:
-    """Every slice has the first one's matrix size, orientation (to 1e-3 per direction
-    component) and pixel spacing (to 0.1 % of the largest, at least 1e-3 mm).
+    """Every slice has the first one's matrix size and pixel spacing (to 0.1 % of the
+    largest, at least 1e-3 mm), and the series' median orientation (``same_orientation``:
+    ``ORIENTATION_TOLERANCE`` per direction component, so scanner rounding noise passes).
 
     ``mixed_dimensions``, ``mixed_orientation`` or ``mixed_spacing`` otherwise.
     """
     ref_f = headers[0]
-    ref_iop = np.asarray(ref_f.iop)
+    ref_iop = tuple(np.median(np.array([f.iop for f in headers], dtype=float), axis=0))
     ref_ps = np.asarray(ref_f.pixel_spacing)
     for f in headers:
         if (f.rows, f.columns) != (ref_f.rows, ref_f.columns):
@@ -631,11 +869,11 @@ def _check_same_plane_geometry(headers: list[FileHeader], label: str) -> None:
                 file=f.name,
                 tag=TAG_ROWS_COLS,
             )
-        if np.max(np.abs(np.asarray(f.iop) - ref_iop)) > 1e-3:
+        if not same_orientation(f.iop, ref_iop):
             raise IngestError(
                 "mixed_orientation",
                 f"{label}: slices with different orientations in one series "
-                f"({_fmt(f.iop)} vs {_fmt(ref_f.iop)})",
+                f"({_fmt(f.iop)} vs {_fmt(ref_iop)})",
                 file=f.name,
                 tag=TAG_IOP,
             )
@@ -650,7 +888,11 @@ def _check_same_plane_geometry(headers: list[FileHeader], label: str) -> None:
 
 
 def _distinct_positions(
-    headers: list[FileHeader], dist: np.ndarray, label: str, notes: list[str] | None
+    headers: list[FileHeader],
+    dist: np.ndarray,
+    label: str,
+    notes: list[str] | None,
+    series_uid: str | None = None,
 ) -> list[int]:
     """Indices of the slices (sorted along the normal, ``dist`` in mm) to keep.
 
@@ -662,7 +904,14 @@ def _distinct_positions(
         fa, fb = headers[a], headers[b]
         if fa.sop_instance and (fa.sop_instance, fa.frame) == (fb.sop_instance, fb.frame):
             if notes is not None:
-                notes.append(f"{label}: duplicate copy of a slice ignored ({fb.name})")
+                notes.append(
+                    Note(
+                        "duplicate_dropped",
+                        f"{label}: duplicate copy of a slice ignored ({fb.name})",
+                        files=[fb.name],
+                        series=series_uid,
+                    )
+                )
             return True
         return False
 
@@ -680,15 +929,24 @@ def _distinct_positions(
 
 
 def _note_spacing_header(
-    first: FileHeader, step: float, label: str, notes: list[str] | None
+    first: FileHeader,
+    step: float,
+    label: str,
+    notes: list[str] | None,
+    series_uid: str | None = None,
 ) -> None:
     """The slice positions decide the spacing; a SpacingBetweenSlices header more than
     1 % off them is reported (some readers and exporters trust the header)."""
     header = first.spacing_between
     if notes is not None and header is not None and abs(header - step) > 0.01 * step:
         notes.append(
-            f"{label}: the SpacingBetweenSlices header says {header:g} mm but the slice "
-            f"positions are {step:.3g} mm apart; the positions are used"
+            Note(
+                "spacing_header_mismatch",
+                f"{label}: the SpacingBetweenSlices header says {header:g} mm but the slice "
+                f"positions are {step:.3g} mm apart; the positions are used",
+                files=[first.name],
+                series=series_uid,
+            )
         )
 
 
@@ -746,22 +1004,80 @@ def _check_stacked_along_normal(
         )
 
 
-def _decoded_plane(
+def _native_plane(ds: pydicom.Dataset, ts: str, shape: tuple[int, int]) -> np.ndarray | None:
+    """The stored values of an uncompressed little-endian 16-bit grey-level slice read
+    straight from the PixelData bytes (what ``pixel_array`` gives, several times faster),
+    or None for anything else (left to pydicom's decoders)."""
+    if ts not in _NATIVE_LE or "PixelData" not in ds or ds.get("BitsAllocated") != 16:
+        return None
+    if int(ds.get("SamplesPerPixel") or 1) != 1:
+        return None
+    raw = ds.PixelData
+    n = shape[0] * shape[1]
+    if not isinstance(raw, bytes) or len(raw) < 2 * n:
+        return None
+    signed = int(ds.get("PixelRepresentation") or 0) == 1
+    bits = int(ds.get("BitsStored") or 16)
+    arr = np.frombuffer(raw, dtype="<i2" if signed else "<u2", count=n).reshape(shape)
+    if 0 < bits < 16:  # sign-extend or mask the bits above BitsStored, as pydicom does
+        arr = (arr << (16 - bits)) >> (16 - bits) if signed else arr & ((1 << bits) - 1)
+    return arr
+
+
+_PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
+
+
+def _file_plane(f: FileHeader, shape: tuple[int, int]) -> np.ndarray | None:
+    """The stored values of a slice with a ``native`` layout, read from its file at the
+    PixelData offset ``scan`` found (no second parse of the header); None when the
+    element there is not as expected (pydicom then reads the file)."""
+    if f.native is None or f.frame is not None:
+        return None
+    offset, dtype, bits = f.native
+    n = shape[0] * shape[1]
+    try:
+        with open(f.path, "rb") as fp:
+            fp.seek(offset)
+            head = fp.read(12)
+            if head[:4] != _PIXEL_DATA_TAG:
+                return None
+            if head[4:6] in (b"OW", b"OB"):  # explicit VR: 2 reserved bytes, 4-byte length
+                length, start = int.from_bytes(head[8:12], "little"), offset + 12
+            else:  # implicit VR: 4-byte length
+                length, start = int.from_bytes(head[4:8], "little"), offset + 8
+            if length == 0xFFFFFFFF or length < 2 * n:
+                return None
+            fp.seek(start)
+            arr = np.fromfile(fp, dtype=dtype, count=n)
+    except OSError:
+        return None
+    if arr.size != n:
+        return None
+    arr = arr.reshape(shape)
+    if 0 < bits < 16:  # sign-extend or mask the bits above BitsStored, as pydicom does
+        arr = (arr << (16 - bits)) >> (16 - bits) if dtype == "<i2" else arr & ((1 << bits) - 1)
+    return arr
+
+
+def _stored_plane(
     f: FileHeader,
     ds: pydicom.Dataset,
-    decoded: dict[Path, np.ndarray],
+    frames: dict[Path, np.ndarray],
     shape: tuple[int, int],
     label: str,
 ) -> np.ndarray:
-    """The slice's stored pixel values, (rows, columns); ``decoded`` caches each file's
-    pixel array so a multi-frame file is decoded once. ``undecodable_pixels`` when the
+    """The slice's stored pixel values, (rows, columns); ``frames`` caches the pixel
+    array of a multi-frame file so it is decoded once. ``undecodable_pixels`` when the
     transfer syntax cannot be decoded or the plane has another shape."""
-    meta = getattr(ds, "file_meta", None)
-    ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    ts = _transfer_syntax(ds)
     try:
-        if f.path not in decoded:
-            decoded[f.path] = ds.pixel_array
-        arr = decoded[f.path] if f.frame is None else decoded[f.path][f.frame]
+        arr = _native_plane(ds, ts, shape) if f.frame is None else None
+        if arr is None and f.frame is None:
+            arr = ds.pixel_array
+        elif arr is None:
+            if f.path not in frames:
+                frames[f.path] = ds.pixel_array
+            arr = frames[f.path][f.frame]
     except Exception as exc:
         ts_name = UID(ts).name if ts else "unknown"
         raise IngestError(
@@ -781,27 +1097,164 @@ def _decoded_plane(
     return arr
 
 
-def _rescaled(arr: np.ndarray, f: FileHeader, ds: pydicom.Dataset) -> np.ndarray:
-    """float32 ``stored * RescaleSlope + RescaleIntercept`` (per-frame values of enhanced
-    objects first; defaults 1 and 0), i.e. HU for a CT (DICOM PS3.3 C.11.1.1.2);
-    MONOCHROME1 planes are inverted so that brighter is always larger."""
+def _transfer_syntax(ds: pydicom.Dataset) -> str:
+    meta = getattr(ds, "file_meta", None)
+    return str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+
+
+def _rescale(f: FileHeader, ds: pydicom.Dataset) -> tuple[float, float]:
+    """(RescaleSlope, RescaleIntercept): per-frame values of enhanced objects first,
+    defaults 1 and 0; ``stored * slope + intercept`` is HU for a CT (PS3.3 C.11.1.1.2)."""
     slope = f.slope if f.slope is not None else float(ds.get("RescaleSlope") or 1.0)
     intercept = f.intercept if f.intercept is not None else float(ds.get("RescaleIntercept") or 0.0)
-    plane = arr.astype(np.float32) * slope + intercept
-    if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
-        plane = plane.max() + plane.min() - plane
-    return plane
+    return slope, intercept
 
 
-def _stack(datasets: list[tuple[FileHeader, pydicom.Dataset]], label: str) -> np.ndarray:
-    """float32 (slices, rows, columns) volume of the rescaled planes, in list order."""
-    ref_f = datasets[0][0]
-    shape = (ref_f.rows, ref_f.columns)
-    vol = np.empty((len(datasets), *shape), dtype=np.float32)
-    decoded: dict[Path, np.ndarray] = {}
-    for k, (f, ds) in enumerate(datasets):
-        vol[k] = _rescaled(_decoded_plane(f, ds, decoded, shape, label), f, ds)
-    return vol
+def _lossy(ds: pydicom.Dataset) -> str | None:
+    """How the slice's pixels were lossily compressed, in words, or None."""
+    ts = _transfer_syntax(ds)
+    flag = _str(ds, "LossyImageCompression")
+    if ts not in LOSSY_TRANSFER_SYNTAXES and flag != "01":
+        return None
+    if ts in LOSSY_TRANSFER_SYNTAXES and flag == "00":
+        return None  # a JPEG 2000 stream that says it is lossless
+    parts = [f"transfer syntax {LOSSY_TRANSFER_SYNTAXES.get(ts) or UID(ts).name or ts}"]
+    if flag == "01":
+        ratio = ds.get("LossyImageCompressionRatio")
+        method = ds.get("LossyImageCompressionMethod")
+        if ratio is not None:
+            parts.append(f"ratio {_fmt_multi(ratio)}:1")
+        if method is not None:
+            parts.append(f"method {_fmt_multi(method)}")
+    return ", ".join(parts)
+
+
+def _fmt_multi(value: object) -> str:
+    items = value if isinstance(value, Iterable) and not isinstance(value, str) else [value]
+    return "\\".join(str(v) for v in items)
+
+
+@dataclass
+class _Volume:
+    """The stored planes of a series as they are read: one integer array while every
+    slice shares the first one's dtype and rescale (HU computed once by SimpleITK),
+    float32 rescaled values from the first slice that does not."""
+
+    n: int
+    shape: tuple[int, int]
+    stored: np.ndarray | None = None
+    rescale: tuple[float, float] = (1.0, 0.0)
+    values: np.ndarray | None = None  # float32, rescaled
+
+    def put(self, k: int, plane: np.ndarray, rescale: tuple[float, float]) -> None:
+        if k == 0 and np.issubdtype(plane.dtype, np.integer) and rescale[0] != 0:
+            self.stored = np.empty((self.n, *self.shape), dtype=plane.dtype)
+            self.rescale = rescale
+        if self.stored is not None and (
+            plane.dtype != self.stored.dtype or rescale != self.rescale
+        ):
+            self._to_float(k)
+        if self.stored is not None:
+            self.stored[k] = plane
+        else:
+            out = self.values[k]  # type: ignore[index]
+            np.multiply(plane, np.float32(rescale[0]), out=out, casting="unsafe")
+            out += np.float32(rescale[1])
+
+    def _to_float(self, done: int) -> None:
+        slope, intercept = self.rescale
+        self.values = np.empty((self.n, *self.shape), dtype=np.float32)
+        if self.stored is not None:
+            np.multiply(
+                self.stored[:done], np.float32(slope), out=self.values[:done], casting="unsafe"
+            )
+            self.values[:done] += np.float32(intercept)
+        self.stored = None
+
+    def image(self) -> sitk.Image:
+        """The float32 rescaled volume as a SimpleITK image (geometry not set)."""
+        if self.stored is None and self.values is None:
+            self._to_float(0)
+        if self.stored is None:
+            return sitk.GetImageFromArray(self.values)
+        stored = sitk.GetImageFromArray(self.stored)
+        self.stored = None  # the array is freed before the float image is made
+        slope, intercept = self.rescale
+        return sitk.ShiftScale(stored, intercept / slope, slope, sitk.sitkFloat32)
+
+
+def _stack(s: Series, headers: list[FileHeader], label: str, notes: list[str] | None) -> sitk.Image:
+    """float32 volume (slices, rows, columns) of the rescaled planes, in list order.
+
+    Files are read one at a time (a multi-frame file once); a CT's values are the
+    rescale's HU whatever PhotometricInterpretation says (it is about display), while an
+    MR's MONOCHROME1 planes are inverted with one mapping for the whole series
+    (``max + min - value``, over the series) so that brighter is always larger.
+    Lossily compressed pixels are noted.
+    """
+    shape = (headers[0].rows, headers[0].columns)
+    vol = _Volume(len(headers), shape)  # type: ignore[arg-type]
+    frames: dict[Path, np.ndarray] = {}
+    read: dict[Path, pydicom.Dataset] = {}
+    lossy: dict[str, list[str]] = {}
+    for k, f in enumerate(headers):
+        if f.lossy:
+            lossy.setdefault(f.lossy, []).append(f.name)
+        plane = _file_plane(f, shape)
+        if plane is not None and f.slope_intercept is not None:
+            vol.put(k, plane, f.slope_intercept)
+            continue
+        ds = read.get(f.path) or _read_dataset(f, label)
+        if f.frame is not None:
+            read[f.path] = ds
+        vol.put(k, _stored_plane(f, ds, frames, shape, label), _rescale(f, ds))
+    img = vol.image()
+    inverted = [k for k, f in enumerate(headers) if f.photometric == "MONOCHROME1"]
+    if inverted and s.modality != "CT":
+        arr = sitk.GetArrayFromImage(img)
+        top, bottom = float(arr.max()), float(arr.min())
+        arr[inverted] = top + bottom - arr[inverted]
+        img = sitk.GetImageFromArray(arr)
+    if notes is not None:
+        _note_pixels(s, headers, inverted, lossy, label, notes)
+    return img
+
+
+def _note_pixels(
+    s: Series,
+    headers: list[FileHeader],
+    inverted: list[int],
+    lossy: dict[str, list[str]],
+    label: str,
+    notes: list[str],
+) -> None:
+    if inverted:
+        names = [headers[k].name for k in inverted]
+        if s.modality == "CT":
+            message = (
+                f"{label}: {len(inverted)} slice(s) say MONOCHROME1 (display inverted); "
+                "Hounsfield units come from the rescale and were not inverted"
+            )
+        else:
+            message = (
+                f"{label}: {len(inverted)} MONOCHROME1 slice(s) inverted with one mapping "
+                "for the whole series"
+            )
+        notes.append(Note("monochrome1", message, files=names, series=s.series_uid))
+    for how, names in lossy.items():
+        notes.append(
+            Note(
+                "lossy_compression",
+                f"{label}: {len(names)} slice(s) lossily compressed ({how}); "
+                + (
+                    "Hounsfield units may be altered: check before dose planning"
+                    if s.modality == "CT"
+                    else "intensities may be altered"
+                ),
+                files=names,
+                series=s.series_uid,
+            )
+        )
 
 
 def load_series(s: Series, notes: list[str] | None = None) -> sitk.Image:
@@ -810,35 +1263,39 @@ def load_series(s: Series, notes: list[str] | None = None) -> sitk.Image:
     Slices are sorted along the slice normal (``ml.imaging.geometry``); the image has
     origin = the first slice's ImagePositionPatient (mm), spacing (PixelSpacing[1],
     PixelSpacing[0], median slice step) in mm and direction columns (row_dir,
-    col_dir, normal). Exact duplicate slices are dropped with a line in ``notes``.
+    col_dir, normal) of the first slice. Exact duplicate slices are dropped with a
+    ``Note`` in ``notes``, as are lossy compression, MONOCHROME1 and a disagreeing
+    SpacingBetweenSlices header.
     Raises ``IngestError``: ``corrupt_dicom``, ``no_pixel_data``, ``mixed_dimensions``,
     ``mixed_orientation``, ``mixed_spacing``, ``duplicate_slices``, ``too_few_slices``,
-    ``missing_slices``, ``non_axial_ct``, ``undecodable_pixels``.
+    ``missing_slices``, ``non_axial_ct``, ``undecodable_pixels``, ``missing_tag``,
+    ``missing_frame_of_reference``, ``mixed_frame_of_reference``,
+    ``duplicate_sop_instance``.
     """
     label = f"{s.modality} series {s.description!r}"
-    datasets = _read_slices(s, label)
-    _check_same_plane_geometry([f for f, _ds in datasets], label)
-    ref_f = datasets[0][0]
-    row_dir, col_dir, normal = slice_axes(ref_f.iop)
-    pos = np.array([f.ipp for f, _ in datasets], dtype=float)
+    headers = list(s.files)
+    _check_uids(s, headers, label)
+    _check_same_plane_geometry(headers, label)
+    _row, _col, normal = slice_axes(headers[0].iop)
+    pos = np.array([f.ipp for f in headers], dtype=float)
     order, dist = order_along_normal(pos, normal)
-    datasets = [datasets[i] for i in order]
+    headers = [headers[i] for i in order]
     pos = pos[order]
-    keep = _distinct_positions([f for f, _ds in datasets], dist, label, notes)
-    datasets = [datasets[i] for i in keep]
+    keep = _distinct_positions(headers, dist, label, notes, s.series_uid)
+    headers = [headers[i] for i in keep]
     pos, dist = pos[keep], dist[keep]
-    if len(datasets) < MIN_SLICES:
+    if len(headers) < MIN_SLICES:
         raise IngestError(
             "too_few_slices",
-            f"{label}: only {len(datasets)} slice(s); a volume needs at least {MIN_SLICES}",
-            file=datasets[0][0].name,
+            f"{label}: only {len(headers)} slice(s); a volume needs at least {MIN_SLICES}",
+            file=headers[0].name,
         )
-    headers = [f for f, _ds in datasets]
-    ref_ps = np.asarray(ref_f.pixel_spacing)
+    ref_ps = np.asarray(headers[0].pixel_spacing)
     step = _slice_step(headers, dist, label)
-    _note_spacing_header(headers[0], step, label, notes)
+    _note_spacing_header(headers[0], step, label, notes, s.series_uid)
     _check_stacked_along_normal(s, headers, pos, dist, normal, ref_ps, label)
-    img = sitk.GetImageFromArray(_stack(datasets, label))
+    row_dir, col_dir, normal = slice_axes(headers[0].iop)
+    img = _stack(s, headers, label, notes)
     img.SetOrigin([float(v) for v in pos[0]])
     img.SetSpacing([float(ref_ps[1]), float(ref_ps[0]), step])
     img.SetDirection([float(v) for v in np.stack([row_dir, col_dir, normal], axis=1).ravel()])
@@ -849,8 +1306,90 @@ def _fmt(values: Iterable[float] | None) -> str:
     return "none" if values is None else "\\".join(f"{v:g}" for v in values)
 
 
+def _set_aside_strays(all_series: list[Series]) -> tuple[list[Series], list[dict]]:
+    """The series to choose from, and rows for stray files of other patients.
+
+    The patient is the one whose CT / MR series hold volumes (at least ``MIN_SLICES``
+    images); a stray object of another patient (a lone slice, a report, a file someone
+    dropped in the folder) is ignored with the reason, while two patients' volumes
+    still raise ``multiple_patients`` (``check_single_patient``).
+    """
+    volumes = [s for s in all_series if s.modality in ("CT", "MR") and len(s.files) >= MIN_SLICES]
+    patients = {f.patient_id for s in volumes for f in s.files if f.patient_id}
+    if len(patients) != 1:
+        return all_series, []
+    (patient,) = patients
+    kept, ignored = [], []
+    for s in all_series:
+        others = {f.patient_id for f in s.files if f.patient_id and f.patient_id != patient}
+        if others and s not in volumes:
+            ignored.append(
+                {
+                    **s.summary(),
+                    "file": s.first.name,
+                    "reason": f"another patient's object (PatientID {sorted(others)[0]!r}), not "
+                    "part of this study",
+                }
+            )
+            continue
+        kept.append(s)
+    return kept, ignored
+
+
+def check_ct_air(ct: sitk.Image, s: Series) -> None:
+    """A head CT in Hounsfield units shows air around the head at about -1000 HU: the
+    median of its voxels between -1500 and -500 HU (a subsample) must lie in
+    ``CT_AIR_RANGE_HU``. ``ct_not_hounsfield`` otherwise (a wrong RescaleIntercept, an
+    inverted or rescaled series), since every HU threshold after ingest would be wrong."""
+    arr = sitk.GetArrayViewFromImage(ct)[::2, ::4, ::4]
+    low = arr[(arr > -1500.0) & (arr < -500.0)]
+    air_hu = float(np.median(low)) if low.size else None
+    lo, hi = CT_AIR_RANGE_HU
+    if air_hu is None or not lo <= air_hu <= hi:
+        seen = (
+            f"its air is at {air_hu:.0f} HU"
+            if air_hu is not None
+            else f"nothing lies between -1500 and -500 HU (values {float(arr.min()):.0f} to "
+            f"{float(arr.max()):.0f})"
+        )
+        raise IngestError(
+            "ct_not_hounsfield",
+            f"CT series {s.description!r}: air should be near -1000 HU but {seen}; check "
+            "RescaleSlope / RescaleIntercept and PhotometricInterpretation",
+            file=s.first.name,
+            tag="RescaleIntercept (0028,1052)",
+        )
+
+
+def _charset_notes(chosen: list[Series]) -> list[Note]:
+    out = []
+    for s in chosen:
+        odd = [f for f in s.files if f.charset_note]
+        if odd:
+            out.append(
+                Note(
+                    "charset_fallback",
+                    f"{s.modality} series {s.description!r}: {odd[0].charset_note}; the text "
+                    f"(patient name: {odd[0].patient_name!r}) was decoded with a fallback",
+                    files=[f.name for f in odd[:20]],
+                    series=s.series_uid,
+                )
+            )
+    return out
+
+
+# Refusals a corrupt file in the upload may be the cause of (a slice that cannot be read).
+_INCOMPLETE = ("missing_slices", "too_few_slices", "no_ct", "no_mr")
+
+
 def ingest(source: str | os.PathLike[str]) -> IngestResult:
-    """Read a folder tree or a zip; return the validated planning CT and contrast T1 MR."""
+    """Read a folder tree or a zip; return the validated planning CT and contrast T1 MR.
+
+    ``report``: ``found``, ``ignored`` and ``warnings`` (``choose_series``, ``Note`` lines
+    of ``load_series``), and ``rows``: all of it as ``{kind, message, files, series}``
+    (``report_rows``). A file that cannot be read is ignored, unless the study is then
+    incomplete: its ``corrupt_dicom`` is raised instead.
+    """
     src = Path(source)
     if not src.exists():
         raise IngestError("not_found", f"the upload {str(src)!r} does not exist", file=str(src))
@@ -863,14 +1402,23 @@ def ingest(source: str | os.PathLike[str]) -> IngestResult:
             root = src
             display = src if src.is_dir() else src.parent
         all_series, non_dicom = scan(root, display)
-        check_single_patient(all_series)
-        ct_s, mr_s, report = choose_series(all_series)
-        notes: list[str] = []
-        ct = load_series(ct_s, notes)
-        mr = load_series(mr_s, notes)
+        unreadable = [r for r in non_dicom if r.get("code")]
+        try:
+            chosen_from, strays = _set_aside_strays(all_series)
+            check_single_patient(chosen_from)
+            ct_s, mr_s, report = choose_series(chosen_from)
+            notes: list[str] = []
+            ct = load_series(ct_s, notes)
+            mr = load_series(mr_s, notes)
+        except IngestError as exc:
+            if unreadable and exc.code in _INCOMPLETE:
+                raise _unreadable_error(unreadable[0]) from exc
+            raise
+        check_ct_air(ct, ct_s)
         rtstructs = _read_rtstructs(all_series)
-    report["ignored"] = non_dicom + report["ignored"]
-    report["warnings"] = report.get("warnings", []) + notes
+    report["ignored"] = non_dicom + strays + report["ignored"]
+    report["warnings"] = report.get("warnings", []) + notes + _charset_notes([ct_s, mr_s])
+    report["rows"] = report_rows(report)
     f_ct = ct_s.first
     dicom = {
         "patient_id": f_ct.patient_id,

@@ -30,6 +30,7 @@ from ml.imaging.dicom_export import (
     SEMIAUTOMATIC,
     Provenance,
     prepare_export,
+    with_exportable_charset,
 )
 from ml.imaging.geometry import SliceGeometry
 
@@ -114,6 +115,9 @@ def build_segmentation(
         ct_datasets, labels, "a segmentation needs at least one segment"
     )
     names = dict(names or {})
+    first = with_exportable_charset(slices[0])
+    if first is not slices[0]:  # highdicom copies the patient and study from the first
+        slices = [first, *[with_exportable_charset(ds) for ds in slices[1:]]]
     dtype = np.uint8 if len(present) < 256 else np.uint16
     lut = np.zeros(int(arr.max()) + 1, dtype=dtype)
     lut[present] = np.arange(1, len(present) + 1, dtype=dtype)

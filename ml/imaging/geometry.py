@@ -179,10 +179,13 @@ def sort_slices(datasets: Sequence[Dataset]) -> list[Dataset]:
     _check_single_frame_series(datasets)
     geoms = [SliceGeometry.of(ds) for ds in datasets]
     ref = geoms[0]
+    # Each slice against the series' median orientation, as ingest compares them.
+    median_row = np.median([g.row_dir for g in geoms], axis=0)
+    median_col = np.median([g.col_dir for g in geoms], axis=0)
     for ds, g in zip(datasets, geoms, strict=True):
         if (
-            np.max(np.abs(g.row_dir - ref.row_dir)) > ORIENTATION_TOLERANCE
-            or np.max(np.abs(g.col_dir - ref.col_dir)) > ORIENTATION_TOLERANCE
+            np.max(np.abs(g.row_dir - median_row)) > ORIENTATION_TOLERANCE
+            or np.max(np.abs(g.col_dir - median_col)) > ORIENTATION_TOLERANCE
         ):
             raise ValueError(f"CT slice {_sop(ds)} has a different orientation from the others")
     order, dist = order_along_normal([g.position for g in geoms], ref.normal)
@@ -282,7 +285,10 @@ class GridGeometry:
         spacing = np.asarray(self.spacing_xyz)
         if np.any(np.abs(np.asarray(spacing_xyz, dtype=float) - spacing) > 0.1 * spacing):
             return f"spacing {tuple(spacing_xyz)} vs {self.spacing_xyz} mm"
-        if np.max(np.abs(np.asarray(direction, dtype=float) - np.asarray(self.direction))) > 1e-3:
+        if (
+            np.max(np.abs(np.asarray(direction, dtype=float) - np.asarray(self.direction)))
+            > ORIENTATION_TOLERANCE
+        ):
             return "a different orientation"
         if np.linalg.norm(np.asarray(origin_xyz, dtype=float) - self.origin_xyz) > 0.1 * float(
             spacing.min()

@@ -14,7 +14,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ml.atomic import publish_dir, temp_dir_beside
-from ml.imaging.dicom_io import IngestResult, ingest
+from ml.imaging.dicom_io import IngestResult, Note, ingest, report_rows
 from ml.imaging.errors import IngestError
 from ml.imaging.grid import ImageGeometry, mask_to_model, model_grid_for, resample_to
 from ml.imaging.intensity import head_mask_from_ct, model_input
@@ -217,6 +217,17 @@ def _study_meta(
     timings: dict[str, float],
 ) -> dict[str, object]:
     """The content of ``study.json`` (docs/ARCHITECTURE.md)."""
+    q = reg.quality
+    ing.report.setdefault("warnings", []).append(
+        Note(
+            "registration" if reg.ok else "registration_doubtful",
+            f"MR to CT registration {'ok' if reg.ok else 'NOT ok'}: "
+            f"rotation {q.get('rotation_deg', float('nan')):.1f} deg, head Dice "
+            f"{q.get('head_dice', float('nan')):.3f}" + (f"; {reg.message}" if reg.message else ""),
+            series=ing.mr_series.series_uid,
+        )
+    )
+    ing.report["rows"] = report_rows(ing.report)
     return {
         "format_version": FORMAT_VERSION,
         "grid": {**model.to_dict(), "preset": spec.name, "network_preset": spec.network_preset},

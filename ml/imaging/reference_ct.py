@@ -18,7 +18,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from ml.imaging.archive import safe_extract
-from ml.imaging.dicom_io import scan
+from ml.imaging.dicom_io import scan, split_localizer_images
 from ml.imaging.errors import IngestError
 from ml.imaging.geometry import sort_slices
 
@@ -40,8 +40,10 @@ def load_reference_ct(source: str | os.PathLike[str], series_uid: str) -> list[D
         else:
             root = src
         all_series, _ignored = scan(root)
+        # Localizer images stored in the CT series are left out, as ingest leaves them out.
+        chosen = [split_localizer_images(s)[0] for s in all_series if s.series_uid == series_uid]
         files = sorted(
-            {h.path: h for s in all_series if s.series_uid == series_uid for h in s.files}.values(),
+            {h.path: h for s in chosen for h in s.files}.values(),
             key=lambda h: str(h.path),
         )
         if not files:

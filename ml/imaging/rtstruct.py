@@ -50,6 +50,7 @@ from ml.imaging.dicom_export import (
     copy_study_attributes,
     prepare_export,
     roi_colour,
+    with_exportable_charset,
 )
 from ml.imaging.geometry import SliceGeometry, sort_slices
 
@@ -304,7 +305,7 @@ def build_rtstruct(
         ct_datasets, labels, "a structure set needs at least one ROI"
     )
     names = dict(names or {})
-    first = slices[0]
+    first = with_exportable_charset(slices[0])
     frame_uid = str(first.get("FrameOfReferenceUID", ""))
     if not frame_uid:
         raise ValueError(
