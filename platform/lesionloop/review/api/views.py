@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lesionloop.accounts.permissions import HasRole, IsReviewer, ReadAnyRoleWriteReviewer
+from lesionloop.core.api import atomic_write
 from lesionloop.core.exceptions import DomainError
 from lesionloop.loop import flows
 from lesionloop.studies import selectors as study_selectors
@@ -108,6 +109,7 @@ class MaskView(APIView):
         request={"application/octet-stream": OpenApiTypes.BINARY},
         responses={200: MaskSavedSerializer, 409: ConflictSerializer},
     )
+    @atomic_write
     def put(self, request: Request, pk: int) -> Response:
         study = study_selectors.study_get(study_id=pk)
         if not study.grid:
@@ -163,6 +165,7 @@ class LesionDecisionView(APIView):
         request=LesionDecisionSerializer,
         responses={200: LesionSerializer, 409: ConflictSerializer},
     )
+    @atomic_write
     def patch(self, request: Request, pk: int, lesion_id: int) -> Response:
         payload = LesionDecisionSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -227,6 +230,7 @@ class ApproveView(APIView):
         request=ApproveSerializer,
         responses={200: StudyDetailSerializer, 409: ConflictSerializer},
     )
+    @atomic_write
     def post(self, request: Request, pk: int) -> Response:
         payload = ApproveSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -249,6 +253,7 @@ class ReopenView(APIView):
         request=None,
         responses={200: StudyDetailSerializer, 409: ConflictSerializer},
     )
+    @atomic_write
     def post(self, request: Request, pk: int) -> Response:
         services.study_reopen(study_id=pk, user=request.user, client=lease_client(request))
         return Response(StudyDetailSerializer(study_selectors.study_get(study_id=pk)).data)
