@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from lesionloop.accounts.permissions import HasRole, IsReviewer, ReadAnyRoleWriteReviewer
 from lesionloop.core.api import atomic_write
 from lesionloop.core.exceptions import DomainError
+from lesionloop.core.text import clean_text
 from lesionloop.loop import flows
 from lesionloop.studies import selectors as study_selectors
 from lesionloop.studies import storage
@@ -121,7 +122,7 @@ class MaskView(APIView):
         if not isinstance(body, bytes):
             raise DomainError("Send the mask as application/octet-stream.", code="bad_mask")
         gzipped = "gzip" in request.headers.get("Content-Encoding", "").lower()
-        reason = request.headers.get("X-Reason", "")[:500]
+        reason = clean_text(request.headers.get("X-Reason", ""), max_len=500)
         client = lease_client(request)  # 400 bad_lease_client before 428 / 400 If-Match
         base_revision = parse_if_match(request.headers.get("If-Match"))
         revision, lesions = services.mask_save(
