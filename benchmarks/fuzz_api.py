@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import random
 import shutil
 import sys
@@ -362,6 +363,22 @@ def _random_label_mask(rng: random.Random) -> bytes:
     return storage.gzip_array(labels.astype(np.uint16), dtype="uint16")
 
 
+def complete_prepared(study_id: int) -> None:
+    """Give a test helper's fake prepared study (``make_study``) the CT geometry a real
+    ingest writes, so its exports work: a missing file is not what is being fuzzed."""
+    from lesionloop.studies import storage
+    from tests.platform_tests.studies.helpers import SHAPE, SPACING
+
+    geometry = {
+        "shape_dhw": list(SHAPE),
+        "spacing_mm": list(SPACING),
+        "origin_xyz_mm": [0.0, 0.0, 0.0],
+        "direction": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+    }
+    meta = {"grid": {**geometry, "preset": "tiny"}, "ct_geometry": geometry}
+    (storage.prepared_dir(study_id) / "study.json").write_text(json.dumps(meta))
+
+
 def _api_routes() -> list[tuple[str, str]]:
     """(method, route) for every API route: every method on every pattern."""
     from django.urls import get_resolver
@@ -449,6 +466,7 @@ def _run_standalone(cases: int, seed: int, tmp: Path) -> FuzzReport:
     admin = user_create(username="fuzz-admin", password="fuzz-pass-1", role="admin")
     generate_study(tmp / "case", seed=1, grid="tiny")
     study = make_study()
+    complete_prepared(study.pk)
     started = time.monotonic()
     report = run_fuzz(
         cases=cases,

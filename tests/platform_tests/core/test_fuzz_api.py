@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.fuzz_api import run_fuzz
+from benchmarks.fuzz_api import complete_prepared, run_fuzz
 from tests.platform_tests.studies.helpers import make_study
 
 pytestmark = pytest.mark.django_db
@@ -18,6 +18,7 @@ pytestmark = pytest.mark.django_db
 def test_fuzz_short(cast: Any, synthetic_case: Path, tmp_path: Path) -> None:
     warnings.simplefilter("ignore")
     study = make_study()
+    complete_prepared(study.pk)
     report = run_fuzz(
         cases=50,
         seed=7,
