@@ -38,6 +38,10 @@ INGEST_ERROR_CODES: dict[str, str] = {
     "rtstruct_frame_mismatch": "a structure set drawn in another frame of reference than the CT",
     "rtstruct_series_mismatch": "a structure set that references another series than the CT",
     "rtstruct_unreadable": "a structure set without ROI or ROI contour sequences",
+    "bad_pixel_spacing": "an in-plane pixel spacing that is not finite or outside 0.05-10 mm",
+    "bad_slice_spacing": "a distance between slices that is not finite or outside 0.1-20 mm",
+    "bad_geometry": "a slice position or orientation that is not finite or absurdly far away",
+    "bad_rescale": "voxel values after RescaleSlope/Intercept that are not finite or implausible",
     "rtstruct_bad_pattern": "the ROI name pattern for lesions is not a valid regular expression",
 }
 

@@ -23,7 +23,8 @@ def audit_events(
     if event_type:
         qs = qs.filter(event_type=event_type)
     if actor:
-        qs = qs.filter(actor_label=actor) if not actor.isdigit() else qs.filter(actor_id=int(actor))
+        is_id = actor.isascii() and actor.isdigit() and len(actor) <= 18
+        qs = qs.filter(actor_id=int(actor)) if is_id else qs.filter(actor_label=actor)
     if newest_first:
         return qs.order_by("-created_at", "-id")
     return qs.order_by("created_at", "id")

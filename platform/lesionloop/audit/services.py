@@ -9,12 +9,15 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Model
 
+from lesionloop.core.text import clean_json, clean_text
+
 from .models import AuditEvent
 
 
 def _jsonable(payload: dict[str, Any]) -> dict[str, Any]:
-    # Round-trip through the encoder so dates, Decimals, Paths and UUIDs are stored as text.
-    return json.loads(json.dumps(payload, cls=DjangoJSONEncoder, default=str))
+    # Round-trip through the encoder so dates, Decimals, Paths and UUIDs are stored as text;
+    # then clean it: jsonb refuses NUL, lone surrogates and NaN (core.text).
+    return clean_json(json.loads(json.dumps(payload, cls=DjangoJSONEncoder, default=str)))
 
 
 def audit_record(
@@ -37,7 +40,7 @@ def audit_record(
     return AuditEvent.objects.create(
         event_type=event_type,
         actor=user,
-        actor_label=actor_label[:150],
+        actor_label=clean_text(actor_label, max_len=150),
         study_id=getattr(study, "pk", study),
         model_version_id=getattr(model_version, "pk", model_version),
         payload=_jsonable(payload),

@@ -133,6 +133,9 @@ LESIONLOOP_DEVICE = env_str("LESIONLOOP_DEVICE", "auto")
 LESIONLOOP_RETRAIN_AFTER_APPROVALS = env_int("LESIONLOOP_RETRAIN_AFTER_APPROVALS", 10, minimum=0)
 LESIONLOOP_TRAIN_MAX_MINUTES = env_int("LESIONLOOP_TRAIN_MAX_MINUTES", 60, minimum=1)
 LESIONLOOP_LEASE_SECONDS = env_int("LESIONLOOP_LEASE_SECONDS", 120, minimum=10)
+# A saved mask with more distinct lesion labels is refused (400 bad_mask): a mask of
+# random labels would otherwise create tens of thousands of lesion rows.
+LESIONLOOP_MAX_LESION_LABELS = env_int("LESIONLOOP_MAX_LESION_LABELS", 500, minimum=1)
 # ROIs of a planning system's RT Structure Set (in an upload, a received study or an
 # archive import) whose names match this regular expression are the lesions (ground
 # truth); the others (PTV, organs at risk) are listed as ignored. Empty = never import.
@@ -208,6 +211,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "lesionloop.core.api.exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "lesionloop.core.api.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "LesionLoop API",

@@ -50,7 +50,7 @@ def study_worklist(
     if search:
         term = search.strip()
         cond = Q(patient_label__icontains=term) | Q(description__icontains=term)
-        if term.isdigit():
+        if term.isascii() and term.isdigit() and len(term) <= 18:
             cond |= Q(pk=int(term))
         qs = qs.filter(cond)
     return qs.order_by(*WORKLIST_ORDERINGS[ordering])

@@ -25,13 +25,14 @@ import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
 from lesionloop.audit.services import audit_record
 from lesionloop.core.exceptions import DomainError
+from lesionloop.core.text import clean_json, clean_text
 from lesionloop.registry.models import ModelVersion
 from lesionloop.registry.selectors import model_version_active
 
@@ -106,7 +107,7 @@ def job_claim(*, job_id: int) -> Job | None:
 def job_finish(*, job: Job, ok: bool, message: str = "") -> None:
     Job.objects.filter(pk=job.pk).update(
         state=Job.State.SUCCEEDED if ok else Job.State.FAILED,
-        message=message[:4000],
+        message=clean_text(message, max_len=4000),
         finished_at=timezone.now(),
     )
 
@@ -234,13 +235,56 @@ def _upload_source(study_id: int) -> tuple[Path, Path | None]:
 # --- ingest -------------------------------------------------------------------------
 
 
-def _study_fail(*, study_id: int, reason: str, job: Job | None, **payload: Any) -> None:
-    Study.objects.filter(pk=study_id).update(
-        status=Study.Status.FAILED, status_reason=reason[:4000], updated_at=timezone.now()
-    )
+# What a failed study says when even its reason could not be stored.
+SAFE_FAILURE_REASON = "Processing failed; the details could not be stored (see the server log)."
+
+
+def _study_fail(
+    *, study_id: int, reason: str, job: Job | None, unprepare: bool = False, **payload: Any
+) -> None:
+    """Mark the study failed with ``reason``; never raises for the database's sake.
+
+    The reason and payload come from the upload (a DICOM tag in a message) and are
+    cleaned first; if storing them still fails, the study is failed with
+    ``SAFE_FAILURE_REASON`` instead, so no study stays ``processing``. ``unprepare``:
+    the prepared files are removed and the row says so (a failure after publishing).
+    """
+    reason = clean_text(reason, max_len=4000) or SAFE_FAILURE_REASON
+    try:
+        with transaction.atomic():
+            _study_fail_write(study_id=study_id, reason=reason, job=job, unprepare=unprepare)
+            audit_record(event_type="study_failed", study=study_id, reason=reason, **payload)
+        return
+    except DatabaseError:
+        log.exception("study %s: storing its failure failed; storing a safe reason", study_id)
+    try:
+        with transaction.atomic():
+            _study_fail_write(
+                study_id=study_id, reason=SAFE_FAILURE_REASON, job=job, unprepare=unprepare
+            )
+    except DatabaseError:
+        log.exception("study %s: even the safe failure could not be stored", study_id)
+        return
+    try:
+        with transaction.atomic():
+            audit_record(
+                event_type="study_failed",
+                study=study_id,
+                reason=SAFE_FAILURE_REASON,
+                code="internal",
+            )
+    except DatabaseError:
+        log.exception("study %s: the failure could not be audited", study_id)
+
+
+def _study_fail_write(*, study_id: int, reason: str, job: Job | None, unprepare: bool) -> None:
+    fields: dict[str, Any] = {"status": Study.Status.FAILED, "status_reason": reason}
+    if unprepare:
+        shutil.rmtree(storage.prepared_dir(study_id), ignore_errors=True)
+        fields["prepared"] = False
+    Study.objects.filter(pk=study_id).update(**fields, updated_at=timezone.now())
     if job is not None:
         job_finish(job=job, ok=False, message=reason)
-    audit_record(event_type="study_failed", study=study_id, reason=reason, **payload)
 
 
 def _prepare(*, study_id: int, source: Path, ground_truth: Path | None) -> dict[str, Any]:
@@ -271,23 +315,30 @@ def _prepare(*, study_id: int, source: Path, ground_truth: Path | None) -> dict[
 
 
 def _study_fields_from_info(info: dict[str, Any]) -> dict[str, Any]:
-    grid = info.get("grid", {})
-    dicom = info.get("dicom", {}) or {}
-    registration = info.get("registration", {}) or {}
+    """The study's fields from ``study.json``; every value read from the DICOM headers
+    is cleaned (``core.text``): NUL, control characters and lone surrogates removed,
+    lengths capped, non-finite numbers nulled."""
+    grid = info.get("grid", {}) or {}
+    dicom = clean_json(info.get("dicom", {}) or {}, max_str=1024)
+    registration = clean_json(info.get("registration", {}) or {})
     return {
-        "grid": {
-            "preset": grid.get("preset"),
-            "shape_dhw": list(grid.get("shape_dhw", [])),
-            "spacing_mm": list(grid.get("spacing_mm", [])),
-            "origin_xyz_mm": list(grid.get("origin_xyz_mm", [])),
-            "direction": list(grid.get("direction", [])),
-        },
+        "grid": clean_json(
+            {
+                "preset": grid.get("preset"),
+                "shape_dhw": list(grid.get("shape_dhw", [])),
+                "spacing_mm": list(grid.get("spacing_mm", [])),
+                "origin_xyz_mm": list(grid.get("origin_xyz_mm", [])),
+                "direction": list(grid.get("direction", [])),
+            }
+        ),
         "dicom": dicom,
-        "report": info.get("report", {}) or {},
+        "report": clean_json(info.get("report", {}) or {}),
         "registration": registration,
         "registration_ok": bool(registration.get("ok", False)),
-        "patient_label": str(dicom.get("patient_id") or dicom.get("patient_name") or "")[:128],
-        "description": str(dicom.get("study_description") or "")[:255],
+        "patient_label": clean_text(
+            dicom.get("patient_id") or dicom.get("patient_name"), max_len=128
+        ),
+        "description": clean_text(dicom.get("study_description"), max_len=255),
         "prepared": True,
     }
 
@@ -329,9 +380,30 @@ def study_ingest(*, job_id: int, ground_truth_apply: GroundTruthApply) -> Study 
             code="internal",
         )
         return None
+    try:
+        return _ingest_commit(
+            job=job, info=info, has_gt=gt is not None, started=started, apply=ground_truth_apply
+        )
+    except Exception as exc:  # noqa: BLE001 - the study must not stay "processing"
+        log.exception("ingest of study %s could not be stored", study_id)
+        _study_fail(
+            study_id=study_id,
+            reason=f"Processing failed unexpectedly ({type(exc).__name__}: {exc}).",
+            job=job,
+            unprepare=True,
+            code="internal",
+        )
+        return None
+
+
+def _ingest_commit(
+    *, job: Job, info: dict[str, Any], has_gt: bool, started: float, apply: GroundTruthApply
+) -> Study:
+    """Store the ingested study and hand it on (ground truth or pre-segmentation), in
+    the transaction that finishes the job."""
     fields = _study_fields_from_info(info)
     with transaction.atomic():
-        study = Study.objects.select_for_update().get(pk=study_id)
+        study = Study.objects.select_for_update().get(pk=job.study_id)
         for key, value in fields.items():
             setattr(study, key, value)
         study.save()
@@ -349,8 +421,8 @@ def study_ingest(*, job_id: int, ground_truth_apply: GroundTruthApply) -> Study 
             quality=study.registration.get("quality"),
             message=study.registration.get("message", ""),
         )
-        if gt is not None or info.get("has_ground_truth"):  # a NIfTI or the RTSTRUCT's GTVs
-            ground_truth_apply(study=study, approved_by=study.created_by)
+        if has_gt or info.get("has_ground_truth"):  # a NIfTI or the RTSTRUCT's GTVs
+            apply(study=study, approved_by=study.created_by)
         else:
             study_presegment_or_wait(study=study)
         job_finish(job=job, ok=True)
@@ -605,7 +677,7 @@ def study_import(
             created_by=approved_by,
             status=Study.Status.PROCESSING,
             source="import",
-            description=description[:255],
+            description=clean_text(description, max_len=255),
         )
         audit_record(
             event_type="study_imported",
@@ -619,21 +691,50 @@ def study_import(
     except IngestError as exc:
         _study_fail(study_id=study.pk, reason=str(exc), job=None, code=exc.code)
         raise
-    _keep_import_source(study.pk, source)
+    try:
+        _keep_import_source(study.pk, source)
+        return _import_commit(
+            study_id=study.pk,
+            info=info,
+            description=description,
+            has_truth=ground_truth is not None or bool(info.get("has_ground_truth")),
+            approved_by=approved_by,
+            training_eligible=training_eligible,
+            apply=ground_truth_apply,
+        )
+    except Exception as exc:
+        log.exception("import of study %s could not be stored", study.pk)
+        _study_fail(
+            study_id=study.pk,
+            reason=f"Import failed unexpectedly ({type(exc).__name__}: {exc}).",
+            job=None,
+            unprepare=True,
+            code="internal",
+        )
+        raise
+
+
+def _import_commit(
+    *,
+    study_id: int,
+    info: dict[str, Any],
+    description: str,
+    has_truth: bool,
+    approved_by: User | None,
+    training_eligible: bool,
+    apply: GroundTruthApply | None,
+) -> Study:
     fields = _study_fields_from_info(info)
     if description:
-        fields["description"] = description[:255]
+        fields["description"] = clean_text(description, max_len=255)
     with transaction.atomic():
-        study = Study.objects.select_for_update().get(pk=study.pk)
+        study = Study.objects.select_for_update().get(pk=study_id)
         for key, value in fields.items():
             setattr(study, key, value)
         study.save()
         audit_record(event_type="ingest_done", study=study, grid=study.grid, report=study.report)
-        has_truth = ground_truth is not None or info.get("has_ground_truth")
-        if has_truth and ground_truth_apply is not None:  # checked on entry for a NIfTI
-            ground_truth_apply(
-                study=study, approved_by=approved_by, training_eligible=training_eligible
-            )
+        if has_truth and apply is not None:  # checked on entry for a NIfTI
+            apply(study=study, approved_by=approved_by, training_eligible=training_eligible)
         else:
             study_presegment_or_wait(study=study)
     study.refresh_from_db()

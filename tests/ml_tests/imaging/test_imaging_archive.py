@@ -11,6 +11,8 @@ from ml.imaging.archive import safe_extract
 from ml.imaging.dicom_io import ingest
 from ml.imaging.errors import IngestError
 
+DICM = b"\0" * 128 + b"DICM"
+
 
 def _zip(path: Path, entries: dict[str, bytes]) -> Path:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -50,7 +52,8 @@ def test_expansion_beyond_the_limit_is_refused(tmp_path: Path) -> None:
 
 
 def test_lying_sizes_are_caught_while_inflating(tmp_path: Path) -> None:
-    archive = _zip(tmp_path / "liar.zip", {"zeros.bin": b"\0" * 3_000_000})
+    # DICOM-looking (preamble + DICM): non-DICOM members are not inflated at all.
+    archive = _zip(tmp_path / "liar.zip", {"zeros.bin": DICM + b"\0" * 3_000_000})
     # Patch the declared uncompressed size (local header and central directory) to 10
     # bytes. Python's zipfile stops inflating at the declared size and fails the CRC;
     # our own byte counter is the second line of defence. Either way nothing big lands.
@@ -93,3 +96,58 @@ def test_ingest_refuses_a_zip_slip_upload(tmp_path: Path) -> None:
     with pytest.raises(IngestError) as info:
         ingest(archive)
     assert info.value.code == "unsafe_archive"
+
+
+def _streamed_zeros_zip(path: Path, name: str, head: bytes, n_mib: int) -> Path:
+    """A zip whose one member is ``head`` then ``n_mib`` MiB of zeros, compressed while
+    streaming (never held in memory)."""
+    zeros = bytes(1024 * 1024)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        with zf.open(name, "w", force_zip64=True) as member:
+            member.write(head)
+            for _ in range(n_mib):
+                member.write(zeros)
+    return path
+
+
+def test_a_gib_of_zeros_is_skipped_in_milliseconds(tmp_path: Path) -> None:
+    """1 GiB of zeros in a ~1 MB zip: not DICOM, so only its head is ever inflated."""
+    import time
+
+    archive = _streamed_zeros_zip(tmp_path / "bomb.zip", "zeros.dcm", b"", 1024)
+    assert archive.stat().st_size < 5_000_000
+    started = time.monotonic()
+    out = safe_extract(archive, tmp_path / "dest")
+    assert time.monotonic() - started < 2.0
+    assert [p.name for p in out] == ["zeros.dcm"] and out[0].stat().st_size == 132
+    with pytest.raises(IngestError) as info:
+        ingest(archive)
+    assert info.value.code == "not_dicom"
+
+
+@pytest.mark.parametrize(
+    ("head", "limits", "expected"),
+    [
+        (DICM, {}, "times its compressed"),  # 64 MiB from ~64 KB: over 200x past the 16 MiB floor
+        (DICM, {"max_member_bytes": 8 * 1024 * 1024}, "per-file"),
+        (DICM, {"max_ratio": 1e9}, None),  # ratio check off: inflates, under every limit
+        (
+            b"\x08\x00\x05\x00CS",
+            {},
+            "times its compressed",
+        ),  # a raw data set (no preamble) is DICOM too
+        (b"%PDF-1.4", {}, None),  # not DICOM: skipped after its head
+    ],
+)
+def test_per_member_limits(
+    tmp_path: Path, head: bytes, limits: dict[str, float], expected: str | None
+) -> None:
+    archive = _streamed_zeros_zip(tmp_path / "up.zip", "a.dcm", head, 64)
+    if expected is None:
+        out = safe_extract(archive, tmp_path / "dest", **limits)  # type: ignore[arg-type]
+        assert len(out) == 1
+        return
+    with pytest.raises(IngestError) as info:
+        safe_extract(archive, tmp_path / "dest", **limits)  # type: ignore[arg-type]
+    assert info.value.code == "archive_too_large" and expected in info.value.message
+    assert info.value.file == "a.dcm"

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lesionloop.accounts.permissions import HasRole, IsAuditorOrAdmin
+from lesionloop.core.api import parse_id, query_text
 from lesionloop.core.exceptions import DomainError
 from lesionloop.studies.api.pagination import WorklistPagination
 from lesionloop.studies.selectors import study_get
@@ -23,9 +24,7 @@ def _int_param(request: Request, name: str) -> int | None:
     raw = request.query_params.get(name)
     if raw in (None, ""):
         return None
-    if not raw.isdigit():
-        raise DomainError(f"{name} must be an id (an integer).", code="bad_filter")
-    return int(raw)
+    return parse_id(raw, name=name, code="bad_filter")
 
 
 def _ordering(request: Request) -> str:
@@ -71,7 +70,7 @@ class AuditListView(generics.ListAPIView):
         return selectors.audit_events(
             study_id=_int_param(self.request, "study"),
             model_version_id=_int_param(self.request, "model_version"),
-            event_type=self.request.query_params.get("event_type"),
-            actor=self.request.query_params.get("actor"),
+            event_type=query_text(self.request, "event_type"),
+            actor=query_text(self.request, "actor"),
             newest_first=_ordering(self.request) == "-created_at",
         )

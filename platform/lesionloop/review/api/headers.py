@@ -10,6 +10,8 @@ from rest_framework.request import Request
 from lesionloop.core.exceptions import DomainError
 
 LEASE_CLIENT = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# ASCII digits only ("²".isdigit() is true, int("²") raises), and few of them.
+REVISION = re.compile(r"[0-9]{1,9}")
 
 
 def parse_if_match(value: str | None) -> int:
@@ -27,8 +29,8 @@ def parse_if_match(value: str | None) -> int:
     if token.startswith("W/"):
         token = token[2:]
     token = token.strip().strip('"')
-    if not token.isdigit():
-        raise DomainError(f"If-Match {value!r} is not a revision number.", code="bad_if_match")
+    if not REVISION.fullmatch(token):
+        raise DomainError(f"If-Match {value[:40]!r} is not a revision number.", code="bad_if_match")
     return int(token)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from lesionloop.core.api import FiniteFloatField
 from lesionloop.studies.api.serializers import ModelVersionRefSerializer, RevisionSerializer
 
 from ..models import Lesion
@@ -12,8 +13,12 @@ from ..models import Lesion
 class LesionSerializer(serializers.ModelSerializer):
     model_version = ModelVersionRefSerializer(allow_null=True, read_only=True)
     decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    centroid_vox = serializers.ListField(child=serializers.FloatField(), read_only=True)
-    centroid_mm = serializers.ListField(child=serializers.FloatField(), read_only=True)
+    centroid_vox = serializers.ListField(child=FiniteFloatField(), read_only=True)
+    centroid_mm = serializers.ListField(child=FiniteFloatField(), read_only=True)
+    volume_mm3 = FiniteFloatField(read_only=True)
+    mean_prob = FiniteFloatField(read_only=True, allow_null=True)
+    max_prob = FiniteFloatField(read_only=True, allow_null=True)
+    disagreement = FiniteFloatField(read_only=True, allow_null=True)
     bbox = serializers.ListField(child=serializers.IntegerField(), read_only=True)
 
     class Meta:

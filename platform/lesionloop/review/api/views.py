@@ -14,7 +14,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lesionloop.accounts.permissions import HasRole, IsReviewer, ReadAnyRoleWriteReviewer
+from lesionloop.core.api import atomic_write
 from lesionloop.core.exceptions import DomainError
+from lesionloop.core.text import clean_text
 from lesionloop.loop import flows
 from lesionloop.studies import selectors as study_selectors
 from lesionloop.studies import storage
@@ -108,6 +110,7 @@ class MaskView(APIView):
         request={"application/octet-stream": OpenApiTypes.BINARY},
         responses={200: MaskSavedSerializer, 409: ConflictSerializer},
     )
+    @atomic_write
     def put(self, request: Request, pk: int) -> Response:
         study = study_selectors.study_get(study_id=pk)
         if not study.grid:
@@ -119,7 +122,7 @@ class MaskView(APIView):
         if not isinstance(body, bytes):
             raise DomainError("Send the mask as application/octet-stream.", code="bad_mask")
         gzipped = "gzip" in request.headers.get("Content-Encoding", "").lower()
-        reason = request.headers.get("X-Reason", "")[:500]
+        reason = clean_text(request.headers.get("X-Reason", ""), max_len=500)
         client = lease_client(request)  # 400 bad_lease_client before 428 / 400 If-Match
         base_revision = parse_if_match(request.headers.get("If-Match"))
         revision, lesions = services.mask_save(
@@ -163,6 +166,7 @@ class LesionDecisionView(APIView):
         request=LesionDecisionSerializer,
         responses={200: LesionSerializer, 409: ConflictSerializer},
     )
+    @atomic_write
     def patch(self, request: Request, pk: int, lesion_id: int) -> Response:
         payload = LesionDecisionSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -227,6 +231,7 @@ class ApproveView(APIView):
         request=ApproveSerializer,
         responses={200: StudyDetailSerializer, 409: ConflictSerializer},
     )
+    @atomic_write
     def post(self, request: Request, pk: int) -> Response:
         payload = ApproveSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -249,6 +254,7 @@ class ReopenView(APIView):
         request=None,
         responses={200: StudyDetailSerializer, 409: ConflictSerializer},
     )
+    @atomic_write
     def post(self, request: Request, pk: int) -> Response:
         services.study_reopen(study_id=pk, user=request.user, client=lease_client(request))
         return Response(StudyDetailSerializer(study_selectors.study_get(study_id=pk)).data)

@@ -6,6 +6,7 @@ import zlib
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
@@ -42,7 +43,34 @@ def _decode_mask(
             f"{len(raw) if len(raw) <= expected else 'more'} bytes.",
             code="bad_mask",
         )
-    return np.frombuffer(raw, dtype="<u2").reshape(shape), clean_gzip
+    mask = np.frombuffer(raw, dtype="<u2").reshape(shape)
+    _refuse_too_many_labels(mask)
+    return mask, clean_gzip
+
+
+def _refuse_too_many_labels(mask: np.ndarray) -> None:
+    """400 ``bad_mask`` when the mask holds more lesion labels than
+    ``LESIONLOOP_MAX_LESION_LABELS`` (each label becomes a lesion row)."""
+    limit = settings.LESIONLOOP_MAX_LESION_LABELS
+    n_labels = int(np.count_nonzero(np.bincount(mask.ravel(), minlength=1)[1:]))
+    if n_labels > limit:
+        raise DomainError(
+            f"The mask holds {n_labels} distinct lesion labels; at most {limit} are allowed "
+            "(is it a label map at all?). Nothing was saved.",
+            code="bad_mask",
+            extra={"labels": n_labels, "max_labels": limit},
+        )
+
+
+def _require_sane_grid(spacing: tuple[float, float, float]) -> None:
+    """409 ``bad_grid`` when the study's spacing cannot measure lesions (not finite or
+    not positive): every volume would be NaN. Such studies are refused at ingest now."""
+    if not all(np.isfinite(v) and v > 0 for v in spacing):
+        raise Conflict(
+            f"The study's grid spacing {list(spacing)} mm is not usable; lesion volumes "
+            "cannot be measured. Nothing was saved; ingest the study again.",
+            code="bad_grid",
+        )
 
 
 def _changed_region(
@@ -130,6 +158,7 @@ def mask_save(
         if base_revision != study.revision_number:
             raise _stale_revision(study, base_revision)
         _lease_hold(study, user, client)
+        _require_sane_grid(_spacing(study))
         new, clean_gzip = _decode_mask(body, shape=_shape(study), gzipped=gzipped)
         old = current_mask(study)
         changed = changed_labels(old, new)

@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from lesionloop.accounts.permissions import HasRole, ReadAnyRoleWriteReviewer
 from lesionloop.accounts.roles import can_manage_models
+from lesionloop.core.api import parse_id, query_text
 from lesionloop.core.exceptions import DomainError
 
 from .. import selectors, services, storage, uploads
@@ -50,8 +51,8 @@ class StudyListView(generics.ListAPIView):
     def get_queryset(self) -> Any:
         params = self.request.query_params
         return selectors.study_worklist(
-            status=params.get("status"),
-            search=params.get("search"),
+            status=query_text(self.request, "status"),
+            search=query_text(self.request, "search"),
             ordering=params.get("ordering"),
         )
 
@@ -61,7 +62,8 @@ class StudyListView(generics.ListAPIView):
         responses={202: StudyRowSerializer},
     )
     def post(self, request: Request) -> Response:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        raw_length = str(request.META.get("CONTENT_LENGTH") or "0")
+        length = parse_id(raw_length, name="Content-Length", code="bad_request")
         if length > settings.UPLOAD_MAX_BYTES:
             raise DomainError(
                 f"The upload ({length} bytes) is larger than the limit of "
@@ -131,12 +133,13 @@ class VolumeView(APIView):
         spacing = list(study.grid["spacing_mm"])
         raw_slice = request.query_params.get("slice")
         if raw_slice is not None:
-            if not raw_slice.lstrip("-").isdigit() or not 0 <= int(raw_slice) < shape[0]:
+            k = parse_id(raw_slice, name="slice", code="bad_slice")
+            if not k < shape[0]:
                 raise DomainError(
                     f"slice must be an integer in 0..{shape[0] - 1}.", code="bad_slice"
                 )
             volume = np.load(storage.prepared_dir(pk) / f"display_{channel}.npy", mmap_mode="r")
-            body = storage.gzip_array(volume[int(raw_slice)], dtype="int16")
+            body = storage.gzip_array(volume[k], dtype="int16")
             response: HttpResponse = HttpResponse(body, content_type="application/octet-stream")
             volume_headers(response, shape=[1, *shape[1:]], spacing=spacing)
         else:
