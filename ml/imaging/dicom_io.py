@@ -36,6 +36,7 @@ from ml.imaging.geometry import (
     order_along_normal,
     slice_axes,
 )
+from ml.imaging.sanity import check_image, check_pixel_spacing, check_slice_step
 
 TAG_PIXEL_DATA = "PixelData (7FE0,0010)"
 TAG_IOP = "ImageOrientationPatient (0020,0037)"
@@ -1291,7 +1292,9 @@ def load_series(s: Series, notes: list[str] | None = None) -> sitk.Image:
             file=headers[0].name,
         )
     ref_ps = np.asarray(headers[0].pixel_spacing)
+    check_pixel_spacing(ref_ps, label=label, file=headers[0].name)
     step = _slice_step(headers, dist, label)
+    check_slice_step(step, label=label, file=headers[0].name)
     _note_spacing_header(headers[0], step, label, notes, s.series_uid)
     _check_stacked_along_normal(s, headers, pos, dist, normal, ref_ps, label)
     row_dir, col_dir, normal = slice_axes(headers[0].iop)
@@ -1414,6 +1417,14 @@ def ingest(source: str | os.PathLike[str]) -> IngestResult:
             if unreadable and exc.code in _INCOMPLETE:
                 raise _unreadable_error(unreadable[0]) from exc
             raise
+        # Impossible values first (a non-finite rescale is bad_rescale, not a HU problem).
+        for img, series, modality in ((ct, ct_s, "CT"), (mr, mr_s, "MR")):
+            check_image(
+                img,
+                modality=modality,
+                label=f"{modality} series {series.description!r}",
+                file=series.first.name,
+            )
         check_ct_air(ct, ct_s)
         rtstructs = _read_rtstructs(all_series)
     report["ignored"] = non_dicom + strays + report["ignored"]

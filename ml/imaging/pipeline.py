@@ -20,7 +20,6 @@ from ml.imaging.grid import ImageGeometry, mask_to_model, model_grid_for, resamp
 from ml.imaging.intensity import head_mask_from_ct, model_input
 from ml.imaging.qc import registration_figure
 from ml.imaging.registration import RegistrationResult, bin_to, head_mask, register_mr_to_ct
-from ml.imaging.sanity import check_image
 from ml.presets import GridSpec, grid_preset
 
 FORMAT_VERSION = 1
@@ -91,28 +90,6 @@ def _rtstruct_ground_truth(ing: IngestResult, roi_pattern: str | None) -> sitk.I
     raise refusals[0]
 
 
-def _ingest_sane(source: str | os.PathLike[str]) -> IngestResult:
-    """``ingest``, then refuse physically impossible images (``ml.imaging.sanity``).
-
-    A header SimpleITK cannot even build an image from (a zero pixel spacing) surfaces as
-    ITK's ``RuntimeError`` inside ``ingest``; it is refused as ``bad_geometry`` too.
-    """
-    try:
-        ing: IngestResult = ingest(source)
-    except RuntimeError as exc:
-        if "SimpleITK" not in str(exc):
-            raise
-        first = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else ""
-        raise IngestError(
-            "bad_geometry",
-            f"the images cannot be placed in space (impossible spacing or orientation: {first})",
-        ) from exc
-    for img, series, modality in ((ing.ct, ing.ct_series, "CT"), (ing.mr, ing.mr_series, "MR")):
-        label = f"{modality} series {series.description!r}"
-        check_image(img, modality=modality, label=label, file=series.first.name)
-    return ing
-
-
 def write_nifti_gz(img: sitk.Image, path: Path) -> None:
     """NIfTI, gzip level 1: ITK's writer ignores the level and takes ~2x longer on a
     512x512x160 CT (3.7 s against 1.7 s CPU). Deterministic (no gzip timestamp)."""
@@ -168,7 +145,7 @@ def _prepare_into(
 ) -> dict[str, object]:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    ing = _ingest_sane(source)
+    ing: IngestResult = ingest(source)  # refuses impossible geometry and values too
     timings["ingest_s"] = time.perf_counter() - t0
     if ground_truth is not None:
         gt_img = _read_ground_truth(ground_truth, ing.ct)

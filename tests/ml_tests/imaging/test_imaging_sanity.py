@@ -119,7 +119,7 @@ def _mutate_ct(upload: Path, **tags: str) -> None:
         ({"RescaleSlope": "inf"}, "bad_rescale"),
         ({"RescaleIntercept": "1e308"}, "bad_rescale"),
         ({"PixelSpacing": ["1e300", "1e300"]}, "bad_pixel_spacing"),
-        ({"PixelSpacing": ["0", "0"]}, "bad_geometry"),
+        ({"PixelSpacing": ["0", "0"]}, "bad_pixel_spacing"),
     ],
 )
 @pytest.mark.filterwarnings("ignore")
