@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
+from lesionloop.core.text import clean_text
+
 log = logging.getLogger(__name__)
 
 # What the listener accepts: uncompressed, plus the lossless compressions ingest decodes.
@@ -60,6 +63,8 @@ STORAGE_SOP_CLASSES = frozenset(cx.abstract_syntax for cx in AllStoragePresentat
 SUCCESS = 0x0000
 SOP_CLASS_NOT_SUPPORTED = 0x0122
 DATASET_DOES_NOT_MATCH = 0xA900
+# A DICOM UID: digits and dots, at most 64 characters (PS3.5 9.1).
+UID_PATTERN = re.compile(r"(?=.{1,64}$)[0-9]+(\.[0-9]+)*")
 CANNOT_UNDERSTAND = 0xC210
 OUT_OF_RESOURCES = 0xA700
 
@@ -164,16 +169,19 @@ def parse_store(event: Any) -> Received:
         raise ObjectRefused(CANNOT_UNDERSTAND, f"cannot parse the dataset ({exc})") from None
     if ds_class != sop_class or sop_uid != request_sop:
         raise ObjectRefused(DATASET_DOES_NOT_MATCH, "SOP class/instance differ from the request")
-    if not study_uid or not sop_uid or len(sop_uid) > 64 or "/" in sop_uid:
+    # The UIDs name files and folders: only a well-formed UID (digits and dots, at most
+    # 64 characters, PS3.5 9.1) is accepted, so no name can leave the staging area.
+    study_uid, sop_uid = study_uid.strip("\0 "), sop_uid.strip("\0 ")
+    if not (UID_PATTERN.fullmatch(study_uid) and UID_PATTERN.fullmatch(sop_uid)):
         raise ObjectRefused(CANNOT_UNDERSTAND, "missing or invalid StudyInstanceUID/SOPInstanceUID")
     return Received(
         data=data,
         study_instance_uid=study_uid,
         sop_instance_uid=sop_uid,
         sop_class_uid=sop_class,
-        modality=str(ds.get("Modality", "")),
-        series_instance_uid=str(ds.get("SeriesInstanceUID", "")),
-        patient_id=str(ds.get("PatientID", "") or ""),
+        modality=clean_text(ds.get("Modality", ""), max_len=16),
+        series_instance_uid=clean_text(ds.get("SeriesInstanceUID", ""), max_len=64),
+        patient_id=clean_text(ds.get("PatientID", "") or "", max_len=64),
         calling_ae=str(event.assoc.requestor.ae_title).strip(),
         address=str(event.assoc.requestor.address),
     )

@@ -288,3 +288,38 @@ def test_a_structure_set_after_the_images_becomes_ground_truth(
     assert study.status == "approved" and study.lesions.count() == n
     assert {lesion.contour_source for lesion in study.lesions.all()} == {"imported"}
     assert study.report["ground_truth"]["ignored"][0]["roi"] == "BrainStem"
+
+
+# (case, StudyInstanceUID written into the object)
+BAD_UIDS = [
+    ("path traversal", "1.2.3/../../outside"),
+    ("letters", "1.2.abc"),
+    ("too long", "1." + "2" * 70),
+    ("NUL inside", "1.2\x003.4"),
+]
+
+
+@pytest.mark.parametrize(("case", "uid"), BAD_UIDS, ids=[b[0] for b in BAD_UIDS])
+def test_a_malformed_uid_is_refused_for_that_object_only(
+    start_listener: Any, synthetic_case: Path, tmp_path: Path, settings: Any, case: str, uid: str
+) -> None:
+    import warnings
+
+    import pydicom
+
+    listener = start_listener()
+    good = sorted((synthetic_case / "dicom" / "ct").glob("*.dcm"))[:2]
+    bad = tmp_path / "bad.dcm"
+    ds = pydicom.dcmread(good[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.StudyInstanceUID = uid
+        ds.SOPInstanceUID = "1.2.826.0.1.3680043.8.498.999"
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.save_as(bad)
+    statuses = store_files(listener.port, [good[0], bad, good[1]])
+    assert statuses[0] == 0 and statuses[2] == 0
+    assert statuses[1] == 0xC210
+    assert not (settings.STORAGE_ROOT.parent / "outside").exists()
+    stored = set(ReceivedStudy.objects.values_list("study_instance_uid", flat=True))
+    assert stored == {str(pydicom.dcmread(good[0], stop_before_pixels=True).StudyInstanceUID)}
