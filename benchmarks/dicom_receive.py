@@ -96,14 +96,24 @@ def write_folder(folder: Path) -> tuple[list[Path], int]:
 
 
 def sender_command(sender: str, port: int, folder: Path, paths: list[Path]) -> list[str]:
+    """One sender process, one association for ``paths``."""
     if sender == "storescu":
         exe = shutil.which("storescu")
         if exe is None:
             raise SystemExit("storescu not found (apt-get install dcmtk) - or --sender pynetdicom")
-        # one association for the whole folder (storescu's default); quiet output
-        return [exe, "-q", "-aet", "BENCH", "-aec", "LESIONLOOP", "+sd", "127.0.0.1", str(port),
-                str(folder)]  # fmt: skip
+        return [exe, "-q", "-aet", "BENCH", "-aec", "LESIONLOOP", "127.0.0.1", str(port),
+                *map(str, paths)]  # fmt: skip
     return [sys.executable, "-c", PYNETDICOM_SENDER, str(port), *map(str, paths)]
+
+
+def send(sender: str, port: int, folder: Path, paths: list[Path], associations: int) -> None:
+    """Send ``paths`` over ``associations`` concurrent associations (a PACS or modality
+    often opens several), each a process of its own; waits for all."""
+    chunks = [paths[i::associations] for i in range(associations)]
+    procs = [subprocess.Popen(sender_command(sender, port, folder, c)) for c in chunks if c]
+    codes = [proc.wait() for proc in procs]
+    if any(codes):
+        raise SystemExit(f"a sender failed: exit codes {codes}")
 
 
 def profile_associations(out: Path) -> None:
@@ -145,6 +155,9 @@ def main() -> int:
     p.add_argument("--quiet-seconds", type=float, default=2.0)
     p.add_argument("--sender", choices=["storescu", "pynetdicom"], default="storescu")
     p.add_argument("--profile", type=Path, help="write cProfile stats of the listener here")
+    p.add_argument(
+        "--associations", type=int, default=1, help="concurrent associations (sender processes)"
+    )
     args = p.parse_args()
 
     import django
@@ -177,7 +190,7 @@ def main() -> int:
             poll_seconds=0.2,
         ).start()
         started = time.monotonic()
-        subprocess.run(sender_command(args.sender, port, folder, paths), check=True)
+        send(args.sender, port, folder, paths, max(1, args.associations))
         last = time.monotonic()
         while not Job.objects.filter(kind="ingest").exists():
             time.sleep(0.02)
@@ -188,7 +201,10 @@ def main() -> int:
         received = sum(ReceivedStudy.objects.values_list("object_count", flat=True))
         assert received == len(paths), f"{received} of {len(paths)} objects received"
         seconds = last - started
-        print(f"sender: {args.sender}  objects: {len(paths)}  send: {seconds:.2f} s")
+        print(
+            f"sender: {args.sender} x {args.associations} association(s)  objects: "
+            f"{len(paths)}  send: {seconds:.2f} s"
+        )
         print(
             f"receive throughput: {file_bytes / 1e6 / seconds:.1f} MB/s of files "
             f"({pixel_bytes / 1e6 / seconds:.1f} MB/s of pixels; target >= 50)"
