@@ -175,3 +175,24 @@ def test_two_users_lease_expires_and_is_retaken(cast: Any, browser_login: Any) -
     assert (_server_mask(study) == label).sum() == painted
     assert _holder(study) == ("cora", _client_id(cora))
     assert not cora.js_errors, cora.js_errors
+
+
+def test_tabs_of_one_browser_hear_a_take_over_at_once(cast: Any, browser_login: Any) -> None:
+    """Two tabs in one browser (one context): the tab taken over learns it over the
+    BroadcastChannel, without waiting for its poll (stopped here to prove it)."""
+    ready = ready_study(seed=13, n_lesions=2)
+    url = f"/studies/{ready.study.pk}/"
+    a = browser_login("cora", "cora-pass-1", next_path=url)
+    wait_case_ready(a)
+    a.wait_for_selector("#c-lease .lease.mine")
+    a.evaluate("window.LLViewer.keeper.stop()")  # no poll, no renewal: only the channel
+    b = a.context.new_page()
+    b.goto(f"{a.base}{url}")
+    wait_case_ready(b)
+    b.wait_for_selector("#banner-action")
+    b.click("#banner-action")  # "Edit here instead"
+    b.wait_for_selector("#c-lease .lease.mine")
+    a.wait_for_selector("#case.readonly", timeout=2000)
+    assert "another tab or window of yours" in a.locator("#banner").inner_text()
+    assert _holder(ready.study) == ("cora", _client_id(b))
+    assert not a.js_errors, a.js_errors
