@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from django.utils import timezone
 
 from lesionloop.core.exceptions import DomainError
 from lesionloop.studies.models import Study
@@ -49,11 +48,7 @@ def lease_state(*, study: Study, user: Any, client: str) -> dict[str, Any]:
     lease turns read-only within seconds. Also the study's ``status`` and current
     ``revision`` number, so a tab can tell whether its copy is stale.
     """
-    live = (
-        study.lease_user_id is not None
-        and study.lease_expires_at is not None
-        and study.lease_expires_at > timezone.now()
-    )
+    live = study.lease_live()
     yours = live and study.lease_user_id == user.pk
     return {
         "user": study.lease_user.get_username() if live and study.lease_user else None,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class Study(models.Model):
@@ -73,6 +76,14 @@ class Study(models.Model):
 
     def __str__(self) -> str:
         return f"Study {self.pk} {self.patient_label} ({self.status})"
+
+    def lease_live(self, now: datetime | None = None) -> bool:
+        """Whether someone holds an unexpired review lease on the study."""
+        return (
+            self.lease_user_id is not None
+            and self.lease_expires_at is not None
+            and self.lease_expires_at > (now or timezone.now())
+        )
 
 
 class Job(models.Model):

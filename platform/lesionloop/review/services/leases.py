@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -14,16 +14,6 @@ from lesionloop.core.exceptions import Conflict
 from lesionloop.studies.models import Study
 
 from ._common import EDITABLE_STATUSES, _lock
-
-
-def _lease_live(study: Study, now: datetime | None = None) -> bool:
-    """Whether someone holds an unexpired lease on the study."""
-    now = now or timezone.now()
-    return (
-        study.lease_user_id is not None
-        and study.lease_expires_at is not None
-        and (study.lease_expires_at > now)
-    )
 
 
 def _lease_holds(study: Study, user: User, client: str) -> bool:
@@ -55,7 +45,7 @@ def _lease_hold(study: Study, user: User, client: str = "") -> bool:
     ``client``; True when newly taken. 409 ``leased`` while another holder's lease is live
     (another user, or the same user in another tab)."""
     now = timezone.now()
-    live = _lease_live(study, now)
+    live = study.lease_live(now)
     if live and not _lease_holds(study, user, client):
         raise _lease_conflict(study, user)
     study.lease_user = user
@@ -76,7 +66,7 @@ def _lease_hold(study: Study, user: User, client: str = "") -> bool:
 
 def _require_lease(study: Study, user: User, client: str) -> None:
     """409 ``leased`` unless the lease is free or held by ``user`` in ``client``."""
-    if _lease_live(study) and not _lease_holds(study, user, client):
+    if study.lease_live() and not _lease_holds(study, user, client):
         raise _lease_conflict(study, user)
 
 
@@ -97,7 +87,7 @@ def lease_take(*, study_id: int, user: User, client: str = "", take_over: bool =
             )
         if (
             take_over
-            and _lease_live(study)
+            and study.lease_live()
             and study.lease_user_id == user.pk
             and study.lease_client != client
         ):
@@ -113,7 +103,7 @@ def lease_release(*, study_id: int, user: User, client: str = "") -> None:
     with transaction.atomic():
         study = _lock(study_id)
         if not _lease_holds(study, user, client):
-            if _lease_live(study):
+            if study.lease_live():
                 raise _lease_conflict(study, user)
             return
         study.lease_user = None

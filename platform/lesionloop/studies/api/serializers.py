@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -22,9 +21,7 @@ class LeaseSerializer(serializers.Serializer):
 
 
 def lease_of(study: Study) -> dict[str, Any] | None:
-    if study.lease_user_id is None or study.lease_expires_at is None:
-        return None
-    if study.lease_expires_at <= timezone.now():
+    if not study.lease_live():
         return None
     return {"user": study.lease_user.get_username(), "expires_at": study.lease_expires_at}
 
