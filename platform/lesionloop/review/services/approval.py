@@ -21,8 +21,11 @@ from .leases import _lease_hold, _require_lease
 from .revisions import current_mask
 
 
-def _snapshot(*, study: Study, approval: Approval, labels: list[int]) -> Path:
-    """A complete prepared-study dir for training: hard links + the approved ground truth."""
+def _snapshot(
+    *, study: Study, approval: Approval, labels: list[int], mask: np.ndarray | None = None
+) -> Path:
+    """A complete prepared-study dir for training: hard links + the approved ground truth
+    (from ``mask``, the current working mask, read here when not given)."""
     prepared = storage.prepared_dir(study.pk)
     target = storage.study_dir(study.pk) / "approvals" / str(approval.pk)
     tmp = storage.temp_dir_beside(target)
@@ -35,7 +38,7 @@ def _snapshot(*, study: Study, approval: Approval, labels: list[int]) -> Path:
                 os.link(src, tmp / src.name)
             except OSError:
                 shutil.copy2(src, tmp / src.name)
-        mask = current_mask(study)
+        mask = current_mask(study) if mask is None else mask
         gt = np.isin(mask, np.asarray(labels, dtype=np.uint16)).astype(np.uint8)
         np.save(tmp / "ground_truth.npy", gt)
         storage.publish_dir(tmp, target)
@@ -46,10 +49,15 @@ def _snapshot(*, study: Study, approval: Approval, labels: list[int]) -> Path:
 
 
 def _approve_locked(
-    *, study: Study, user: User | None, revision: MaskRevision, training_eligible: bool
+    *,
+    study: Study,
+    user: User | None,
+    revision: MaskRevision,
+    training_eligible: bool,
+    mask: np.ndarray | None = None,
 ) -> Approval:
     """Approve ``revision`` with the kept lesions and write the training snapshot
-    (study locked); frees the lease."""
+    (study locked; ``mask``: its working mask, if the caller has it); frees the lease."""
     labels = list(study.lesions.filter(decision__in=KEPT_DECISIONS).values_list("label", flat=True))
     approval = Approval.objects.create(
         study=study,
@@ -59,7 +67,7 @@ def _approve_locked(
         lesion_labels=labels,
     )
     approval.snapshot_dir = storage.relative(
-        _snapshot(study=study, approval=approval, labels=labels)
+        _snapshot(study=study, approval=approval, labels=labels, mask=mask)
     )
     approval.save(update_fields=["snapshot_dir"])
     study.status = Study.Status.APPROVED
@@ -119,10 +127,15 @@ def study_approve(
                 code="undecided_lesions",
                 extra={"pending_lesions": pending},
             )
-        _require_voxels(study)
+        mask = current_mask(study)
+        _require_voxels(study, mask)
         revision = MaskRevision.objects.get(study=study, number=study.revision_number)
         _approve_locked(
-            study=study, user=user, revision=revision, training_eligible=training_eligible
+            study=study,
+            user=user,
+            revision=revision,
+            training_eligible=training_eligible,
+            mask=mask,
         )
     return study
 
@@ -144,14 +157,14 @@ def _require_decisions(study: Study, expected: dict[int, str]) -> None:
         )
 
 
-def _require_voxels(study: Study) -> None:
-    """409 ``empty_lesions``: a kept lesion with no voxels in the saved mask (erased,
+def _require_voxels(study: Study, mask: np.ndarray) -> None:
+    """409 ``empty_lesions``: a kept lesion with no voxels in the saved ``mask`` (erased,
     then accepted again without saving its restored contour)."""
     kept = _kept_labels(study)
     if not kept:
         return
-    present = set(np.unique(current_mask(study)).tolist())
-    empty = [label for label in kept if label not in present]
+    counts = np.bincount(mask.ravel(), minlength=max(kept) + 1)  # one pass, no sort
+    empty = [label for label in kept if counts[label] == 0]
     if empty:
         names = ", ".join(str(label) for label in empty)
         raise Conflict(
