@@ -39,6 +39,7 @@ from pathlib import Path
 from django.contrib.auth.models import User
 from django.db import transaction
 
+from lesionloop.audit.services import audit_record
 from lesionloop.pacs import services as pacs
 from lesionloop.registry import services as registry
 from lesionloop.registry.models import ModelVersion
@@ -214,4 +215,10 @@ def late_structure_set(*, study_id: int, files: list[Path]) -> Job | None:
             study.report = report
             study.save(update_fields=["report", "updated_at"])
             return None
+        audit_record(
+            event_type="study_reingest",
+            study=study,
+            files=[f.name for f in structure_sets],
+            reason="structure set after the images",
+        )
         return studies.study_reingest_with(study=study, files=structure_sets)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,7 +30,7 @@ from lesionloop.audit.services import audit_record
 from lesionloop.core.exceptions import Conflict, DomainError
 from lesionloop.studies import storage
 from lesionloop.studies.models import Job, Study
-from lesionloop.studies.services import job_create
+from lesionloop.studies.services import job_create, study_reingest_with
 
 from . import network
 from .models import DicomSend, ReceivedStudy, RemoteNode, Retrieve
@@ -299,16 +298,6 @@ def _release(rows: list[ReceivedStudy], status: str, message: str = "") -> None:
     ).update(status=status, message=message[:4000])
 
 
-def _link(src: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.exists():
-        return
-    try:
-        os.link(src, dest)  # same file system: no copy; the staging name is removed later
-    except OSError:
-        shutil.copy2(src, dest)
-
-
 def _unstage(files: list[Path]) -> None:
     for path in files:
         path.unlink(missing_ok=True)
@@ -423,7 +412,7 @@ def _study_from_received(*, rows: list[ReceivedStudy], files: list[Path]) -> Stu
     study = Study.objects.create(status=Study.Status.RECEIVED, source="dicom")
     target = storage.upload_dir(study.pk) / "dicom"
     for path in files:
-        _link(path, target / path.name)
+        storage.link_or_copy(path, target / path.name)
     _rows_attach(rows, study)
     _received_audit(rows=rows, study=study, files=files)
     job_create(study=study, kind=Job.Kind.INGEST)
@@ -432,15 +421,9 @@ def _study_from_received(*, rows: list[ReceivedStudy], files: list[Path]) -> Stu
 
 def _study_reingest(*, rows: list[ReceivedStudy], study: Study, files: list[Path]) -> None:
     """The study's ingest failed (e.g. the MR came late): ingest it again with everything."""
-    target = storage.upload_dir(study.pk) / "dicom"
-    for path in files:
-        _link(path, target / path.name)
-    study.status = Study.Status.RECEIVED
-    study.status_reason = "More objects received; ingesting again"
-    study.save(update_fields=["status", "status_reason", "updated_at"])
+    study_reingest_with(study=study, files=files)
     _rows_attach(rows, study)
     _received_audit(rows=rows, study=study, files=files, reingest=True)
-    job_create(study=study, kind=Job.Kind.INGEST)
 
 
 def _late_objects_attach(*, rows: list[ReceivedStudy], study: Study, files: list[Path]) -> None:
@@ -452,7 +435,7 @@ def _late_objects_attach(*, rows: list[ReceivedStudy], study: Study, files: list
     target = _late_dir(study.pk)
     late = []
     for path in files:
-        _link(path, target / path.name)
+        storage.link_or_copy(path, target / path.name)
         ds = dcmread(target / path.name, stop_before_pixels=True)
         late.append(
             {

@@ -209,19 +209,15 @@ def study_upload(
 
 
 def study_reingest_with(*, study: Study, files: list[Path]) -> Job:
-    """Ingest ``study`` (locked) again with ``files`` added to its upload (e.g. the
-    planning system's structure set that arrived after the images). Queues the job."""
+    """Ingest ``study`` (locked) again with ``files`` added to its upload (a late MR, the
+    planning system's structure set after the images). Queues the job; the caller
+    audits why."""
     target = storage.upload_dir(study.pk) / "dicom"
-    target.mkdir(parents=True, exist_ok=True)
     for path in files:
-        if not (target / path.name).exists():
-            shutil.copy2(path, target / path.name)
+        storage.link_or_copy(path, target / path.name)
     study.status = Study.Status.RECEIVED
     study.status_reason = "More objects received; ingesting again"
     study.save(update_fields=["status", "status_reason", "updated_at"])
-    audit_record(
-        event_type="study_reingest", study=study, files=[p.name for p in files], reason="late"
-    )
     return job_create(study=study, kind=Job.Kind.INGEST)
 
 

@@ -20,6 +20,8 @@ writing itself is ``ml.atomic`` (``atomic_write_bytes``, ``temp_dir_beside``,
 from __future__ import annotations
 
 import gzip
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +91,15 @@ def gunzip_array(data: bytes, *, dtype: str, shape: tuple[int, ...]) -> np.ndarr
 
 def read_gz_array(path: Path, *, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
     return gunzip_array(Path(path).read_bytes(), dtype=dtype, shape=shape)
+
+
+def link_or_copy(src: Path, dest: Path) -> None:
+    """``src`` also at ``dest`` (a hard link on the same file system, else a copy); a
+    ``dest`` that exists already is kept."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():
+        return
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)
