@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import colorsys
 import datetime as dt
+import functools
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -62,22 +63,25 @@ def roi_colour(number: int) -> tuple[int, int, int]:
     """The display colour (RGB 0-255) of ROI ``number`` (1, 2, ...): the fixed palette,
     then hues a golden angle apart at three saturation/value levels, skipping any colour
     already given, so no two ROIs of a structure set share a colour."""
-    while len(_COLOURS) < number:
-        k = len(_COLOURS) - len(ROI_COLOURS) + _SKIPPED[0]
+    return _palette(-(-number // _BLOCK))[number - 1]
+
+
+_BLOCK = 256  # colours are made this many at a time
+
+
+@functools.cache
+def _palette(blocks: int) -> tuple[tuple[int, int, int], ...]:
+    """The first ``blocks * _BLOCK`` ROI colours, all distinct (a pure function)."""
+    colours, used, k = list(ROI_COLOURS), set(ROI_COLOURS), 0
+    while len(colours) < blocks * _BLOCK:
         hue = (k * GOLDEN_ANGLE) % 1.0
         saturation, value = ((1.0, 1.0), (0.6, 1.0), (1.0, 0.7))[k % 3]
-        rgb = tuple(round(v * 255) for v in colorsys.hsv_to_rgb(hue, saturation, value))
-        if rgb in _USED:
-            _SKIPPED[0] += 1
-            continue
-        _COLOURS.append(rgb)  # type: ignore[arg-type]
-        _USED.add(rgb)
-    return _COLOURS[number - 1]
-
-
-_COLOURS: list[tuple[int, int, int]] = list(ROI_COLOURS)
-_USED: set[tuple[int, ...]] = set(ROI_COLOURS)
-_SKIPPED = [0]
+        k += 1
+        r, g, b = (round(v * 255) for v in colorsys.hsv_to_rgb(hue, saturation, value))
+        if (r, g, b) not in used:
+            colours.append((r, g, b))
+            used.add((r, g, b))
+    return tuple(colours)
 
 
 @dataclass(frozen=True)
