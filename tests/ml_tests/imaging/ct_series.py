@@ -85,31 +85,9 @@ def _slice(
 
 def ct_image(slices: list[Dataset]) -> sitk.Image:
     """An empty SimpleITK image on the CT grid, array order = ``sort_slices`` order."""
-    from ml.imaging.geometry import SliceGeometry, sort_slices
+    from ml.imaging.geometry import ct_grid, sort_slices
 
-    ordered = sort_slices(slices)
-    first, geom = ordered[0], SliceGeometry.of(ordered[0])
-    h, w = int(first.Rows), int(first.Columns)
-    img = sitk.Image([w, h, len(ordered)], sitk.sitkUInt8)
-    step = (
-        float(np.linalg.norm(SliceGeometry.of(ordered[1]).position - geom.position))
-        if len(ordered) > 1
-        else 1.0
-    )
-    img.SetSpacing((float(first.PixelSpacing[1]), float(first.PixelSpacing[0]), step))
-    img.SetOrigin(tuple(float(v) for v in first.ImagePositionPatient))
-    row, col = (
-        np.array(first.ImageOrientationPatient[:3]),
-        np.array(first.ImageOrientationPatient[3:]),
-    )
-    normal = (
-        (SliceGeometry.of(ordered[-1]).position - geom.position)
-        if len(ordered) > 1
-        else np.cross(row, col)
-    )
-    normal = normal / np.linalg.norm(normal)
-    img.SetDirection(tuple(np.column_stack([row, col, normal]).ravel().tolist()))
-    return img
+    return ct_grid(sort_slices(slices)).reference(sitk.sitkUInt8)
 
 
 def ellipsoid(
