@@ -172,7 +172,26 @@ _DRAMATIQ_MIDDLEWARE = [
     "dramatiq.middleware.Retries",
     "dramatiq.middleware.CurrentMessage",
     "django_dramatiq.middleware.DbConnectionsMiddleware",
+    # Workers on the default queue run the job sweeper (lesionloop.loop.sweeper).
+    "lesionloop.loop.sweeper.SweeperMiddleware",
 ]
+
+# --- Recovery: heartbeats and the sweeper (docs/PLATFORM.md, "Nothing is stuck") -----
+# A running job's worker writes its heartbeat this often (seconds).
+LESIONLOOP_JOB_HEARTBEAT_S = env_int("LESIONLOOP_JOB_HEARTBEAT_S", 5, minimum=1)
+# A running job whose heartbeat is older than this lost its worker: it is queued again.
+LESIONLOOP_JOB_STALE_S = env_int("LESIONLOOP_JOB_STALE_S", 45, minimum=2)
+# A queued job older than this whose message the broker no longer holds is sent again.
+LESIONLOOP_JOB_REQUEUE_S = env_int("LESIONLOOP_JOB_REQUEUE_S", 60, minimum=1)
+# A job whose worker died this many times is failed instead (it may be what kills it).
+LESIONLOOP_JOB_MAX_ATTEMPTS = env_int("LESIONLOOP_JOB_MAX_ATTEMPTS", 3, minimum=1)
+# How often each default-queue worker process sweeps (seconds); 0 turns the sweeper off.
+LESIONLOOP_SWEEP_INTERVAL_S = env_int("LESIONLOOP_SWEEP_INTERVAL_S", 15, minimum=0)
+if LESIONLOOP_JOB_STALE_S <= 2 * LESIONLOOP_JOB_HEARTBEAT_S:
+    raise ImproperlyConfigured(
+        f"LESIONLOOP_JOB_STALE_S ({LESIONLOOP_JOB_STALE_S}) must exceed two heartbeats "
+        f"(LESIONLOOP_JOB_HEARTBEAT_S={LESIONLOOP_JOB_HEARTBEAT_S}): live jobs would be requeued"
+    )
 
 
 def dramatiq_broker_settings(url: str) -> dict[str, object]:
