@@ -117,14 +117,13 @@ def _kill_while_running(processes: Processes, victim: Any, job_id: int) -> float
 def test_a_killed_worker_job_finishes_once_on_the_next_worker(
     recovery_env: Any, cast: Any, tmp_path: Path, kind: str
 ) -> None:
-    from ml.synthetic import generate_study
+    from django.core.files.uploadedfile import SimpleUploadedFile
 
     from lesionloop.loop.flows import study_import
     from lesionloop.studies.models import Job, Study
     from lesionloop.studies.services import study_upload
+    from ml.synthetic import generate_study
     from tests.platform_tests.studies.helpers import model_version, tiny_model_dir
-
-    from django.core.files.uploadedfile import SimpleUploadedFile
 
     processes, storage = recovery_env
     case = tmp_path / "case"
