@@ -39,7 +39,8 @@ class Heartbeat:
                 try:
                     if not self._beat():
                         self.lost = True
-                        log.warning("heartbeat: the claim was taken over; stopping the beat")
+                        # finished meanwhile, or requeued by the sweeper
+                        log.info("heartbeat: the job is no longer running under this claim")
                         return
                 except Exception:  # a database hiccup: try again at the next beat
                     log.exception("heartbeat write failed")

@@ -34,7 +34,8 @@ def send(actor: dramatiq.Actor[Any, Any], *args: Any, delay_ms: int | None = Non
             exc,
         )
         return ""
-    return message.message_id
+    # Redis keys each enqueued copy by its own id (a retry is a new copy)
+    return str(message.options.get("redis_message_id") or message.message_id)
 
 
 def message_live(queue_name: str, message_id: str) -> bool | None:
