@@ -72,6 +72,7 @@ class Outcome:
     failed: int
     kills: list[Kill] = field(default_factory=list)
     requeued_s: list[float] = field(default_factory=list)  # kill -> queued again
+    running_s: list[float] = field(default_factory=list)  # kill -> running again
     recovered_s: list[float] = field(default_factory=list)  # kill -> the work finished
 
 
@@ -219,8 +220,9 @@ def inject(
     return kills
 
 
-def _recoveries(kind: str, kills: list[Kill]) -> tuple[list[float], list[float]]:
-    """Seconds from each kill that hit running work to its requeue and its completion."""
+def _recoveries(kind: str, kills: list[Kill]) -> tuple[list[float], list[float], list[float]]:
+    """Seconds from each kill that hit running work to its requeue, to its claim by the
+    next worker (running again: the recovery) and to its completion."""
     from lesionloop.audit.models import AuditEvent
     from lesionloop.studies.models import Job
     from lesionloop.training.models import TrainingRun
@@ -231,7 +233,8 @@ def _recoveries(kind: str, kills: list[Kill]) -> tuple[list[float], list[float]]
         if kind == "training"
         else ("job_requeued", "payload__job")
     )
-    requeued, finished = [], []
+    requeued, claimed, finished = [], [], []
+    claim_field = "started_at" if kind == "training" else "claimed_at"
     for kill in kills:
         kill_time = datetime.fromtimestamp(kill.at_wall, tz=UTC)
         for pk in kill.running:
@@ -243,10 +246,12 @@ def _recoveries(kind: str, kills: list[Kill]) -> tuple[list[float], list[float]]
             )
             if again is not None:
                 requeued.append((again - kill_time).total_seconds())
-            done = model.objects.filter(pk=pk).values_list("finished_at", flat=True).first()
-            if done is not None:  # else: counted as stuck
-                finished.append((done - kill_time).total_seconds())
-    return requeued, finished
+            row = model.objects.filter(pk=pk).values(claim_field, "finished_at").first() or {}
+            if row.get("finished_at") is not None:  # else: counted as stuck
+                # no kill while the hit work recovers: its last claim is the recovery's
+                claimed.append((row[claim_field] - kill_time).total_seconds())
+                finished.append((row["finished_at"] - kill_time).total_seconds())
+    return requeued, claimed, finished
 
 
 def _doubled(event_type: str, key: str) -> int:
@@ -326,7 +331,7 @@ def run_ingest(
     outcome = _study_outcome("ingest", "awaiting_model", args.final_timeout_s)
     victim.stop()
     outcome.kills = kills
-    outcome.requeued_s, outcome.recovered_s = _recoveries("ingest", kills)
+    outcome.requeued_s, outcome.running_s, outcome.recovered_s = _recoveries("ingest", kills)
     return outcome
 
 
@@ -383,7 +388,7 @@ def run_inference(
     victim.stop()
     sweeper.stop()
     outcome.kills = kills
-    outcome.requeued_s, outcome.recovered_s = _recoveries("inference", kills)
+    outcome.requeued_s, outcome.running_s, outcome.recovered_s = _recoveries("inference", kills)
     return outcome
 
 
@@ -431,7 +436,7 @@ def run_training(
         failed=statuses.count("failed"),
         kills=kills,
     )
-    outcome.requeued_s, outcome.recovered_s = _recoveries("training", kills)
+    outcome.requeued_s, outcome.running_s, outcome.recovered_s = _recoveries("training", kills)
     return outcome
 
 
@@ -449,21 +454,22 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
     )
     print(
         "| kind | kills | hit a running job | finished | finished twice | stuck | failed "
-        "| kill → requeued s (median / max) | kill → finished s (median / max) |"
+        "| kill → requeued s | kill → running again s | kill → finished s |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for o in outcomes:
         hit = sum(1 for k in o.kills if k.running)
         print(
             f"| {o.kind} | {len(o.kills)} | {hit} | {o.finished}/{o.total} | {o.doubled} "
-            f"| {o.stuck} | {o.failed} | {_stats(o.requeued_s)} | {_stats(o.recovered_s)} |"
+            f"| {o.stuck} | {o.failed} | {_stats(o.requeued_s)} | {_stats(o.running_s)} "
+            f"| {_stats(o.recovered_s)} |"
         )
     extra = (45 - args.stale_s) + (15 - args.sweep_s)
-    worst = max((max(o.recovered_s) for o in outcomes if o.recovered_s), default=0.0)
+    worst = max((max(o.running_s) for o in outcomes if o.running_s), default=0.0)
     print(
-        f"\nwith the production thresholds (stale 45 s, sweep 15 s) detection takes up to "
-        f"{extra} s longer: worst kill → finished here {worst:.0f} s, there about "
-        f"{worst + extra:.0f} s"
+        "\ntimes are median / max seconds. With the production thresholds (stale 45 s, "
+        f"sweep 15 s) detection takes up to {extra} s longer: worst kill → running again "
+        f"here {worst:.0f} s, there about {worst + extra:.0f} s"
     )
 
 
