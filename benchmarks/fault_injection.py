@@ -21,7 +21,8 @@ serving ``default`` (the sweeper) runs throughout; for the ingest kind it is the
 Per kind it prints: studies (or training runs) finished, finished twice (two
 ``ingest_done`` / ``prediction_created`` / ``training_finished`` events for one), stuck
 (not final when the run ends), failed, and the time to recover: from a kill that hit a
-running job to its requeue and to its completion. Targets: 0 lost, 0 doubled, 0 stuck, recovery
+running job to its requeue, to its claim by the next worker (running again) and to
+its completion. Targets: 0 lost, 0 doubled, 0 stuck, recovery
 within 2 minutes (with the production thresholds: heartbeat 5 s, stale 45 s, sweep 15 s;
 the script uses shorter ones, see ``--stale-s``, and prints what recovery would be with
 the production ones added).
