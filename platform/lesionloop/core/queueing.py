@@ -11,6 +11,7 @@ the broker (Redis only; ``None`` = cannot tell, so the sweeper falls back on age
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import dramatiq
@@ -39,8 +40,11 @@ def send(actor: dramatiq.Actor[Any, Any], *args: Any, delay_ms: int | None = Non
 
 
 def message_live(queue_name: str, message_id: str) -> bool | None:
-    """Whether the broker still holds ``message_id`` (waiting, delayed or being worked
-    on); None when this broker cannot say or cannot be reached."""
+    """Whether the broker still holds ``message_id`` where a live worker will run it:
+    waiting in the queue (or the delay queue), or fetched by a worker whose Dramatiq
+    heartbeat is recent. A message fetched by a worker that died stays in Redis until
+    Dramatiq's own maintenance notices (minutes), so it does not count. None when this
+    broker cannot say or cannot be reached."""
     if not message_id:
         return False
     broker = dramatiq.get_broker()
@@ -50,9 +54,27 @@ def message_live(queue_name: str, message_id: str) -> bool | None:
         return None
     try:
         return any(
-            client.hexists(f"{namespace}:{queue}.msgs", message_id)
+            _redis_holds(broker, client, namespace, queue, message_id)
             for queue in (queue_name, f"{queue_name}.DQ")
         )
     except Exception as exc:  # noqa: BLE001 - an unreachable broker: cannot tell
         log.warning("could not ask the broker about message %s: %s", message_id, exc)
         return None
+
+
+def _redis_holds(broker: Any, client: Any, namespace: str, queue: str, message_id: str) -> bool:
+    """Key layout of dramatiq's Redis broker (``brokers/redis/dispatch.lua``): messages
+    in ``<ns>:<queue>.msgs``, waiting ids in the list ``<ns>:<queue>``, fetched ids in
+    ``<ns>:__acks__.<worker>.<queue>``, worker heartbeats (ms) in ``<ns>:__heartbeats__``."""
+    if not client.hexists(f"{namespace}:{queue}.msgs", message_id):
+        return False
+    if client.lpos(f"{namespace}:{queue}", message_id) is not None:
+        return True
+    now_ms = time.time() * 1000
+    timeout_ms = float(getattr(broker, "heartbeat_timeout", 60_000))
+    for worker, beat_ms in client.zrange(f"{namespace}:__heartbeats__", 0, -1, withscores=True):
+        worker_id = worker.decode() if isinstance(worker, bytes) else str(worker)
+        acks = f"{namespace}:__acks__.{worker_id}.{queue}"
+        if now_ms - beat_ms < timeout_ms and client.sismember(acks, message_id):
+            return True
+    return False

@@ -67,3 +67,28 @@ def test_a_dead_broker_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_no_message_id_is_never_live() -> None:
     assert queueing.message_live("default", "") is False
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("worker_beat_age_s", "live"),
+    [(1, True), (3600, False)],
+    ids=["fetched by a live worker", "fetched by a dead worker"],
+)
+def test_a_fetched_message_is_live_only_while_its_worker_is(
+    redis_broker: Any, worker_beat_age_s: int, live: bool
+) -> None:
+    """A worker that was SIGKILLed keeps its prefetched messages in Redis (its ack set)
+    until Dramatiq's maintenance runs: the sweeper must not count on them."""
+    import time
+
+    queue = f"ll-q-{uuid.uuid4().hex[:8]}"
+    actor = dramatiq.actor(lambda: None, broker=redis_broker, queue_name=queue, actor_name=queue)
+    message_id = queueing.send(actor)
+    client, ns = redis_broker.client, redis_broker.namespace
+    worker_id = f"w-{uuid.uuid4().hex[:6]}"
+    client.lrem(f"{ns}:{queue}", 0, message_id)  # what a fetch does (dispatch.lua)
+    client.sadd(f"{ns}:__acks__.{worker_id}.{queue}", message_id)
+    beat_ms = (time.time() - worker_beat_age_s) * 1000
+    client.zadd(f"{ns}:__heartbeats__", {worker_id: beat_ms})
+    assert queueing.message_live(queue, message_id) is live
