@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -36,6 +37,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "django_dramatiq",
+    "axes",
     "lesionloop.core",
     "lesionloop.accounts",
     "lesionloop.audit",
@@ -72,6 +74,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # last: turns a lock-out flagged during authentication into its response
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "lesionloop.urls"
@@ -107,6 +111,30 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# --- login lock-out (django-axes; accounts/lockout.py, docs/SECURITY.md) ------------
+# The axes backend goes first: it refuses a locked-out username or IP before any
+# password is checked, on the session login, the admin login and the token endpoint.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env_bool("LESIONLOOP_LOGIN_LOCKOUT", True)
+# Failures for one username, or from one IP address (each counted on its own), lock it.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = env_int("LESIONLOOP_LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(
+    minutes=env_int("LESIONLOOP_LOGIN_COOLOFF_MINUTES", 15, minimum=1)
+)
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "lesionloop.accounts.lockout.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+# Our audit trail records logins and lock-outs; axes keeps only its counters.
+AXES_DISABLE_ACCESS_LOG = True
+# Behind N reverse proxies that append to X-Forwarded-For, the client is the N-th
+# address from its right; 0 (default) trusts only REMOTE_ADDR (accounts/lockout.py).
+LESIONLOOP_PROXY_COUNT = env_int("LESIONLOOP_PROXY_COUNT", 0, minimum=0)
+AXES_CLIENT_IP_CALLABLE = "lesionloop.accounts.lockout.client_ip"
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
@@ -222,6 +250,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Studies, lesion review, model registry and audit trail for SRS contouring.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema lists every endpoint and filter: only logged-in users (session or token)
+    # read it; /api/docs/ sends a browser to the login page (urls.py).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
 LOGGING = {
