@@ -1,6 +1,7 @@
 """Settings shared by every environment. Everything comes from the environment.
 
 ``DATABASE_URL``          default: SQLite file under ``var/`` (embedded mode)
+``DATABASE_OWNER_URL``    PostgreSQL: the owner role that migrations run as (optional)
 ``DRAMATIQ_BROKER_URL``   ``redis://...`` or ``amqp://...``; empty = embedded
                           in-process worker (one command serves the whole product)
 ``LESIONLOOP_STORAGE``    where images, masks and model weights live (default ``var/storage``)
@@ -105,6 +106,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+# The role that owns the schema and runs migrations (docs/SECURITY.md): with it set,
+# DATABASE_URL is the application's confined role and ``manage.py migrate`` connects
+# as the owner (core/dbowner.py). Same database, other credentials.
+DATABASE_OWNER_URL = env_str("DATABASE_OWNER_URL")
+if DATABASE_OWNER_URL:
+    _owner = dj_database_url.parse(DATABASE_OWNER_URL)
+    if (_owner["ENGINE"], _owner["NAME"]) != (
+        DATABASES["default"]["ENGINE"],
+        DATABASES["default"]["NAME"],
+    ):
+        raise ImproperlyConfigured(
+            "DATABASE_OWNER_URL must name the same PostgreSQL database as DATABASE_URL "
+            "(only the role differs)."
+        )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
