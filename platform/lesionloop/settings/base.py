@@ -106,6 +106,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
 # The role that owns the schema and runs migrations (docs/SECURITY.md): with it set,
 # DATABASE_URL is the application's confined role and ``manage.py migrate`` connects
 # as the owner (core/dbowner.py). Same database, other credentials.
@@ -120,12 +127,7 @@ if DATABASE_OWNER_URL:
             "DATABASE_OWNER_URL must name the same PostgreSQL database as DATABASE_URL "
             "(only the role differs)."
         )
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
-]
 # --- login lock-out (django-axes; accounts/lockout.py, docs/SECURITY.md) ------------
 # The axes backend goes first: it refuses a locked-out username or IP before any
 # password is checked, on the session login, the admin login and the token endpoint.
@@ -137,9 +139,7 @@ AXES_ENABLED = env_bool("LESIONLOOP_LOGIN_LOCKOUT", True)
 # Failures for one username, or from one IP address (each counted on its own), lock it.
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_FAILURE_LIMIT = env_int("LESIONLOOP_LOGIN_FAILURE_LIMIT", 10, minimum=1)
-AXES_COOLOFF_TIME = timedelta(
-    minutes=env_int("LESIONLOOP_LOGIN_COOLOFF_MINUTES", 15, minimum=1)
-)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LESIONLOOP_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "lesionloop.accounts.lockout.lockout_response"
 AXES_HTTP_RESPONSE_CODE = 429
