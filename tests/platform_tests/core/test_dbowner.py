@@ -65,3 +65,34 @@ def test_without_owner_url_nothing_changes(settings: Any) -> None:
     out = io.StringIO()
     call_command("migrate", verbosity=1, stdout=out, interactive=False)
     assert "owner role" not in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("owner_url", "ok"),
+    [
+        ("postgres://owner:pw@db:5432/lesionloop", True),
+        ("postgres://owner:pw@db:5432/otherdb", False),  # another database
+        ("sqlite:///tmp/x.sqlite3", False),  # another engine
+    ],
+)
+def test_settings_refuse_an_owner_url_for_another_database(owner_url: str, ok: bool) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{root / 'platform'}{os.pathsep}{root}",
+        "DJANGO_SETTINGS_MODULE": "lesionloop.settings.dev",
+        "DATABASE_URL": "postgres://app:pw@db:5432/lesionloop",
+        "DATABASE_OWNER_URL": owner_url,
+    }
+    code = "from django.conf import settings; print(settings.DATABASE_OWNER_URL)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert (result.returncode == 0) == ok, result.stderr[-2000:]
+    if not ok:
+        assert "DATABASE_OWNER_URL must name the same PostgreSQL database" in result.stderr
