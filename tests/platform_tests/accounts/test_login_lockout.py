@@ -29,7 +29,7 @@ def _login(url: str, username: str, password: str, ip: str) -> Any:
 
 
 def _outcome(url: str, response: Any) -> str:
-    """"ok", "wrong" or "locked", checking each endpoint's own shape."""
+    """The outcome ("ok", "wrong" or "locked"), checking each endpoint's own shape."""
     if response.status_code == 429:
         if url == TOKEN:
             body = response.json()
