@@ -61,9 +61,11 @@ class TrainingRunStartSerializer(serializers.Serializer):
         required=False,
         default=dict,
         help_text=(
-            "Optional overrides of the grid's training config: seed, max_minutes, "
-            "unet.{epochs, steps_per_epoch, lr, loss}, deepmedic.{epochs, segments_per_epoch, "
-            "batch_size, lr}."
+            "Optional overrides of the grid's training config, each within bounds "
+            "(400 hyperparameter_out_of_range outside): seed, max_minutes, "
+            "unet.{epochs, steps_per_epoch, batch_size, lr, loss}, "
+            "deepmedic.{epochs, segments_per_epoch, batch_size, lr} "
+            "(training/config.py OVERRIDABLE)."
         ),
     )
 

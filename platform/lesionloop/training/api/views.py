@@ -26,6 +26,21 @@ def _run(run_id: int) -> TrainingRun:
         raise DomainError("No such training run.", code="not_found", status_code=404) from None
 
 
+def _refuse_unknown_fields(data: object, serializer_class: type) -> None:
+    """400 ``unknown_field`` for a body field the serializer does not take: a misplaced
+    ``{"epochs": 500}`` (outside ``hyperparameters``) must not start a default run."""
+    if not isinstance(data, dict):
+        return  # the serializer refuses a non-object body
+    unknown = sorted(str(key) for key in set(data) - set(serializer_class().fields))
+    if unknown:
+        raise DomainError(
+            f"Unknown field(s): {', '.join(unknown)[:200]}. "
+            f"Accepted: {', '.join(serializer_class().fields)}.",
+            code="unknown_field",
+            extra={"fields": unknown[:20]},
+        )
+
+
 class TrainingRunListView(generics.ListAPIView):
     permission_classes = [ReadAnyRoleWriteAdmin]
     serializer_class = TrainingRunSerializer
@@ -35,6 +50,7 @@ class TrainingRunListView(generics.ListAPIView):
 
     @extend_schema(request=TrainingRunStartSerializer, responses={202: TrainingRunSerializer})
     def post(self, request: Request) -> Response:
+        _refuse_unknown_fields(request.data, TrainingRunStartSerializer)
         data = validated(TrainingRunStartSerializer, request.data)
         run = services.training_run_start(
             started_by=request.user, overrides=data["hyperparameters"]
