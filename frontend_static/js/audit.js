@@ -81,6 +81,7 @@
     const params = new URLSearchParams(location.search);
     $("a-study").value = params.get("study") || ""; $("a-model").value = params.get("model_version") || "";
     $("a-type").value = params.get("event_type") || ""; $("a-actor").value = params.get("actor") || "";
+    $("a-order").value = params.get("ordering") === "created_at" ? "created_at" : "-created_at";
     let next = null; let rows = [];
     async function load(url, append) {
       try {
@@ -100,7 +101,9 @@
       }
     }
     function apply() {
-      const q = new URLSearchParams({ ordering: "-created_at" });
+      const ordering = $("a-order").value === "created_at" ? "created_at" : "-created_at";
+      $("a-order-note").textContent = ordering === "created_at" ? "oldest first" : "newest first";
+      const q = new URLSearchParams({ ordering });
       if ($("a-study").value) q.set("study", $("a-study").value);
       if ($("a-model").value) q.set("model_version", $("a-model").value);
       if ($("a-type").value.trim()) q.set("event_type", $("a-type").value.trim());
@@ -155,7 +158,7 @@
       const m = v.metrics || {};
       $("m-summary").innerHTML = `
         <dt>Created</dt><dd>${esc(fmtDate(v.created_at))} by ${esc(userName(v.created_by) || "system")}</dd>
-        <dt>Promoted</dt><dd>${v.promoted_at ? `${esc(fmtDate(v.promoted_at))} by ${esc(userName(v.promoted_by))}${v.promotion_note ? ` · “${esc(v.promotion_note)}”` : ""}` : "never"}</dd>
+        <dt>Promoted</dt><dd>${v.promoted_at ? `${esc(fmtDate(v.promoted_at))} ${v.promoted_by ? `by ${esc(userName(v.promoted_by))}` : "automatically (by LesionLoop, no user)"}${v.promotion_note ? ` · “${esc(v.promotion_note)}”` : ""}` : "never"}</dd>
         <dt>Validation</dt><dd>DSC ${fmtNum(m.dsc, 3)} · small-lesion sensitivity ${fmtNum(m.small_sensitivity, 3)} · large-lesion sensitivity ${fmtNum(m.large_sensitivity, 3)} · FP/study ${fmtNum(m.fp_per_study, 2)}</dd>
         <dt>Code</dt><dd class="mono">${esc(v.code_version || "—")} · preset ${esc(v.preset || "—")}</dd>
         <dt>Weights</dt><dd class="mono small">${(v.weights || []).map((w) => `${esc(w.file)} sha256:${esc(String(w.sha256).slice(0, 16))}…`).join("<br>") || "—"}</dd>`;

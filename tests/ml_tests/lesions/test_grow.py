@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml.lesions.grow import GrowConfig, ball_box, grow_from_click
+from ml.lesions.grow import GrowConfig, ball_box, grow_from_click, run_lengths
 
 SPACING = (2.0, 1.0, 1.0)  # anisotropic, like the lite grid
 SHAPE = (24, 48, 48)
@@ -167,3 +167,20 @@ def test_ball_box_is_clipped_at_the_volume_edge():
     assert box == (slice(0, 3), slice(0, 5), slice(43, 48))
     assert ball.shape == (3, 5, 5) and ball[0, 0, 4] and not ball[2, 4, 4]
     assert ball.sum() == _ball(4.0, centre=(0, 0, 47)).sum()
+
+
+@pytest.mark.parametrize(
+    "flat,runs",
+    [
+        ([], []),
+        ([0, 0, 1, 1, 1, 0], [2, 3, 1]),
+        ([1, 1, 0], [0, 2, 1]),
+        ([1], [0, 1]),
+        ([0, 0, 0, 0], [4]),
+    ],
+)
+def test_run_lengths(flat, runs):
+    assert (
+        run_lengths(np.array(flat, dtype=bool).reshape(1, 1, -1) if flat else np.zeros((0, 0, 0)))
+        == runs
+    )
