@@ -306,3 +306,15 @@ def _crop(
         seed_zyx=seed,  # type: ignore[arg-type]
         threshold=float(threshold),
     )
+
+
+def run_lengths(mask: np.ndarray) -> list[int]:
+    """Run lengths of ``mask`` flattened in C order (z, then y, then x fastest),
+    alternating outside / inside and starting with outside (a leading 0 when the first
+    voxel is inside); they sum to ``mask.size``. How a proposal travels as JSON."""
+    flat = np.asarray(mask, dtype=bool).ravel()
+    if flat.size == 0:
+        return []
+    edges = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    runs = np.diff(np.concatenate(([0], edges, [flat.size]))).tolist()
+    return [0, *runs] if flat[0] else runs
