@@ -147,11 +147,11 @@
   }
 
   async function startTraining() {
-    if (estimate && !confirm(`Start retraining?\n\n${estimateText(estimate)}\n\nYou can cancel it while it runs.`)) return;
     $("start-training").disabled = true;
     try {
       run = await LL.post("/api/training-runs/", {});
-      renderRun(); LL.toast("Retraining queued", "ok");
+      renderRun();
+      LL.toast(estimate ? `Retraining queued: about ${fmtNum(estimate.expected_minutes, 0)} min, at most ${fmtNum(estimate.limit_minutes, 0)}` : "Retraining queued", "ok", 8000);
     } catch (e) {
       LL.toast(e.code === "training_running" ? "A training run is already running." : `Could not start: ${e.message}`, "warn", 5000);
     }
