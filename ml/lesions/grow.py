@@ -57,8 +57,9 @@ class GrowConfig:
     prob_min: float = 0.1
     image_fraction: float = 0.5
     min_contrast_sigma: float = 4.0
-    min_contrast_ratio: float = 0.25
+    min_contrast_ratio: float = 0.15
     background_mm: float = 25.0
+    plateau_min_vox: int = 8
 
     def __post_init__(self) -> None:
         for name in ("prob_fraction", "image_fraction"):
@@ -145,7 +146,7 @@ def _grow_probability(
     ball: np.ndarray,
     search: np.ndarray,
     config: GrowConfig,
-    stats: tuple[float, float],
+    stats: tuple[float, float, float],
 ) -> tuple[np.ndarray, tuple[int, ...], float] | None:
     peak, at = _peak(prob.astype(np.float32), search)
     if not np.isfinite(peak) or peak < config.prob_floor:
@@ -177,12 +178,13 @@ def background_stats(
     spacing_mm: Sequence[float],
     radius_mm: float,
     exclude: np.ndarray | None = None,
-) -> tuple[float, float]:
-    """``(b, sigma)`` over the ball of ``radius_mm`` around the seed, without
-    ``exclude``d (drawn) voxels: ``b`` the median of ``image``, ``sigma`` the noise,
-    1.4826 x the median absolute deviation of the high-pass residual ``image - mean3x3x3``
-    times sqrt(27 / 26) (the residual of white noise has variance 26/27 of it), which
-    tissue boundaries and the lesion itself barely move."""
+) -> tuple[float, float, float]:
+    """``(b, sigma, upper)`` over the ball of ``radius_mm`` around the seed, without
+    ``exclude``d (drawn) voxels: ``b`` the median of ``image``, ``upper`` its 75th
+    percentile (the brighter normal tissue, e.g. white matter beside grey), ``sigma`` the
+    noise, 1.4826 x the median absolute deviation of the high-pass residual
+    ``image - mean3x3x3`` times sqrt(27 / 26) (the residual of white noise has variance
+    26/27 of it), which tissue boundaries and the lesion itself barely move."""
     from scipy import ndimage
 
     box, ball = ball_box(seed_zyx, image.shape, spacing_mm, radius_mm)
@@ -191,10 +193,11 @@ def background_stats(
     values = np.asarray(image[box], dtype=np.float32)
     inside = values[ball].astype(np.float64)
     if inside.size == 0:
-        return float("nan"), float("nan")
+        return float("nan"), float("nan"), float("nan")
     residual = (values - ndimage.uniform_filter(values, size=3, mode="nearest"))[ball]
     noise = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
-    return float(np.median(inside)), noise * float(np.sqrt(27 / 26))
+    median, upper = (float(v) for v in np.percentile(inside, [50, 75]))
+    return median, noise * float(np.sqrt(27 / 26)), upper
 
 
 def _grow_image(
@@ -202,18 +205,24 @@ def _grow_image(
     ball: np.ndarray,
     search: np.ndarray,
     config: GrowConfig,
-    stats: tuple[float, float],
+    stats: tuple[float, float, float],
 ) -> tuple[np.ndarray, tuple[int, ...], float] | None:
     at = _image_seed(image, search, ball)
-    background, sigma = stats
+    background, sigma, upper = stats
     if at is None or not np.isfinite(background):
         return None
     peak = float(image[at])
-    contrast = peak - background
-    needed = max(config.min_contrast_sigma * sigma, config.min_contrast_ratio * abs(background))
-    if contrast <= 0 or contrast < needed:
+    needed = max(config.min_contrast_sigma * sigma, config.min_contrast_ratio * abs(upper))
+    if peak - background <= 0 or peak - upper < needed:
         return None
-    threshold = background + config.image_fraction * contrast
+    first = background + config.image_fraction * (peak - background)
+    region = _component_with(ball & (image >= first), at)
+    # The brightest voxel overstates the plateau (noise, texture): the edge is half-way
+    # to the region's median instead, once there are enough voxels to take one.
+    plateau = peak
+    if np.count_nonzero(region) >= config.plateau_min_vox:
+        plateau = min(peak, float(np.median(image[region])))
+    threshold = background + config.image_fraction * (plateau - background)
     return _component_with(ball & (image >= threshold), at), at, threshold
 
 
@@ -250,7 +259,7 @@ def grow_from_click(
         )
         if source is not None
     ]
-    stats = (float("nan"), float("nan"))
+    stats = (float("nan"), float("nan"), float("nan"))
     if image is not None:
         stats = background_stats(
             image, seed, spacing_mm, max(radius_mm, config.background_mm), exclude
@@ -269,16 +278,23 @@ def grow_from_click(
 
 
 def _search_radii(search_mm: float, radius_mm: float) -> list[float]:
-    """``search_mm``, then twice it (a click in a large necrotic core), within the ball."""
-    first = min(search_mm, radius_mm)
-    return [first] if 2 * first > radius_mm / 2 else [first, 2 * first]
+    """``search_mm``, then doubling (a click in a large necrotic core) while the search
+    stays within 0.8 of the ball's radius."""
+    radii = [min(search_mm, radius_mm)]
+    while radii[-1] * 2 <= 0.8 * radius_mm:
+        radii.append(radii[-1] * 2)
+    return radii
 
 
 def _finish(region: np.ndarray, keep: np.ndarray | None, at: tuple[int, ...]) -> np.ndarray:
-    """Holes filled, excluded voxels removed, the part connected to ``at`` kept."""
+    """Holes filled (in 3D, then on each axial slice: a necrotic core whose rim is open
+    on one slice is still closed on the others), excluded voxels removed, the part
+    connected to ``at`` kept."""
     from scipy import ndimage
 
     region = ndimage.binary_fill_holes(region)
+    for z in np.flatnonzero(region.any(axis=(1, 2))):
+        region[z] = ndimage.binary_fill_holes(region[z])
     if keep is not None:
         region &= keep
     return _component_with(region, at)
