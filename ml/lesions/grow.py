@@ -292,12 +292,21 @@ def _finish(region: np.ndarray, keep: np.ndarray | None, at: tuple[int, ...]) ->
     connected to ``at`` kept."""
     from scipy import ndimage
 
-    region = ndimage.binary_fill_holes(region)
-    for z in np.flatnonzero(region.any(axis=(1, 2))):
-        region[z] = ndimage.binary_fill_holes(region[z])
+    idx = np.nonzero(region)
+    if idx[0].size == 0:
+        return region
+    # Work on the region's own box (the ball's box is mostly background).
+    box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in idx)
+    crop = ndimage.binary_fill_holes(region[box])
+    for z in np.flatnonzero(crop.any(axis=(1, 2))):
+        crop[z] = ndimage.binary_fill_holes(crop[z])
     if keep is not None:
-        region &= keep
-    return _component_with(region, at)
+        crop &= keep[box]
+    out = np.zeros_like(region)
+    local = tuple(a - b.start for a, b in zip(at, box, strict=True))
+    if all(0 <= v < c.stop - c.start for v, c in zip(local, box, strict=True)):
+        out[box] = _component_with(crop, local)
+    return out
 
 
 def _crop(
