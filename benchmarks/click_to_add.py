@@ -149,7 +149,7 @@ def report(rows: list[dict]) -> None:
               f"max {times.max():.0f} ms")  # fmt: skip
 
 
-def speed_on_paper_grid(radius_mm: float, repeats: int = 20) -> None:
+def speed_on_paper_grid(radius_mm: float, repeats: int = 21) -> None:
     """Time one click on a 512x512x80 study read from disk as the service reads it."""
     rng = np.random.default_rng(0)
     shape, spacing = (80, 512, 512), (2.0, 0.6, 0.6)
@@ -185,10 +185,11 @@ def speed_on_paper_grid(radius_mm: float, repeats: int = 20) -> None:
             lesion_diameters(grown.mask, spacing)
             run_lengths(grown.mask)
             times.append(time.perf_counter() - t0)
-    ms = np.array(times) * 1000
-    print(f"512x512x80 at 0.6x0.6x2 mm, radius {radius_mm:g} mm, {repeats} clicks: "
-          f"median {np.median(ms):.0f} ms, p95 {np.percentile(ms, 95):.0f} ms, "
-          f"max {ms.max():.0f} ms (target 1000 ms)")  # fmt: skip
+    # The first click also imports scipy.ndimage (the service imports it at start-up).
+    first, ms = times[0] * 1000, np.array(times[1:]) * 1000
+    print(f"512x512x80 at 0.6x0.6x2 mm, radius {radius_mm:g} mm, {repeats - 1} clicks after "
+          f"the first ({first:.0f} ms with imports): median {np.median(ms):.0f} ms, "
+          f"p95 {np.percentile(ms, 95):.0f} ms, max {ms.max():.0f} ms (target 1000 ms)")  # fmt: skip
 
 
 def main() -> int:

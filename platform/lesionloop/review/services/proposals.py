@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.ndimage  # noqa: F401  loaded with the web process, not on the first click
 
 from lesionloop.core.exceptions import DomainError
 from lesionloop.studies import storage
