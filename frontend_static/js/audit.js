@@ -2,7 +2,8 @@
  * written out as sentences a person can read, with links between studies and versions. */
 (function () {
   "use strict";
-  const { esc, fmtDate, fmtVol, fmtNum, userName, statusBadge } = LL;
+  const { esc, fmtDate, fmtNum, userName, statusBadge } = LL;
+  const mm3 = (v) => (v == null ? "—" : Number(v).toFixed(Number(v) < 10 ? 1 : 0));
   const $ = (id) => document.getElementById(id);
   const root = $("audit");
   const mode = root.dataset.mode;
@@ -136,8 +137,8 @@
       const lesions = await LL.get(`/api/studies/${objectId}/lesions/?ordering=volume_mm3`);
       const list = Array.isArray(lesions) ? lesions : lesions.results || [];
       $("s-lesions").classList.remove("muted");
-      $("s-lesions").innerHTML = list.length ? `<table class="grid"><thead><tr><th>Label</th><th class="num">Volume</th><th>Decision</th><th>By</th><th>Model</th></tr></thead><tbody>${list.map((l) => `
-        <tr><td>${esc(l.label)}</td><td class="num">${fmtVol(l.volume_mm3)}</td><td><span class="badge dec-${esc(l.decision)}">${esc(l.decision)}</span></td>
+      $("s-lesions").innerHTML = list.length ? `<table class="grid"><thead><tr><th>Label</th><th class="num">Volume (mm³)</th><th class="num" title="Longest diameter on an axial slice (RANO-BM), between voxel centres">Axial ⌀ (mm)</th><th class="num" title="Longest 3D diameter, between voxel centres">3D ⌀ (mm)</th><th>Decision</th><th>By</th><th>Model</th></tr></thead><tbody>${list.map((l) => `
+        <tr><td>${esc(l.label)}</td><td class="num">${mm3(l.volume_mm3)}</td><td class="num">${fmtNum(l.longest_axial_diameter_mm, 1)}</td><td class="num">${fmtNum(l.longest_diameter_mm, 1)}</td><td><span class="badge dec-${esc(l.decision)}">${esc(l.decision)}</span></td>
         <td>${esc(userName(l.decided_by) || "—")} <span class="muted small">${esc(fmtDate(l.decided_at))}</span></td><td>${l.model_version ? modelLink(l.model_version) : '<span class="muted">drawn by hand</span>'}</td></tr>`).join("")}</tbody></table>` : '<span class="muted">No lesions.</span>';
     } catch (e) { $("s-lesions").textContent = e.message; }
     try {

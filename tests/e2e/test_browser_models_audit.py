@@ -86,3 +86,23 @@ def test_audit_header_matches_the_order_and_lineage_names_the_promoter(
     promoted = page.locator("#m-summary dd >> nth=1").inner_text()
     assert "automatically" in promoted and " by " not in promoted.split("·")[0], promoted
     assert not page.js_errors, page.js_errors
+
+
+def test_study_audit_and_worklist_show_mm3_and_diameters(cast: Any, browser_login: Any) -> None:
+    from tests.e2e.browser_data import ready_study
+
+    ready = ready_study(seed=13, n_lesions=2)
+    lesions = ready.study.lesions.order_by("volume_mm3", "id")
+    page = browser_login("otto", "otto-pass-1", next_path=f"/audit/studies/{ready.study.pk}/")
+    page.wait_for_selector("#s-lesions table")
+    headers = page.locator("#s-lesions th").all_inner_texts()
+    assert headers[1:4] == ["Volume (mm³)", "Axial ⌀ (mm)", "3D ⌀ (mm)"]
+    cells = page.locator("#s-lesions tbody tr >> nth=-1").locator("td").all_inner_texts()
+    last = lesions.last()
+    assert cells[1] == f"{last.volume_mm3:.0f}"  # mm³, whatever the size
+    assert cells[2] == f"{last.longest_axial_diameter_mm:.1f}"
+    assert cells[3] == f"{last.longest_diameter_mm:.1f}"
+    page.goto(f"{page.base}/")
+    page.wait_for_selector("#worklist tbody tr, table tbody tr")
+    assert "Smallest (mm³)" in page.content() and "cm³" not in page.content()
+    assert not page.js_errors, page.js_errors
