@@ -51,6 +51,7 @@ import numpy as np
 
 _BRUTE_FORCE = 64  # up to this many points, all pairs are cheaper than a hull
 _RANK_TOL_MM = 1e-6
+_CHUNK = 256
 
 
 @dataclass(frozen=True)
@@ -91,8 +92,12 @@ def max_pairwise_distance(points: np.ndarray) -> float:
         return 0.0
     if pts.shape[0] > _BRUTE_FORCE:
         pts = _hull_vertices(pts)
-    diff = pts[:, None, :] - pts[None, :, :]
-    return float(math.sqrt(float(np.max(np.einsum("ijk,ijk->ij", diff, diff)))))
+    best = 0.0
+    # Rows in chunks: memory stays _CHUNK x N distances whatever the hull's size.
+    for start in range(0, pts.shape[0], _CHUNK):
+        diff = pts[start : start + _CHUNK, None, :] - pts[None, :, :]
+        best = max(best, float(np.max(np.einsum("ijk,ijk->ij", diff, diff))))
+    return math.sqrt(best)
 
 
 def _hull_vertices(pts: np.ndarray) -> np.ndarray:
