@@ -117,6 +117,13 @@ def plot(c: dict[str, Any], path: Path, title: str) -> None:
     fig.savefig(path, dpi=80)
 
 
+def save(args: argparse.Namespace, results: dict[str, dict[int, list[dict[str, Any]]]]) -> None:
+    """``<work>/curves.json``: the options, every run's rows and the curves so far."""
+    config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    data = {"config": config, "results": results, "curves": curves(results)}
+    (args.work / "curves.json").write_text(json.dumps(data, indent=1))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", type=Path, required=True)
@@ -154,7 +161,9 @@ def main() -> None:
         deepmedic_epochs=args.deepmedic_epochs,
     )
     results: dict[str, dict[int, list[dict[str, Any]]]] = {}
-    runs = [(s, seed) for s in args.strategies for seed in args.seeds]
+    runs = [
+        (s, seed) for seed in args.seeds for s in args.strategies
+    ]  # every strategy per seed first
     for i, (strategy, seed) in enumerate(runs):
         t = time.monotonic()
         rows = simulate(
@@ -167,6 +176,7 @@ def main() -> None:
             log=lambda line: print(line, flush=True),
         )
         results.setdefault(strategy, {})[seed] = rows
+        save(args, results)  # partial results survive an interrupted run
         spent = time.monotonic() - t0
         left = (time.monotonic() - t) * (len(runs) - i - 1)
         print(
@@ -174,17 +184,6 @@ def main() -> None:
             flush=True,
         )
     c = curves(results)
-    (args.work / "curves.json").write_text(
-        json.dumps(
-            {
-                "config": vars(args) | {"work": str(args.work), "plot": str(args.plot)},
-                "results": results,
-                "curves": c,
-            },
-            indent=1,
-            default=str,
-        )
-    )
     print_table(c)
     if args.plot:
         title = (
