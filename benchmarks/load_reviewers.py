@@ -11,7 +11,8 @@ does, after an exponential think time (mean ``--think`` s), one of: the worklist
 50), the study's lesion list, one axial slice (``?slice=k``), a lease renewal, or a mask
 save (``PUT /mask/`` with ``If-Match`` of its last revision and a changed lesion).
 
-The server is ``gunicorn lesionloop.wsgi`` (sync workers) with the production settings
+The server is ``gunicorn lesionloop.wsgi`` (sync workers, or gthread with ``--gunicorn-threads``)
+with the production settings
 (persistent database connections, DEBUG off; HTTPS redirect off for loopback). The
 database (default ``lesionloop_load``) is rebuilt at every run. Prints requests per
 second, errors, p50/p95/p99 per endpoint and overall, the slowest endpoint, the targets
@@ -214,7 +215,9 @@ class Reviewer(threading.Thread):
         body: bytes | None = None,
         extra: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str]]:
-        headers = {**self.headers, **(extra or {})}
+        # One connection per request, as a sync gunicorn worker does anyway: a kept-alive
+        # connection that the server times out between two requests would count as an error.
+        headers = {**self.headers, **(extra or {}), "Connection": "close"}
         t0 = time.perf_counter()
         status, rh, error = 0, {}, None
         try:
@@ -307,7 +310,7 @@ def report(
     n_err = sum(len(e) for e in results.errors.values())
     print(
         f"\n{args.reviewers} reviewers, {elapsed:.0f} s, think {args.think} s, gunicorn "
-        f"{args.gunicorn_workers} sync workers, shape {args.shape}, {os.cpu_count()} CPUs"
+        f"{args.gunicorn_workers} workers x {args.gunicorn_threads} threads, shape {args.shape}, {os.cpu_count()} CPUs"
     )
     print(
         f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (1 min); "
@@ -356,20 +359,11 @@ def gunicorn_env(args: argparse.Namespace, storage: str) -> dict[str, str]:
 
 
 def gunicorn_command(args: argparse.Namespace, port: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--chdir",
-        str(ROOT / "platform"),
-        "lesionloop.wsgi",
-        "-b",
-        f"127.0.0.1:{port}",
-        "-w",
-        str(args.gunicorn_workers),
-        "--timeout",
-        "60",
-    ]
+    cmd = [sys.executable, "-m", "gunicorn", "--chdir", str(ROOT / "platform"), "lesionloop.wsgi"]
+    cmd += ["-b", f"127.0.0.1:{port}", "-w", str(args.gunicorn_workers), "--timeout", "60"]
+    if args.gunicorn_threads > 1:
+        cmd += ["--worker-class", "gthread", "--threads", str(args.gunicorn_threads)]
+    return cmd
 
 
 def wait_healthy(proc: subprocess.Popen, port: int, log: Path) -> None:
@@ -398,6 +392,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=180.0, help="seconds of load")
     parser.add_argument("--think", type=float, default=1.0, help="mean think time (s)")
     parser.add_argument("--gunicorn-workers", type=int, default=4)
+    parser.add_argument(
+        "--gunicorn-threads", type=int, default=1, help="> 1: gthread workers (docker/compose.yml)"
+    )
     parser.add_argument("--shape", default="80,256,256", help="D,H,W of each study (lite grid)")
     parser.add_argument(
         "--extra-studies", type=int, default=2000, help="other studies in the worklist"
