@@ -386,7 +386,7 @@ def wait_healthy(proc: subprocess.Popen, port: int, log: Path) -> None:
     raise SystemExit(f"gunicorn did not answer /healthz in 60 s:\n{log.read_text()[-3000:]}")
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reviewers", type=int, default=50)
     parser.add_argument("--duration", type=float, default=180.0, help="seconds of load")
@@ -401,9 +401,11 @@ def main() -> None:
     )
     parser.add_argument("--db", default="postgres://postgres@127.0.0.1:5432/lesionloop_load")
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/11")
-    args = parser.parse_args()
-    shape = tuple(int(v) for v in args.shape.split(","))
+    return parser.parse_args()
 
+
+def set_up(args: argparse.Namespace, shape: tuple[int, int, int]) -> tuple[str, list]:
+    """A fresh database and storage folder; (storage, reviewers' (token, study id))."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from platform_worklist import ensure_database
 
@@ -427,6 +429,32 @@ def main() -> None:
         f"{time.perf_counter() - t0:.1f} s; storage {storage}",
         flush=True,
     )
+    return storage, reviewers
+
+
+def warm_up(port: int, token: str, study: int, n: int) -> None:
+    """Concurrent requests, not counted, so every gunicorn worker has loaded the URL map,
+    DRF and a database connection before the clock starts (the first request of a cold
+    worker takes seconds on a loaded machine)."""
+
+    def one() -> None:
+        for path in ("/api/studies/?page_size=50", f"/api/studies/{study}/lesions/"):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            conn.request("GET", path, headers={"Authorization": f"Token {token}"})
+            conn.getresponse().read()
+            conn.close()
+
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def main() -> None:
+    args = parse_args()
+    shape = tuple(int(v) for v in args.shape.split(","))
+    storage, reviewers = set_up(args, shape)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -442,6 +470,7 @@ def main() -> None:
         )
     try:
         wait_healthy(server, port, log)
+        warm_up(port, *reviewers[0], n=2 * args.gunicorn_workers * args.gunicorn_threads)
         results = Results()
         load_before = os.getloadavg()
         cpu_before = group_cpu_seconds(server.pid)
@@ -455,14 +484,8 @@ def main() -> None:
         for t in threads:
             t.join(timeout=args.duration + 120)
         elapsed = time.monotonic() - start
-        ok = report(
-            results,
-            elapsed,
-            load_before,
-            os.getloadavg(),
-            args,
-            group_cpu_seconds(server.pid) - cpu_before,
-        )
+        cpu = group_cpu_seconds(server.pid) - cpu_before
+        ok = report(results, elapsed, load_before, os.getloadavg(), args, cpu)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
