@@ -17,7 +17,6 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 from .exceptions import DomainError
 from .text import clean_json, clean_text
@@ -38,6 +37,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 
 def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
+    # Imported here: rest_framework.views reads DEFAULT_PARSER_CLASSES (SafeJSONParser,
+    # below) when it is first imported, which would be a circular import at module level.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     if isinstance(exc, DomainError):
         body = {"detail": exc.message, "code": exc.code, **exc.extra}
         return Response(body, status=exc.status_code)
