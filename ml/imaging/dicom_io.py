@@ -136,25 +136,39 @@ class Note(str):
         return note
 
     def row(self) -> dict[str, object]:
-        """The report row: ``{kind, message, files, series}`` (JSON)."""
+        """The report row: ``{kind, severity, message, files, series}`` (JSON)."""
         return {
             "kind": self.kind,
+            "severity": severity_of(self.kind),
             "message": str(self),
             "files": list(self.files),
             "series": self.series,
         }
 
 
+# Report row kinds that only say what ingest left out or tidied (``info``); every other
+# kind is a doubt about values a clinician relies on (``warning``: lossy compression,
+# a doubtful registration, a character-set fallback, a disagreeing spacing header ...).
+INFO_KINDS = frozenset({"ignored", "localizer_dropped", "duplicate_dropped", "registration"})
+
+
+def severity_of(kind: str) -> str:
+    """``info`` or ``warning`` for a report row kind (``INFO_KINDS``)."""
+    return "info" if kind in INFO_KINDS else "warning"
+
+
 def report_rows(report: dict[str, list]) -> list[dict[str, object]]:
-    """What ingest ignored, repaired or doubts as rows ``{kind, message, files, series}``:
-    every ignored file or series (``kind`` ``ignored``) and every warning (its ``Note``
-    kind, or ``warning`` for plain text)."""
+    """What ingest ignored, repaired or doubts as rows ``{kind, severity, message, files,
+    series}``: every ignored file or series (``kind`` its refusal code or ``ignored``,
+    severity ``info``) and every warning (its ``Note`` kind, or ``warning`` for plain
+    text; ``severity_of``)."""
     rows: list[dict[str, object]] = []
     for r in report.get("ignored", []):
         what = r.get("series_description") or r.get("file") or r.get("example_file") or ""
         rows.append(
             {
                 "kind": r.get("code") or "ignored",
+                "severity": "info",
                 "message": f"ignored {what}: {r.get('reason', '')}".strip(),
                 "files": [f for f in (r.get("file") or r.get("example_file"),) if f],
                 "series": r.get("series_uid"),
@@ -164,7 +178,13 @@ def report_rows(report: dict[str, list]) -> list[dict[str, object]]:
         rows.append(
             w.row()
             if isinstance(w, Note)
-            else {"kind": "warning", "message": str(w), "files": [], "series": None}
+            else {
+                "kind": "warning",
+                "severity": "warning",
+                "message": str(w),
+                "files": [],
+                "series": None,
+            }
         )
     return rows
 
@@ -1408,7 +1428,8 @@ def ingest(source: str | os.PathLike[str]) -> IngestResult:
     """Read a folder tree or a zip; return the validated planning CT and contrast T1 MR.
 
     ``report``: ``found``, ``ignored`` and ``warnings`` (``choose_series``, ``Note`` lines
-    of ``load_series``), and ``rows``: all of it as ``{kind, message, files, series}``
+    of ``load_series``), and ``rows``: all of it as ``{kind, severity, message, files,
+    series}``
     (``report_rows``). A file that cannot be read is ignored, unless the study is then
     incomplete: its ``corrupt_dicom`` is raised instead.
     """
