@@ -17,6 +17,7 @@ import ctypes
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import SimpleITK as sitk
@@ -49,7 +50,7 @@ def writable_view(img: sitk.Image) -> np.ndarray:
     return np.frombuffer(raw, dtype=ro.dtype).reshape(ro.shape)
 
 
-def pixel_data_start(fp, offset: int, nbytes: int) -> int | None:  # noqa: ANN001 - a binary file
+def pixel_data_start(fp: BinaryIO, offset: int, nbytes: int) -> int | None:
     """Byte offset of the PixelData value whose element starts at ``offset`` in ``fp``,
     when it is a defined-length element of at least ``nbytes`` bytes (explicit VR OW/OB
     or implicit VR, little endian); None otherwise (encapsulated, truncated, moved)."""
