@@ -176,7 +176,8 @@ export class PlaneView {
     const s = S.study || {};
     const chName = S.channel === "ct" ? "CT" : S.channel === "fused" ? `MR + CT ${Math.round(S.fused.blend * 100)}%` : "MR T1+C";
     const sp = planeSpacing(plane, S.spacing);
-    const where = plane === "axial" ? `z ${this.app.sliceMm(k).toFixed(1)} mm` : plane === "coronal" ? `y ${(k * S.spacing[1]).toFixed(1)} mm` : `x ${(k * S.spacing[2]).toFixed(1)} mm`;
+    const axis = { axial: 0, coronal: 1, sagittal: 2 }[plane];
+    const where = `${"zyx"[axis]} ${this.app.axisMm(axis, k).toFixed(1)} mm`;
     if (plane === "axial") q("tl").innerHTML = `${esc(s.patient_label || "")}<br>${esc(s.description || "")}`;
     q("tr").innerHTML = `${chName}<br><span style="color:${PLANE_COLOURS[plane]}">${PLANE_NAMES[plane]}</span>`;
     q("bl").innerHTML = `Slice ${k + 1}/${this.count} · ${where}<br>${sp.col.toFixed(2)}×${sp.row.toFixed(2)} mm pixels`;
