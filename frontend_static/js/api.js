@@ -84,7 +84,8 @@
     lesions: (id) => `/api/studies/${id}/lesions/?ordering=volume_mm3`,
     lesion: (id, lesionId) => `/api/studies/${id}/lesions/${lesionId}/`,
     mask: (id) => `/api/studies/${id}/mask/`,
-    volume: (id, channel, slice = null) => `/api/studies/${id}/volume/${channel}/` + (slice == null ? "" : `?slice=${slice}`),
+    volume: (id, channel, slice = null, plane = "axial") => `/api/studies/${id}/volume/${channel}/` +
+      (slice == null ? "" : `?slice=${slice}`) + (slice != null && plane !== "axial" ? `&plane=${plane}` : ""),
     lease: (id) => `/api/studies/${id}/lease/`,
     approve: (id) => `/api/studies/${id}/approve/`,
     reopen: (id) => `/api/studies/${id}/reopen/`,

@@ -82,3 +82,11 @@ test("bboxSlices gives the slice range of each plane", () => {
   assert.deepEqual(bboxSlices("coronal", bbox), [2, 6]);
   assert.deepEqual(bboxSlices("sagittal", bbox), [3, 9]);
 });
+
+test("flipRows turns a server slice (z order) superior-up, like extractSlice", async () => {
+  const { flipRows } = await import("../../frontend_static/js/case/planes.js");
+  // The server's coronal slice y=2: rows z = 0, 1, 2.
+  const server = Int16Array.from({ length: 15 }, (_, i) => at(Math.floor(i / 5), 2, i % 5));
+  assert.deepEqual([...flipRows(server, 3, 5)], [...extractSlice(vol, SHAPE, "coronal", 2)]);
+  assert.throws(() => flipRows(server, 4, 5), /not 4 x 5/);
+});

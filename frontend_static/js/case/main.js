@@ -196,8 +196,11 @@ async function start() {
   const z0 = first && first.largest_slice != null ? first.largest_slice : Math.floor(S.shape[0] / 2);
   const mrAll = loadVolume(studyId, "mr");
   const maskP = app.loadMask().catch((e) => { LL.toast(`No lesion mask: ${e.message}`, "warn"); });
+  S.pos = [z0, Math.floor(S.shape[1] / 2), Math.floor(S.shape[2] / 2)];
   app.views.views.axial.enable();
-  app.views.setPos([z0, Math.floor(S.shape[1] / 2), Math.floor(S.shape[2] / 2)]);
+  // Every plane shows a slice fetched alone until the whole volume is in memory.
+  app.views.setLayout(S.layout, { remember: false });
+  app.views.setPos(S.pos);
   store.notify("lesions");
   if (app.roleCanEdit && !app.approved()) S.keeper.take().then(() => S.keeper.start());
   else app.renderLease();
@@ -207,7 +210,7 @@ async function start() {
     performance.mark("ll-all-slices");
     $("viewport").dataset.allSlices = "1";
     $("load-state").textContent = "";
-    app.views.setLayout(S.layout, { remember: false });  // coronal and sagittal need the volume
+    app.views.setLayout(S.layout, { remember: false });  // views still without an image
     const w = autoWindowMR(mrStatsNow());
     if (w && !S.userWindowed) app.setVoi("mr", w.wc, w.ww);
   }).catch((e) => { $("load-state").textContent = `images failed: ${e.message}`; });

@@ -100,3 +100,12 @@ export function bboxSlices(plane, bbox) {
   const axis = plane === "axial" ? 0 : plane === "coronal" ? 1 : 2;
   return [bbox[axis], bbox[axis + 3]];
 }
+
+/** A coronal or sagittal slice as the server sends it (rows in z order, shape (D, n))
+ * turned superior-up like extractSlice's (row = D - 1 - z). Returns a new array. */
+export function flipRows(px, rows, cols) {
+  if (px.length !== rows * cols) throw new Error(`slice of ${px.length} values is not ${rows} x ${cols}`);
+  const out = new px.constructor(px.length);
+  for (let r = 0; r < rows; r++) out.set(px.subarray((rows - 1 - r) * cols, (rows - r) * cols), r * cols);
+  return out;
+}

@@ -5,7 +5,7 @@
  * brush cursor (axial). Images of anisotropic voxels are drawn at their physical aspect
  * (cornerstone scales by rowPixelSpacing / columnPixelSpacing). */
 import { planeShape, planeSpacing, sliceIndex, toPlane, bboxSlices } from "./planes.js";
-import { planeImage, imageId, getVolume } from "./volume.js";
+import { planeImage, imageId, getVolume, loadPlaneImage } from "./volume.js";
 import { labelCss } from "./overlay.js";
 
 const cs = window.cornerstone;
@@ -37,13 +37,17 @@ export class PlaneView {
     if (img) {
       this.requestedAt = performance.now();
       cs.displayImage(this.el, img, this.viewportFor(ch));
-      if (first) this.fit();
-    } else if (plane === "axial") {
-      cs.loadAndCacheImage(imageId(app.studyId, ch, plane, k)).then((image) => {
-        if (this.k !== k || app.baseChannel() !== ch) return;
+      if (first) this.fitFirst();
+    } else {
+      // Before the volume is in memory: the slice alone (axial through the image loader).
+      const one = plane === "axial" ? cs.loadAndCacheImage(imageId(app.studyId, ch, plane, k)) : loadPlaneImage(app.studyId, ch, plane, k);
+      one.then((image) => {
+        if (!image || this.k !== k || app.baseChannel() !== ch || (plane !== "axial" && getVolume(app.studyId, ch))) return;
+        const fresh = !this.hasImage();
         this.requestedAt = performance.now();
         cs.displayImage(this.el, image, this.viewportFor(ch));
-      }).catch((e) => window.LL.toast(`Could not load slice ${k + 1}: ${e.message}`, "bad"));
+        if (fresh) this.fitFirst();
+      }).catch((e) => window.LL.toast(`Could not load ${plane} slice ${k + 1}: ${e.message}`, "bad"));
     }
     this.shownK = k;
   }
@@ -54,6 +58,12 @@ export class PlaneView {
   redraw() { if (this.hasImage()) cs.updateImage(this.el); }
   resize() { if (this.hasImage()) cs.resize(this.el, false); }
   fit() { if (this.hasImage()) cs.fitToWindow(this.el); }
+  /** A view's first image: fitted, and centred on the selected lesion if there is one. */
+  fitFirst() {
+    this.fit();
+    const mk = this.S.selMark;
+    if (mk && mk.label === this.S.selected) { const c = toPlane(this.plane, mk.centre, this.S.shape); this.centreOn(c.row, c.col); }
+  }
   setVoi(wc, ww) {
     if (!this.hasImage()) return;
     const vp = cs.getViewport(this.el);

@@ -65,16 +65,6 @@ export function createViews(app) {
     each((v) => v.enable());
     resizeAll();
     each((v) => { if (!v.hasImage() || v.shownK !== v.k) v.show(); });
-    // Fresh views start centred on the cursor, with the same window.
-    if (S.layout === "3") {
-      for (const p of ["coronal", "sagittal"]) {
-        const v = views[p];
-        if (!v.hasImage()) continue;
-        v.fit();
-        const c = toPlane(p, S.pos, S.shape);
-        if (S.selMark) v.centreOn(c.row, c.col);
-      }
-    }
     redrawAll();
     app.store.notify("layout", S.layout);
   }

@@ -6,12 +6,12 @@
  * coronal and sagittal slices are reformatted from it (planes.js) when shown.
  * imageIds: `ll:<study>/<channel>/<k>` (axial, also through the loader) and
  * `ll:<study>/<channel>/<plane>/<k>` (reformats, only when the volume is in memory). */
-import { extractSlice, planeShape, planeSpacing } from "./planes.js";
+import { extractSlice, flipRows, planeShape, planeSpacing } from "./planes.js";
 
 const LL = window.LL;
 const volumes = new Map();   // "study/channel" -> {data: Int16Array, shape, spacing}
 const pending = new Map();   // "study/channel" -> Promise
-const singles = new Map();   // "study/channel/k" -> Promise<Int16Array>
+const singles = new Map();   // "study/channel/k" -> Promise<Int16Array>; "study/channel/plane/k" -> Promise<image>
 const geometry = new Map();  // study -> {shape, spacing} from the study detail
 
 function parseTriple(s) { return (s || "").split(",").map((v) => Number(v.trim())); }
@@ -89,6 +89,22 @@ export function planeImage(study, channel, plane, k) {
   const { rows, cols } = planeShape(plane, vol.shape);
   const px = extractSlice(vol.data, vol.shape, plane, k);
   return makeImage(imageId(study, channel, plane, k), px, rows, cols, planeSpacing(plane, vol.spacing));
+}
+
+/** Slice k of a coronal or sagittal plane before the volume is in memory (one GET of
+ * that slice, `?slice=k&plane=`), as a cornerstone image; null without the geometry. */
+export function loadPlaneImage(study, channel, plane, k) {
+  const geo = geometry.get(String(study));
+  if (!geo || plane === "axial") return Promise.resolve(null);
+  const key = `${study}/${channel}/${plane}/${k}`;
+  if (!singles.has(key)) {
+    const { rows, cols } = planeShape(plane, geo.shape);
+    const p = LL.getBinary(LL.urls.volume(study, channel, k, plane))
+      .then(({ buffer }) => makeImage(imageId(study, channel, plane, k), flipRows(new Int16Array(buffer), rows, cols), rows, cols, planeSpacing(plane, geo.spacing)));
+    p.catch(() => singles.delete(key));
+    singles.set(key, p);
+  }
+  return singles.get(key);
 }
 
 function parseId(id) {
