@@ -1,7 +1,7 @@
 /* Case page: send the approved contours to a treatment planning system (DICOM C-STORE),
    and the sends of this study with their status; failed ones can be retried.
    The study's status is polled (GET /api/studies/{id}/) so the control appears once the
-   study is approved, without touching viewer.js. */
+   study is approved, independently of the case modules (js/case/). */
 (function () {
   "use strict";
   const { esc, fmtDate, statusBadge } = LL;
@@ -89,7 +89,7 @@
     refresh();
   });
 
-  // viewer.js may announce an approval; polling finds it anyway
+  // review.js announces an approval (ll:study-approved); polling finds it anyway
   document.addEventListener("ll:study-approved", refresh);
   window.addEventListener("pagehide", () => clearTimeout(timer));
   window.LLSend = { refresh, stop: () => clearTimeout(timer) };

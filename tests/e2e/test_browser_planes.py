@@ -1,6 +1,7 @@
 """Three linked planes in the real browser: the one-plane / three-plane layout switch, a
 click in one plane moving the others, the physical aspect of anisotropic voxels (2 mm
-slices on a 1 mm grid), and a selected lesion centred in all three planes."""
+slices on a 1 mm grid), a selected lesion centred in all three planes, and the brush in
+the coronal plane."""
 
 from __future__ import annotations
 
@@ -40,18 +41,7 @@ def slices(page: Any) -> dict[str, int]:
 
 
 def click_pixel(page: Any, plane: str, row: float, col: float) -> None:
-    x, y = page.evaluate(
-        """([id, row, col]) => {
-            const el = document.getElementById(id);
-            const canvas = el.querySelector('canvas');
-            const c = cornerstone.pixelToCanvas(el, {x: col + 0.5, y: row + 0.5});
-            const r = canvas.getBoundingClientRect();
-            const ratio = canvas.width / r.width;
-            return [r.left + c.x / ratio, r.top + c.y / ratio];
-        }""",
-        [PLANES[plane], row, col],
-    )
-    page.mouse.click(x, y)
+    page.mouse.click(*pixel_page(page, plane, row, col))
 
 
 def test_layout_switch_and_click_linking(cast: Any, browser_login: Any) -> None:
@@ -152,3 +142,52 @@ def test_anisotropic_aspect_and_lesion_centred_in_all_planes(cast: Any, browser_
     page.screenshot(path=str(SCREENS / "three-planes.png"))
     shot(page, "three-planes")
     assert not page.js_errors, page.js_errors
+
+
+def test_brush_paints_in_the_coronal_plane_and_saves(cast: Any, browser_login: Any) -> None:
+    from lesionloop.review.models import Lesion
+
+    ready = ready_study(seed=11, n_lesions=2)
+    study = ready.study
+    page = browser_login("cora", "cora-pass-1", next_path=f"/studies/{study.pk}/")
+    wait_planes(page)
+    page.wait_for_selector("#c-lease .lease.mine")
+    d, h, w = study.grid["shape_dhw"]
+    page.click("#new-lesion")
+    label = page.evaluate("window.LLViewer.selected")
+    assert page.evaluate("window.LLViewer.tool") == "brush"
+    k = int(page.get_attribute("#viewport-coronal", "data-slice"))
+    row = d // 2
+    points = [(row, w // 2 - 2), (row, w // 2), (row, w // 2 + 2)]
+    page.mouse.move(*pixel_page(page, "coronal", *points[0]))
+    page.mouse.down()
+    for p in points[1:]:
+        page.mouse.move(*pixel_page(page, "coronal", *p), steps=3)
+    page.mouse.up()
+    painted = page.evaluate(
+        """(label) => { const S = window.LLViewer; const [, H, W] = S.shape; const ys = new Set(); let n = 0;
+            S.mask.forEach((v, i) => { if (v === label) { n++; ys.add(Math.floor(i / W) % H); } });
+            return [n, [...ys]]; }""",
+        label,
+    )
+    assert painted[0] > 0 and painted[1] == [k], painted
+    page.keyboard.press("Control+s")
+    page.wait_for_selector("#dirty:has-text('all saved')")
+    lesion = Lesion.objects.get(study=study, label=label)
+    dz, dy, dx = study.grid["spacing_mm"]
+    assert lesion.volume_mm3 == pytest.approx(painted[0] * dz * dy * dx, rel=1e-6)
+    assert not page.js_errors, page.js_errors
+
+
+def pixel_page(page: Any, plane: str, row: float, col: float) -> tuple[float, float]:
+    return page.evaluate(
+        """([id, row, col]) => {
+            const el = document.getElementById(id);
+            const canvas = el.querySelector('canvas');
+            const c = cornerstone.pixelToCanvas(el, {x: col + 0.5, y: row + 0.5});
+            const r = canvas.getBoundingClientRect();
+            const ratio = canvas.width / r.width;
+            return [r.left + c.x / ratio, r.top + c.y / ratio];
+        }""",
+        [PLANES[plane], row, col],
+    )

@@ -72,3 +72,29 @@ test("requestFor: kept decisions go back as accepted", () => {
   const table = [["accepted", "accepted"], ["edited", "accepted"], ["added", "accepted"], ["rejected", "rejected"], ["pending", "pending"], [null, "pending"]];
   for (const [from, to] of table) assert.equal(requestFor(from), to);
 });
+
+test("brush in coronal and sagittal: an ellipse in (z, x) / (z, y) at that slice, superior row 0", () => {
+  // 5 slices of 2 mm on a 1 mm grid; radius 2 mm = 1 slice up/down, 2 columns either side.
+  const shape = [5, 6, 7], [D, H, W] = shape;
+  const table = [
+    ["coronal", 3, (z, y, x) => y === 3, (z, y, x) => [D - 1 - z, x]],
+    ["sagittal", 4, (z, y, x) => x === 4, (z, y, x) => [D - 1 - z, y]],
+  ];
+  for (const [plane, k, onSlice, toRowCol] of table) {
+    const { ed, mask } = editor(shape, [2, 1, 1]);
+    ed.begin(1, "brush"); ed.dabIn(plane, k, 1, 2, 2, false); ed.end();
+    // Rows 0..2 (z 4..2); at row 1 columns 0..4 (5), at rows 0 and 2 only column 2 (dr = 1).
+    assert.equal(ed.counts.get(1), 7, plane);
+    for (let i = 0; i < mask.length; i++) {
+      if (!mask[i]) continue;
+      const z = Math.floor(i / (H * W)), y = Math.floor(i / W) % H, x = i % W;
+      assert.ok(onSlice(z, y, x), `${plane}: voxel ${[z, y, x]} off the slice`);
+      const [r, c] = toRowCol(z, y, x);
+      assert.ok((r - 1) ** 2 + ((c - 2) / 2) ** 2 <= 1, `${plane}: ${[r, c]} outside the ellipse`);
+    }
+    assert.deepEqual([...ed.undoStack[0].slices].sort(), [2, 3, 4]);
+    ed.undo();
+    assert.equal(mask.some((v) => v), false);
+  }
+  assert.throws(() => editor().ed._planeIndex("oblique", 0), /unknown plane/);
+});

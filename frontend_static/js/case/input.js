@@ -2,7 +2,7 @@
  * Every plane: drag = window/level (shared by the planes), right/middle or shift-drag =
  * pan, ctrl-drag or ctrl+wheel = zoom, wheel = that plane's slice, a click (no drag) =
  * move the cursor there (the other planes follow). Brush/eraser paint with the left
- * button in the axial plane. Keys act on the plane last used (S.active). */
+ * button in any plane. Keys act on the plane last used (S.active). */
 const cs = window.cornerstone;
 
 export function installInput(app) {
@@ -11,8 +11,14 @@ export function installInput(app) {
   let drag = null;
 
   function painting(ev, view) {
-    return view.plane === "axial" && ev.button === 0 && (S.tool === "brush" || S.tool === "eraser") &&
+    return ev.button === 0 && (S.tool === "brush" || S.tool === "eraser") &&
       app.canEdit() && !ev.shiftKey && !app.selectedRejected();
+  }
+
+  /** The overlay bitmaps of the slices the stroke so far has touched. */
+  function touchPainted() {
+    const ch = S.editor.current;
+    if (ch) for (const z of ch.slices) S.overlay.touchSlice(z);
   }
 
   function onDown(view, ev) {
@@ -24,9 +30,9 @@ export function installInput(app) {
       if (!S.selected) { if (S.tool === "eraser") return; app.newLesion(); }
       const p = view.imagePoint(ev);
       S.editor.begin(S.selected, S.tool);
-      S.editor.dab(S.z, p[0], p[1], S.radiusMm, S.tool === "eraser");
-      drag = { view, mode: "paint", last: p, z: S.z };
-      S.overlay.touchSlice(S.z); app.views.redrawAll();
+      drag = { view, mode: "paint", last: p, k: view.k };
+      S.editor.dabIn(view.plane, drag.k, p[0], p[1], S.radiusMm, S.tool === "eraser");
+      touchPainted(); app.views.redrawAll();
       return;
     }
     const mode = ev.button === 2 || ev.button === 1 || ev.shiftKey ? "pan" : ev.ctrlKey ? "zoom" : "wl";
@@ -36,20 +42,25 @@ export function installInput(app) {
   function onMove(ev) {
     if (!S.shape) return;
     if (S.tool === "brush" || S.tool === "eraser") {
-      const axial = views.axial;
-      const r = axial.el.getBoundingClientRect();
-      const inside = ev.clientX >= r.left && ev.clientX <= r.right && ev.clientY >= r.top && ev.clientY <= r.bottom;
+      // The brush outline follows the mouse in the plane under it.
       const was = S.cursor;
-      S.cursor = inside && axial.hasImage() ? axial.imagePoint(ev) : null;
-      if (!drag && (was || S.cursor)) axial.redraw();
+      const under = (drag && drag.view) || app.views.shown().find((v) => {
+        const r = v.el.getBoundingClientRect();
+        return ev.clientX >= r.left && ev.clientX <= r.right && ev.clientY >= r.top && ev.clientY <= r.bottom;
+      });
+      S.cursor = under && under.hasImage() ? { plane: under.plane, point: under.imagePoint(ev) } : null;
+      if (!drag) {
+        if (was && (!S.cursor || was.plane !== S.cursor.plane)) views[was.plane].redraw();
+        if (S.cursor) under.redraw();
+      }
     }
     if (!drag) return;
     const { view } = drag;
     if (drag.mode === "paint") {
       const p = view.imagePoint(ev);
-      S.editor.line(drag.z, drag.last, p, S.radiusMm, S.tool === "eraser");
+      S.editor.lineIn(view.plane, drag.k, drag.last, p, S.radiusMm, S.tool === "eraser");
       drag.last = p;
-      S.overlay.touchSlice(drag.z); app.views.redrawAll();
+      touchPainted(); app.views.redrawAll();
       return;
     }
     const dx = ev.clientX - drag.x, dy = ev.clientY - drag.y;
@@ -86,7 +97,7 @@ export function installInput(app) {
   for (const view of Object.values(views)) {
     const el = view.el;
     el.addEventListener("mousedown", (ev) => onDown(view, ev));
-    el.addEventListener("mouseleave", () => { if (view.plane === "axial" && S.cursor) { S.cursor = null; view.redraw(); } });
+    el.addEventListener("mouseleave", () => { if (S.cursor && S.cursor.plane === view.plane && !drag) { S.cursor = null; view.redraw(); } });
     el.addEventListener("wheel", (ev) => {
       if (!S.shape || !view.hasImage()) return;
       ev.preventDefault();

@@ -130,7 +130,7 @@ export function installReview(app) {
     store.notify("lesions");
     app.selectLesion(label, { jump: false });
     app.setTool("brush");
-    LL.toast(`Lesion ${label}: paint it with the brush (axial plane)`, "info", 2500);
+    LL.toast(`Lesion ${label}: paint it with the brush`, "info", 2500);
   };
 
   app.deleteLesion = () => {

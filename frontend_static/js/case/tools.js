@@ -1,4 +1,4 @@
-/* Mask editing: brush and eraser (radius in mm, in-plane, on the selected lesion), new
+/* Mask editing: brush and eraser (radius in mm, in any plane, on the selected lesion), new
  * lesion, delete lesion, undo/redo, and voxel counts per label kept up to date so that
  * lesion volumes follow every edit (count x voxel volume). An edit is a list of voxel
  * changes (index, old, new); undo writes the old values back, redo the new ones. */
@@ -63,20 +63,37 @@ export class MaskEditor {
     return ch;
   }
 
-  /** Paint (brush) or erase a disc of radius_mm around (cy, cx) on slice z. */
-  dab(z, cy, cx, radiusMm, erase) {
-    const ch = this.current; if (!ch) return [];
-    const { H, W } = this;
-    const ry = radiusMm / this.spacing[1], rx = radiusMm / this.spacing[2];
-    const y0 = Math.max(0, Math.floor(cy - ry)), y1 = Math.min(H - 1, Math.ceil(cy + ry));
-    const x0 = Math.max(0, Math.floor(cx - rx)), x1 = Math.min(W - 1, Math.ceil(cx + rx));
-    const base = z * H * W, L = ch.label;
-    for (let y = y0; y <= y1; y++) {
-      const dy = (y - cy) / ry;
-      for (let x = x0; x <= x1; x++) {
-        const dx = (x - cx) / rx;
-        if (dx * dx + dy * dy > 1) continue;
-        const i = base + y * W + x;
+  /** Paint (brush) or erase a disc of radius_mm around (cy, cx) on axial slice z. */
+  dab(z, cy, cx, radiusMm, erase) { this.dabIn("axial", z, cy, cx, radiusMm, erase); }
+  /** A stroke segment on axial slice z (see lineIn). */
+  line(z, a, b, radiusMm, erase) { this.lineIn("axial", z, a, b, radiusMm, erase); }
+
+  /** How (row, col) of slice k of a plane maps to the flat mask (planes.js layout:
+   * coronal / sagittal rows run superior to inferior). */
+  _planeIndex(plane, k) {
+    const { D, H, W } = this;
+    const [dz, dy, dx] = this.spacing;
+    if (plane === "axial") return { rows: H, cols: W, rowMm: dy, colMm: dx, at: (r, c) => k * H * W + r * W + c };
+    if (plane === "coronal") return { rows: D, cols: W, rowMm: dz, colMm: dx, at: (r, c) => (D - 1 - r) * H * W + k * W + c };
+    if (plane === "sagittal") return { rows: D, cols: H, rowMm: dz, colMm: dy, at: (r, c) => (D - 1 - r) * H * W + c * W + k };
+    throw new Error(`unknown plane ${plane}`);
+  }
+
+  /** Paint (brush) or erase a disc of radius_mm (an ellipse in voxels when the plane's
+   * pixels are not square) around (row, col) on slice k of a plane. */
+  dabIn(plane, k, row, col, radiusMm, erase) {
+    const ch = this.current; if (!ch) return;
+    const g = this._planeIndex(plane, k);
+    const rr = radiusMm / g.rowMm, rc = radiusMm / g.colMm;
+    const r0 = Math.max(0, Math.floor(row - rr)), r1 = Math.min(g.rows - 1, Math.ceil(row + rr));
+    const c0 = Math.max(0, Math.floor(col - rc)), c1 = Math.min(g.cols - 1, Math.ceil(col + rc));
+    const L = ch.label;
+    for (let r = r0; r <= r1; r++) {
+      const dr = (r - row) / rr;
+      for (let c = c0; c <= c1; c++) {
+        const dc = (c - col) / rc;
+        if (dc * dc + dr * dr > 1) continue;
+        const i = g.at(r, c);
         const v = this.mask[i];
         // The brush never paints over another lesion; the eraser only removes the selected one.
         if (erase) { if (v === L) this._set(ch, i, 0); }
@@ -84,14 +101,15 @@ export class MaskEditor {
       }
     }
   }
-  /** A stroke segment: dabs along the line so that a fast drag leaves no gaps. */
-  line(z, a, b, radiusMm, erase) {
-    const step = Math.max(0.5, Math.min(radiusMm / this.spacing[1], radiusMm / this.spacing[2]) / 2);
+  /** A stroke segment in a plane: dabs along the line so that a fast drag leaves no gaps. */
+  lineIn(plane, k, a, b, radiusMm, erase) {
+    const g = this._planeIndex(plane, k);
+    const step = Math.max(0.5, Math.min(radiusMm / g.rowMm, radiusMm / g.colMm) / 2);
     const dist = Math.hypot(b[0] - a[0], b[1] - a[1]);
     const n = Math.max(1, Math.ceil(dist / step));
     for (let s = 0; s <= n; s++) {
       const t = s / n;
-      this.dab(z, a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, radiusMm, erase);
+      this.dabIn(plane, k, a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, radiusMm, erase);
     }
   }
 

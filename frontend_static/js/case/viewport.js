@@ -2,7 +2,7 @@
  * and drawn over it after each render (cornerstone's IMAGE_RENDERED, in image pixel
  * coordinates, so everything follows zoom and pan): the fused CT, the lesion overlay,
  * the ring around the selected lesion, the crosshair of the other two planes and the
- * brush cursor (axial). Images of anisotropic voxels are drawn at their physical aspect
+ * brush outline. Images of anisotropic voxels are drawn at their physical aspect
  * (cornerstone scales by rowPixelSpacing / columnPixelSpacing). */
 import { planeShape, planeSpacing, sliceIndex, toPlane, bboxSlices } from "./planes.js";
 import { planeImage, imageId, getVolume, loadPlaneImage } from "./volume.js";
@@ -113,7 +113,7 @@ export class PlaneView {
     const px = this.pixelScale(viewport);
     this.drawSelection(ctx, px, k);
     if (S.layout === "3") this.drawCrosshair(ctx, px);
-    if (plane === "axial") this.drawCursor(ctx, px);
+    this.drawCursor(ctx, px);
     ctx.restore();
     this.record(ev, t0, k);
     this.corners(viewport, k);
@@ -157,9 +157,10 @@ export class PlaneView {
 
   drawCursor(ctx, px) {
     const { S } = this;
-    if (!S.cursor || (S.tool !== "brush" && S.tool !== "eraser")) return;
-    const [cy, cx] = S.cursor;
-    const ry = S.radiusMm / S.spacing[1], rx = S.radiusMm / S.spacing[2];
+    if (!S.cursor || S.cursor.plane !== this.plane || (S.tool !== "brush" && S.tool !== "eraser")) return;
+    const [cy, cx] = S.cursor.point;
+    const sp = planeSpacing(this.plane, S.spacing);
+    const ry = S.radiusMm / sp.row, rx = S.radiusMm / sp.col;
     ctx.beginPath();
     ctx.ellipse(cx + 0.5, cy + 0.5, rx, ry, 0, 0, Math.PI * 2);
     ctx.lineWidth = 1 / px.x;
