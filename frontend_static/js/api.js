@@ -104,6 +104,7 @@
     modelLineage: (id) => `/api/models/${id}/lineage/`,
     trainingRuns: () => "/api/training-runs/",
     trainingRunCancel: (id) => `/api/training-runs/${id}/cancel/`,
+    trainingEstimate: () => "/api/training-runs/estimate/",
     audit: (query = "") => "/api/audit/" + (query ? "?" + query : ""),
   };
 

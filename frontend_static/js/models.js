@@ -10,6 +10,9 @@
   let versions = [];
   let run = null;
 
+  /** Who promoted a version; nobody means the loop did it (first model, demo, command). */
+  function promoter(v) { return userName(v.promoted_by) || "automatically"; }
+
   function metric(v, key) { const m = v.metrics || {}; return m[key] == null ? null : Number(m[key]); }
 
   function renderVersions() {
@@ -40,7 +43,7 @@
         <td class="num">${cmp(v, "fp_per_study", false)}</td>
         <td class="num">${(v.train_study_ids || []).length} / ${(v.val_study_ids || []).length}</td>
         <td class="nowrap">${esc(fmtDate(v.created_at))}<div class="muted small">${esc(userName(v.created_by) || "system")}</div></td>
-        <td class="nowrap">${v.promoted_at ? esc(fmtDate(v.promoted_at)) + `<div class="muted small">${esc(userName(v.promoted_by) || "")}</div>` : '<span class="muted">—</span>'}</td>
+        <td class="nowrap">${v.promoted_at ? esc(fmtDate(v.promoted_at)) + `<div class="muted small">${esc(promoter(v))}</div>` : '<span class="muted">—</span>'}</td>
         <td class="nowrap">${actions.join(" ")}</td>
       </tr>`;
     }).join("");
@@ -108,8 +111,10 @@
     catch (e) { document.querySelector("#versions tbody").innerHTML = `<tr><td colspan="11" class="error">Could not load versions: ${esc(e.message)}</td></tr>`; }
   }
   let timer = null;
+  let idleTicks = 0;
+  const runKey = (r) => (r ? `${r.id}:${r.status}:${r.model_version ? r.model_version.status : ""}` : "");
   async function loadRun() {
-    let wasLive = run && RUNNING.has(run.status);
+    const before = runKey(run);
     try {
       const runs = await LL.getAll("/api/training-runs/", 1);
       runs.sort((a, b) => new Date(b.created_at) - new Date(a.created_at) || b.id - a.id);
@@ -117,16 +122,36 @@
       renderRun();
     } catch (e) { $("run-body").innerHTML = `<p class="error">Could not load training runs: ${esc(e.message)}</p>`; }
     const live = run && RUNNING.has(run.status);
-    if (wasLive && !live) loadVersions();  // a finished run adds a version
+    // A run that starts adds a "training" version, one that ends turns it into a
+    // candidate, failed or cancelled: the table follows every change of the run; other
+    // admins' promotions and rollbacks show within a minute (every 6th idle poll).
+    idleTicks = live ? 0 : (idleTicks + 1) % 6;
+    if (runKey(run) !== before || idleTicks === 0) loadVersions();
     clearTimeout(timer);
     timer = setTimeout(loadRun, live ? 1500 : 10000);
+  }
+
+  let estimate = null;
+  async function loadEstimate() {
+    const box = $("training-estimate");
+    if (!box) return;
+    try {
+      estimate = await LL.get("/api/training-runs/estimate/");
+      box.textContent = estimateText(estimate);
+    } catch (e) { estimate = null; box.textContent = ""; }
+  }
+  function estimateText(est) {
+    const recent = est.recent_minutes && est.recent_minutes.length ? `; recent runs took ${est.recent_minutes.join(", ")} min` : "";
+    return `Takes about ${fmtNum(est.expected_minutes, 0)} min (${est.basis}): training stops after ${fmtNum(est.budget_minutes, 0)} min, ` +
+      `stopped for good at ${fmtNum(est.limit_minutes, 0)} min; ${est.eligible_studies} approved studies${recent}.`;
   }
 
   async function startTraining() {
     $("start-training").disabled = true;
     try {
       run = await LL.post("/api/training-runs/", {});
-      renderRun(); LL.toast("Retraining queued", "ok");
+      renderRun();
+      LL.toast(estimate ? `Retraining queued: about ${fmtNum(estimate.expected_minutes, 0)} min, at most ${fmtNum(estimate.limit_minutes, 0)}` : "Retraining queued", "ok", 8000);
     } catch (e) {
       LL.toast(e.code === "training_running" ? "A training run is already running." : `Could not start: ${e.message}`, "warn", 5000);
     }
@@ -143,7 +168,7 @@
     try {
       await LL.post(`/api/models/${id}/promote/`, reason ? { override_reason: reason } : {});
       LL.toast("Promoted: new studies use this version", "ok");
-      loadVersions();
+      await loadVersions();
     } catch (e) {
       if (e.code === "worse_than_active") {
         pendingOverride = id;
@@ -164,7 +189,7 @@
     const v = versions.find((x) => x.id === id);
     const reason = prompt(`Roll back to ${v ? v.name : "this version"}? It becomes active again. Reason (for the audit trail):`, "");
     if (reason === null) return;
-    try { await LL.post(`/api/models/${id}/rollback/`, { reason }); LL.toast("Rolled back", "ok"); loadVersions(); }
+    try { await LL.post(`/api/models/${id}/rollback/`, { reason }); LL.toast("Rolled back", "ok"); await loadVersions(); }
     catch (e) { LL.toast(`Could not roll back: ${e.message}`, "bad", 6000); }
   }
 
@@ -185,4 +210,5 @@
 
   loadVersions();
   loadRun();
+  loadEstimate();
 })();

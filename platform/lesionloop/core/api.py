@@ -150,3 +150,32 @@ def atomic_write(handler: Callable[..., Any]) -> Callable[..., Any]:
         return response
 
     return wrapper
+
+
+def strict_body(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
+    """Validated fields of a JSON object body, refusing what the serializer does not know.
+
+    400 ``bad_body`` unless the body is a JSON object; 400 ``unknown_field`` (``fields``)
+    for a field the serializer does not declare (a misspelt option would otherwise run
+    with its default); 400 ``invalid`` (``errors``: DRF's per-field messages) otherwise.
+    """
+    if not hasattr(data, "keys"):
+        raise DomainError("The body must be a JSON object.", code="bad_body")
+    serializer = serializer_class(data=data)
+    unknown = sorted(set(data.keys()) - set(serializer.fields))
+    if unknown:
+        raise DomainError(
+            f"Unknown field{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}. "
+            f"Known fields: {', '.join(serializer.fields) or 'none'}.",
+            code="unknown_field",
+            extra={"fields": unknown},
+        )
+    if not serializer.is_valid():
+        messages = "; ".join(
+            f"{name}: {' '.join(str(m) for m in errors)}"
+            for name, errors in serializer.errors.items()
+        )
+        raise DomainError(
+            f"Invalid body ({messages}).", code="invalid", extra={"errors": serializer.errors}
+        )
+    return dict(serializer.validated_data)

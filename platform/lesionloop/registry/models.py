@@ -13,6 +13,7 @@ class ModelVersion(models.Model):
         ACTIVE = "active"
         RETIRED = "retired"
         FAILED = "failed"
+        CANCELLED = "cancelled"  # its training run was cancelled by an admin
 
     name = models.CharField(max_length=64, unique=True)
     parent = models.ForeignKey(

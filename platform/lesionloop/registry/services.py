@@ -77,9 +77,11 @@ def model_version_publish(
     return ModelVersion.objects.get(pk=version_id)
 
 
-def model_version_fail(*, version_id: int, reason: str) -> None:
+def model_version_fail(*, version_id: int, reason: str, cancelled: bool = False) -> None:
+    """A version still training ends ``failed``, or ``cancelled`` when an admin cancelled
+    its run (the versions table must not call a cancellation a failure)."""
     ModelVersion.objects.filter(pk=version_id, status=Status.TRAINING).update(
-        status=Status.FAILED, status_reason=reason[:4000]
+        status=Status.CANCELLED if cancelled else Status.FAILED, status_reason=reason[:4000]
     )
 
 

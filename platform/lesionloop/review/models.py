@@ -30,6 +30,10 @@ class Lesion(models.Model):
     centroid_mm = models.JSONField(default=list)
     bbox = models.JSONField(default=list)
     largest_slice = models.PositiveIntegerField(default=0)
+    # ml.lesions.diameters (voxel centres, mm); null until measured: rows saved before
+    # measurements existed get them from `manage.py measure_lesions` or their next edit.
+    longest_axial_diameter_mm = models.FloatField(null=True, blank=True)
+    longest_diameter_mm = models.FloatField(null=True, blank=True)
     mean_prob = models.FloatField(null=True, blank=True)
     max_prob = models.FloatField(null=True, blank=True)
     disagreement = models.FloatField(null=True, blank=True)

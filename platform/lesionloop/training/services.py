@@ -677,7 +677,9 @@ def _finish_failure(*, run: TrainingRun, version: ModelVersion, status: str, rea
         updated = TrainingRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(
             status=status, finished_at=timezone.now(), message=reason[:4000]
         )
-        registry.model_version_fail(version_id=version.pk, reason=reason)
+        registry.model_version_fail(
+            version_id=version.pk, reason=reason, cancelled=status == Status.CANCELLED
+        )
         if updated:
             audit_record(
                 event_type="training_cancelled"

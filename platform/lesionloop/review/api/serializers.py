@@ -19,6 +19,19 @@ class LesionSerializer(serializers.ModelSerializer):
     mean_prob = FiniteFloatField(read_only=True, allow_null=True)
     max_prob = FiniteFloatField(read_only=True, allow_null=True)
     disagreement = FiniteFloatField(read_only=True, allow_null=True)
+    longest_axial_diameter_mm = FiniteFloatField(
+        read_only=True,
+        allow_null=True,
+        help_text=(
+            "Longest in-plane distance between voxel centres on one axial slice (mm, "
+            "RANO-BM's measure); null until measured."
+        ),
+    )
+    longest_diameter_mm = FiniteFloatField(
+        read_only=True,
+        allow_null=True,
+        help_text="Longest 3D distance between voxel centres (mm); null until measured.",
+    )
     bbox = serializers.ListField(child=serializers.IntegerField(), read_only=True)
 
     class Meta:
@@ -31,6 +44,8 @@ class LesionSerializer(serializers.ModelSerializer):
             "centroid_mm",
             "bbox",
             "largest_slice",
+            "longest_axial_diameter_mm",
+            "longest_diameter_mm",
             "mean_prob",
             "max_prob",
             "disagreement",
@@ -88,6 +103,44 @@ class ApproveSerializer(serializers.Serializer):
             return {int(key): decision for key, decision in value.items()}
         except ValueError:
             raise serializers.ValidationError("keys must be lesion ids.") from None
+
+
+class LesionProposalRequestSerializer(serializers.Serializer):
+    """A clicked voxel (array indices: z = slice, y = row, x = column) and the radius."""
+
+    z = serializers.IntegerField(help_text="Slice index (0-based, model grid).")
+    y = serializers.IntegerField(help_text="Row index (0-based).")
+    x = serializers.IntegerField(help_text="Column index (0-based).")
+    radius_mm = serializers.FloatField(
+        required=False,
+        default=20.0,
+        help_text="The proposal stays within this distance of the click (mm, at most 50).",
+    )
+
+
+class LesionProposalSerializer(serializers.Serializer):
+    """A proposed lesion, not stored: accept it by painting it into the mask and saving."""
+
+    bbox = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="z0, y0, x0, z1, y1, x1 (exclusive ends) on the model grid.",
+    )
+    runs = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text=(
+            "Run lengths of the mask on bbox, flattened z, then y, then x (x fastest), "
+            "alternating outside / inside, starting with outside (0 if the first voxel is in)."
+        ),
+    )
+    volume_vox = serializers.IntegerField()
+    volume_mm3 = FiniteFloatField()
+    longest_axial_diameter_mm = FiniteFloatField()
+    longest_diameter_mm = FiniteFloatField()
+    method = serializers.ChoiceField(choices=["probability", "image"])
+    seed = serializers.ListField(child=serializers.IntegerField(), help_text="z, y, x grown from.")
+    threshold = FiniteFloatField(help_text="Probability, or MR signal, of the lesion's edge.")
+    radius_mm = FiniteFloatField()
+    revision = serializers.IntegerField(help_text="The working-mask revision it avoids.")
 
 
 class ConflictSerializer(serializers.Serializer):

@@ -22,4 +22,14 @@ urlpatterns = [
         name="study-export-rtstruct",
     ),
     path("studies/<int:pk>/export/seg", views.ExportSegView.as_view(), name="study-export-seg"),
+    path(
+        "studies/<int:pk>/export/report",
+        views.ExportReportView.as_view(),
+        name="study-export-report",
+    ),
+    path(
+        "studies/<int:pk>/propose-lesion/",
+        views.LesionProposalView.as_view(),
+        name="study-propose-lesion",
+    ),
 ]

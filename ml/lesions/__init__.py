@@ -9,8 +9,10 @@ statistics are the same everywhere:
 - ``lesion_stats``: volume, centroid, bounding box, largest slice and probability
   summaries of each label of a label map (the predictor's ``summarise_lesions`` and
   the platform's ``label_stats`` rows are both made from it).
-- ``label_stats`` / ``changed_labels``: the review platform's JSON-able rows and
-  mask diffs.
+- ``label_stats`` / ``changed_labels``: the review platform's JSON-able rows (with the
+  longest diameters of ``ml.lesions.diameters``) and mask diffs.
+- ``ml.lesions.diameters``: longest axial and 3D diameters (mm).
+- ``ml.lesions.grow``: a lesion grown from a click (click to add).
 
 NumPy only at import time (cc3d is imported by the functions that label): the web
 process imports this module, and it never imports torch.
@@ -201,11 +203,17 @@ def label_stats(
 
     The review platform's JSON-able rows of ``lesion_stats`` (same arguments):
     ``label``, ``volume_vox``, ``volume_mm3``, ``centroid_vox`` and ``centroid_mm``
-    (lists, rounded to 3 decimals), ``bbox`` (list), ``largest_slice``, and with
-    ``prob`` also ``mean_prob`` / ``max_prob``.
+    (lists, rounded to 3 decimals), ``bbox`` (list), ``largest_slice``,
+    ``longest_axial_diameter_mm`` and ``longest_diameter_mm`` (voxel centres,
+    ``ml.lesions.diameters``, rounded to 0.01 mm), and with ``prob`` also ``mean_prob`` /
+    ``max_prob``.
     """
+    from ml.lesions.diameters import lesion_diameters
+
     out: dict[int, dict[str, Any]] = {}
     for label, s in lesion_stats(labels, spacing_mm, only=only, prob=prob).items():
+        z0, y0, x0, z1, y1, x1 = s.bbox
+        sizes = lesion_diameters(labels[z0:z1, y0:y1, x0:x1] == label, spacing_mm)
         row: dict[str, Any] = {
             "label": s.label,
             "volume_vox": s.volume_vox,
@@ -214,6 +222,8 @@ def label_stats(
             "centroid_mm": [round(v, 3) for v in s.centroid_mm],
             "bbox": list(s.bbox),
             "largest_slice": s.largest_slice,
+            "longest_axial_diameter_mm": round(sizes.longest_axial_diameter_mm, 2),
+            "longest_diameter_mm": round(sizes.longest_diameter_mm, 2),
         }
         if prob is not None:
             row["mean_prob"] = s.mean_prob
