@@ -84,7 +84,7 @@
     const ticket = ++inflight;
     try {
       // Up to a few pages (50 studies each); the count says when there are more.
-      let data = await LL.get("/api/studies/?" + q.toString());
+      let data = await LL.get(LL.urls.studies(q.toString()));
       let rows = Array.isArray(data) ? data : data.results || [];
       const count = Array.isArray(data) ? rows.length : data.count;
       for (let page = 1; !Array.isArray(data) && data.next && page < 6; page++) {
