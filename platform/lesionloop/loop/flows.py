@@ -41,9 +41,9 @@ from django.db import transaction
 
 from lesionloop.audit.services import audit_record
 from lesionloop.pacs import services as pacs
+from lesionloop.registry import selectors as registry_selectors
 from lesionloop.registry import services as registry
 from lesionloop.registry.models import ModelVersion
-from lesionloop.registry import selectors as registry_selectors
 from lesionloop.registry.selectors import model_version_never_activated
 from lesionloop.review import services as review
 from lesionloop.studies import services as studies

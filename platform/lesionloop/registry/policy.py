@@ -93,4 +93,10 @@ def comparison_for(candidate: ModelVersion, active: ModelVersion) -> dict[str, A
             "missing": missing,
         }
     result = compare(scores[candidate.name].metrics, scores[active.name].metrics)
-    return {**result, "reference": label, "comparable": True, "gate_set": gate.number, "missing": []}
+    return {
+        **result,
+        "reference": label,
+        "comparable": True,
+        "gate_set": gate.number,
+        "missing": [],
+    }

@@ -92,9 +92,7 @@ def gate_summary(version: ModelVersion, current: GateSetVersion | None) -> dict[
     """What the models page shows for ``version``: its score on the current gate set
     (``comparable``), else its newest finished score on an earlier set (not comparable),
     else the state of a pending job. Uses prefetched ``gate_scores`` when there."""
-    scores = sorted(
-        version.gate_scores.all(), key=lambda s: s.gate_set.number, reverse=True
-    )
+    scores = sorted(version.gate_scores.all(), key=lambda s: s.gate_set.number, reverse=True)
     if current is None:
         return None
     on_current = next((s for s in scores if s.gate_set_id == current.pk), None)

@@ -84,9 +84,9 @@ def split_ensure(records: list[selectors.CaseRecord]) -> SplitResult:
     with transaction.atomic():
         _serialise()
         known = dict(
-            SplitAssignment.objects.filter(
-                study_id__in=[r.study_id for r in records]
-            ).values_list("study_id", "split")
+            SplitAssignment.objects.filter(study_id__in=[r.study_id for r in records]).values_list(
+                "study_id", "split"
+            )
         )
         n_train = SplitAssignment.objects.filter(split=Split.TRAIN).count()
         n_val = SplitAssignment.objects.filter(split=Split.VALIDATION).count()
@@ -144,9 +144,7 @@ def gate_scores_request(
     queued as jobs on commit. Idempotent: an existing score (queued, running, done or
     failed) is kept. Versions without weights (training, failed) are skipped."""
     gate = (
-        GateSetVersion.objects.filter(pk=gate_set_id).first()
-        if gate_set_id
-        else gate_set_current()
+        GateSetVersion.objects.filter(pk=gate_set_id).first() if gate_set_id else gate_set_current()
     )
     if gate is None:
         return []

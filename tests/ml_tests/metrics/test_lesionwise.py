@@ -27,8 +27,16 @@ def empty() -> np.ndarray:
 
 @pytest.mark.parametrize(
     ("volume", "group"),
-    [(0.0, "<100"), (99.9, "<100"), (100.0, "100-500"), (499.0, "100-500"), (500.0, "500-1500"),
-     (1500.0, "500-1500"), (1500.5, ">1500"), (1e6, ">1500")],
+    [
+        (0.0, "<100"),
+        (99.9, "<100"),
+        (100.0, "100-500"),
+        (499.0, "100-500"),
+        (500.0, "500-1500"),
+        (1500.0, "500-1500"),
+        (1500.5, ">1500"),
+        (1e6, ">1500"),
+    ],
 )
 def test_size_group_bounds(volume: float, group: str) -> None:
     assert size_group(volume) == group
@@ -63,7 +71,12 @@ def test_per_lesion_records_hand_computed() -> None:
     pred = box(box(empty(), 0, 5, 0, 2, 10, 10), 10, 35, 35, 2, 2, 2)
     r = lesionwise_case(pred, gt, SPACING)
     a, b = sorted(r["gt_lesions"], key=lambda les: -les["volume_mm3"])
-    assert (a["volume_mm3"], a["group"], a["detected"], a["matched"]) == (200.0, "100-500", True, False)
+    assert (a["volume_mm3"], a["group"], a["detected"], a["matched"]) == (
+        200.0,
+        "100-500",
+        True,
+        False,
+    )
     assert a["dice"] == pytest.approx(2 * 100 / (200 + 200))
     assert (b["group"], b["detected"], b["dice"]) == ("<100", False, 0.0)
     assert r["fp_lesions"] == [{"volume_mm3": 8.0, "group": "<100"}]
@@ -79,8 +92,12 @@ def test_summary_pools_groups_and_fp_per_study() -> None:
     s = size_group_summary(cases)
     assert s["n_studies"] == 2
     assert s["groups"]["100-500"] == {
-        "n_lesions": 1, "n_detected": 1, "sensitivity": 1.0, "fp_lesions": 0,
-        "fp_per_study": 0.0, "lesion_dice": 1.0,
+        "n_lesions": 1,
+        "n_detected": 1,
+        "sensitivity": 1.0,
+        "fp_lesions": 0,
+        "fp_per_study": 0.0,
+        "lesion_dice": 1.0,
     }
     small = s["groups"]["<100"]
     assert (small["n_lesions"], small["sensitivity"], small["fp_lesions"]) == (1, 0.0, 1)
@@ -105,8 +122,11 @@ def _masks() -> list[tuple[str, np.ndarray, np.ndarray]]:
         ("identical", half.copy(), half.copy()),
         ("shifted below IoU 0.5", box(empty(), 0, 6, 0, 2, 10, 10), half.copy()),
         ("two lesions and a false positive", pred, gt),
-        ("one prediction bridging two lesions",
-         box(empty(), 0, 0, 0, 2, 4, 30), box(box(empty(), 0, 0, 0, 2, 4, 12), 0, 0, 18, 2, 4, 12)),
+        (
+            "one prediction bridging two lesions",
+            box(empty(), 0, 0, 0, 2, 4, 30),
+            box(box(empty(), 0, 0, 0, 2, 4, 12), 0, 0, 18, 2, 4, 12),
+        ),
     ]
 
 

@@ -25,10 +25,6 @@ def spec_cases(spec_copy: Path, key: str) -> list[dict]:
     return json.loads(spec_copy.read_text())[key]
 
 
-def spec_cases(spec_copy: Path, key: str) -> list[dict]:
-    return json.loads(spec_copy.read_text())[key]
-
-
 def _leftovers(storage: Path) -> list[Path]:
     attempts = storage / "models" / ".attempts"
     return list(attempts.iterdir()) if attempts.exists() else []

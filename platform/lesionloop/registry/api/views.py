@@ -17,6 +17,7 @@ from lesionloop.registry import selectors
 from lesionloop.registry.models import ModelVersion
 
 from .serializers import (
+    GateSetSerializer,
     LineageSerializer,
     ModelVersionSerializer,
     PromoteInputSerializer,
@@ -86,3 +87,21 @@ class ModelVersionLineageView(APIView):
     def get(self, request: Request, version_id: int) -> Response:
         lineage = selectors.model_version_lineage(_version(version_id))
         return Response(LineageSerializer(lineage).data)
+
+
+class GateSetView(APIView):
+    """``GET /api/gate-set/``: the current gate set version (404 ``no_gate_set`` before
+    the first one)."""
+
+    permission_classes = [ReadAnyRoleWriteAdmin]
+
+    @extend_schema(responses={200: GateSetSerializer})
+    def get(self, request: Request) -> Response:
+        gate = selectors.gate_set_current()
+        if gate is None:
+            raise DomainError(
+                "No gate set yet: it is made from approved studies as they arrive.",
+                code="no_gate_set",
+                status_code=404,
+            )
+        return Response(GateSetSerializer(gate).data)
