@@ -206,12 +206,13 @@ def test_models_api_says_which_set_and_what_is_not_comparable(cast: Any, api: An
     assert rows["v1"]["metrics"]["dsc"] == 0.6
     assert rows["v2"]["comparable"] is False and rows["v2"]["gate_set"] == 1
     assert rows["v2"]["pending"] == "not requested"
-    current = api(cast.auditor).get("/api/gate-set/").json()
+    current = api(cast.auditor).get("/api/gate-set/").json()["current"]
     assert current["label"] == "gate set v2 (2 studies, 3 lesions)"
     assert current["study_ids"] == [10, 99]
 
 
-def test_no_gate_set_yet_is_a_clear_404(cast: Any, api: Any) -> None:
+def test_no_gate_set_yet(cast: Any, api: Any) -> None:
     resp = api(cast.clinician).get("/api/gate-set/")
-    assert resp.status_code == 404 and resp.json()["code"] == "no_gate_set"
+    assert resp.status_code == 200 and resp.json() == {"current": None}
     assert GateSetVersion.objects.count() == 0
+    assert api(None).get("/api/gate-set/").status_code == 403

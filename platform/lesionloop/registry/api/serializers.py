@@ -132,3 +132,7 @@ class GateSetSerializer(serializers.Serializer):
 
     def get_label(self, obj: object) -> str:
         return f"gate set v{obj.number} ({obj.n_studies} studies, {obj.n_lesions} lesions)"  # type: ignore[attr-defined]
+
+
+class CurrentGateSetSerializer(serializers.Serializer):
+    current = GateSetSerializer(allow_null=True)

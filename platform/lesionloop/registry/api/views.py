@@ -17,7 +17,7 @@ from lesionloop.registry import selectors
 from lesionloop.registry.models import ModelVersion
 
 from .serializers import (
-    GateSetSerializer,
+    CurrentGateSetSerializer,
     LineageSerializer,
     ModelVersionSerializer,
     PromoteInputSerializer,
@@ -90,18 +90,12 @@ class ModelVersionLineageView(APIView):
 
 
 class GateSetView(APIView):
-    """``GET /api/gate-set/``: the current gate set version (404 ``no_gate_set`` before
-    the first one)."""
+    """``GET /api/gate-set/``: ``{"current": <gate set> | null}``, the current gate set
+    version (null before the first one is made)."""
 
     permission_classes = [ReadAnyRoleWriteAdmin]
 
-    @extend_schema(responses={200: GateSetSerializer})
+    @extend_schema(responses={200: CurrentGateSetSerializer})
     def get(self, request: Request) -> Response:
         gate = selectors.gate_set_current()
-        if gate is None:
-            raise DomainError(
-                "No gate set yet: it is made from approved studies as they arrive.",
-                code="no_gate_set",
-                status_code=404,
-            )
-        return Response(GateSetSerializer(gate).data)
+        return Response(CurrentGateSetSerializer({"current": gate}).data)

@@ -61,7 +61,9 @@ def review_effort_record(
     revision = _pre_contour(study)
     if revision is None:
         return None
-    pre = storage.read_gz_array(storage.absolute(revision.file), dtype="uint16", shape=_shape(study))
+    pre = storage.read_gz_array(
+        storage.absolute(revision.file), dtype="uint16", shape=_shape(study)
+    )
     counts = review_effort(pre, mask, approval.lesion_labels or [])
     activity = ReviewActivity.objects.filter(study=study).first()
     seconds = activity.active_seconds if activity else 0.0
