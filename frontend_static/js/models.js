@@ -18,6 +18,7 @@
     const active = versions.find((v) => v.status === "active");
     $("active-box").innerHTML = active ? `Active: <strong>${esc(active.name)}</strong>${active.promoted_at ? ` since ${esc(fmtDate(active.promoted_at))}` : ""}` : "No active version: studies wait for a model.";
     renderGateBox();
+    renderSizeGroups();
     if (!versions.length) { tbody.innerHTML = '<tr><td colspan="12" class="muted empty">No model versions yet.</td></tr>'; return; }
     const cmp = (v, key, higherBetter) => {
       const x = shownMetric(v, key), a = active && active !== v && comparable(active) ? shownMetric(active, key) : null;
@@ -95,6 +96,21 @@
     box.innerHTML = gateSet
       ? `Scored on <strong>${esc(gateLabel())}</strong>: approved studies held out from training and calibration.`
       : "No gate set yet: it is made from approved studies as they arrive; until then versions are not compared here.";
+  }
+  /** Per size group, for the versions scored on the current gate set: lesion
+   * sensitivity (found / lesions), FP lesions per study and lesion-wise Dice. */
+  function renderSizeGroups() {
+    const box = $("size-groups");
+    if (!box) return;
+    const rows = versions.filter((v) => comparable(v) && v.gate.metrics && v.gate.metrics.size_groups);
+    if (!rows.length) { box.innerHTML = ""; return; }
+    const groups = ["<100", "100-500", "500-1500", ">1500"];
+    const cell = (g) => g && g.n_lesions != null
+      ? `${g.sensitivity == null ? "—" : fmtNum(g.sensitivity, 2)} <span class="muted small">(${g.n_detected}/${g.n_lesions})</span> · ${fmtNum(g.fp_per_study, 2)} · ${g.lesion_dice == null ? "—" : fmtNum(g.lesion_dice, 2)}`
+      : "—";
+    box.innerHTML = `<table class="grid small"><thead><tr><th>Per size group (mm³): sensitivity (found) · FP / study · lesion-wise Dice</th>${groups.map((g) => `<th>${esc(g)}</th>`).join("")}</tr></thead><tbody>` +
+      rows.map((v) => `<tr data-id="${v.id}"><td>${esc(v.name)}</td>${groups.map((g) => `<td class="nowrap">${cell(v.gate.metrics.size_groups[g])}</td>`).join("")}</tr>`).join("") +
+      "</tbody></table>";
   }
   function effortCell(v) {
     const e = effort[v.id];

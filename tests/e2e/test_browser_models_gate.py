@@ -50,7 +50,30 @@ def test_models_page_shows_gate_set_and_review_effort(cast: Any, browser_login: 
     current = registry.gate_set_version_grow(
         new_members=[{**member, "study_id": 2, "n_lesions": 3}]
     )
-    metrics = {"dsc": 0.8, "small_sensitivity": 0.5, "large_sensitivity": 1.0, "fp_per_study": 0.5}
+    groups = {
+        g: {
+            "n_lesions": 0,
+            "n_detected": 0,
+            "sensitivity": None,
+            "fp_per_study": 0.0,
+            "lesion_dice": None,
+        }
+        for g in ("<100", "100-500", "500-1500")
+    }
+    groups[">1500"] = {
+        "n_lesions": 4,
+        "n_detected": 3,
+        "sensitivity": 0.75,
+        "fp_per_study": 0.5,
+        "lesion_dice": 0.61,
+    }
+    metrics = {
+        "dsc": 0.8,
+        "small_sensitivity": 0.5,
+        "large_sensitivity": 1.0,
+        "fp_per_study": 0.5,
+        "size_groups": groups,
+    }
     GateScore.objects.create(
         model_version=v1,
         gate_set=current,
@@ -94,5 +117,9 @@ def test_models_page_shows_gate_set_and_review_effort(cast: Any, browser_login: 
     assert row2.locator(".metric-good, .metric-bad").count() == 0
     assert row2.locator("td.effort").inner_text() == "—"
     assert "scored on gate set v2" in page.locator("#metrics-legend").inner_text()
+    # Per size group, only for versions scored on the current set.
+    sizes = page.locator("#size-groups")
+    assert sizes.locator(f'tr[data-id="{v2.pk}"]').count() == 0
+    assert "0.75 (3/4) · 0.50 · 0.61" in sizes.locator(f'tr[data-id="{v1.pk}"]').inner_text()
     shot(page, "models-gate-set")
     assert not page.js_errors, page.js_errors
