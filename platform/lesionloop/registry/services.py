@@ -243,11 +243,19 @@ def gate_set_version_grow(*, new_members: list[dict[str, Any]]) -> GateSetVersio
 
 
 def gate_score_request(*, version_id: int, gate_set_id: int) -> tuple[GateScore, bool]:
-    """The score of a version on a gate set, created ``queued`` when missing; True when
-    new (the caller enqueues its job on commit). Asking again never makes a second."""
+    """The score of a version on a gate set, created ``queued`` when missing, or queued
+    again when it had failed; True when the caller must enqueue its job (on commit).
+    Asking again never makes a second row and never re-runs a queued, running or done
+    score."""
     score, created = GateScore.objects.get_or_create(
         model_version_id=version_id, gate_set_id=gate_set_id
     )
+    if not created and score.status == GateScore.Status.FAILED:
+        requeued = GateScore.objects.filter(pk=score.pk, status=GateScore.Status.FAILED).update(
+            status=GateScore.Status.QUEUED, message="", started_at=None, finished_at=None
+        )
+        score.refresh_from_db()
+        return score, bool(requeued)
     return score, created
 
 

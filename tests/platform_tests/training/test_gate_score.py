@@ -90,6 +90,14 @@ def test_a_missing_member_fails_the_score_loudly(scored_setup: GateScore) -> Non
     gate.gate_score_execute(score_id=scored_setup.pk)
     score = GateScore.objects.get(pk=scored_setup.pk)
     assert score.status == "failed" and "ground_truth.npy" in score.message
+    # Asked again (e.g. by the next promotion), a failed score is queued again, once.
+    again, enqueue = registry.gate_score_request(
+        version_id=score.model_version_id, gate_set_id=score.gate_set_id
+    )
+    assert enqueue and again.pk == score.pk and again.status == "queued"
+    assert registry.gate_score_request(
+        version_id=score.model_version_id, gate_set_id=score.gate_set_id
+    ) == (again, False)
 
 
 def test_actor_is_declared_for_inference() -> None:
