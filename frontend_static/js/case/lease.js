@@ -32,6 +32,7 @@ export class LeaseKeeper {
     this.state = { mine: false, holder: null, yours: false, lost: false, error: null, revision: null, expiresAt: null };
     this.timers = [];
     LL.setHeader("X-Lease-Client", this.clientId);
+    this._watchActivity();
     // Tabs of this browser tell each other at once when they take or give back a lease,
     // so a tab taken over turns read-only now, not at its next poll.
     this.studyId = String(studyId);
@@ -41,6 +42,21 @@ export class LeaseKeeper {
         const m = ev.data || {};
         if (m.study === this.studyId && m.client !== this.clientId) this.poll();
       };
+    }
+  }
+
+  /** Review time (docs/PLATFORM.md): each renewal says whether the user did anything
+   * since the previous one, and activity renews early (at most every 10 s) so the
+   * server can count the time between renewals, capped per gap. */
+  _watchActivity() {
+    this.activeSinceRenew = false;
+    this.lastTake = 0;
+    const mark = () => {
+      this.activeSinceRenew = true;
+      if (this.state.mine && Date.now() - this.lastTake > 10000) this.take();
+    };
+    for (const type of ["pointerdown", "pointermove", "keydown", "wheel"]) {
+      window.addEventListener(type, mark, { passive: true, capture: true });
     }
   }
 
@@ -58,8 +74,11 @@ export class LeaseKeeper {
   /** Take or renew; takeOver moves this user's lease from another tab to this one. */
   async take({ takeOver = false } = {}) {
     const wasMine = this.state.mine;
+    const active = this.activeSinceRenew;
+    this.activeSinceRenew = false;
+    this.lastTake = Date.now();
     try {
-      const lease = await LL.post(this.url, takeOver ? { take_over: true } : {});
+      const lease = await LL.post(this.url, takeOver ? { take_over: true, active } : { active });
       this._set({ mine: true, holder: lease.user, yours: true, lost: false, error: null, expiresAt: lease.expires_at });
       if (!wasMine) this._announce();
       return true;

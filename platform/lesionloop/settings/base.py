@@ -181,6 +181,9 @@ LESIONLOOP_DEVICE = env_str("LESIONLOOP_DEVICE", "auto")
 LESIONLOOP_RETRAIN_AFTER_APPROVALS = env_int("LESIONLOOP_RETRAIN_AFTER_APPROVALS", 10, minimum=0)
 LESIONLOOP_TRAIN_MAX_MINUTES = env_int("LESIONLOOP_TRAIN_MAX_MINUTES", 60, minimum=1)
 LESIONLOOP_LEASE_SECONDS = env_int("LESIONLOOP_LEASE_SECONDS", 120, minimum=10)
+# Review time: a lease renewal that reports user activity adds the time since the tab's
+# previous renewal, at most this many seconds (the viewer renews within ~10 s of activity).
+LESIONLOOP_REVIEW_GAP_CAP_SECONDS = env_int("LESIONLOOP_REVIEW_GAP_CAP_SECONDS", 15, minimum=1)
 # A saved mask with more distinct lesion labels is refused (400 bad_mask): a mask of
 # random labels would otherwise create tens of thousands of lesion rows.
 LESIONLOOP_MAX_LESION_LABELS = env_int("LESIONLOOP_MAX_LESION_LABELS", 500, minimum=1)

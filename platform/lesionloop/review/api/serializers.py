@@ -67,6 +67,11 @@ class LeaseTakeSerializer(serializers.Serializer):
         default=False,
         help_text="Move your own lease from another tab or window to this one.",
     )
+    active = serializers.BooleanField(
+        default=False,
+        help_text="The user did something in this tab since its previous renewal: the "
+        "time since then counts as active review time (capped per gap).",
+    )
 
 
 class LeaseStateSerializer(serializers.Serializer):
@@ -146,3 +151,42 @@ class LesionProposalSerializer(serializers.Serializer):
 class ConflictSerializer(serializers.Serializer):
     detail = serializers.CharField()
     code = serializers.CharField()
+
+
+class ReviewEffortVersionSerializer(serializers.Serializer):
+    """Review effort per model version: means over its reviewed (approved) studies."""
+
+    model_version = serializers.DictField()
+    n_studies = serializers.IntegerField()
+    accepted_unchanged_fraction = serializers.FloatField(
+        allow_null=True, help_text="Mean share of the model's lesions accepted unchanged."
+    )
+    edited = serializers.FloatField(help_text="Mean lesions edited per study.")
+    rejected = serializers.FloatField(help_text="Mean lesions rejected per study.")
+    added = serializers.FloatField(help_text="Mean lesions added (drawn) per study.")
+    voxels_added = serializers.FloatField()
+    voxels_removed = serializers.FloatField()
+    voxels_changed = serializers.FloatField(help_text="Mean voxels added + removed per study.")
+    active_minutes = serializers.FloatField(help_text="Mean active review minutes per study.")
+
+
+class ReviewEffortStudySerializer(serializers.Serializer):
+    study = serializers.IntegerField(source="study_id")
+    approval = serializers.IntegerField(source="approval_id")
+    model_version = serializers.CharField(source="model_version.name")
+    reviewer = serializers.CharField(source="reviewer.username", allow_null=True, default=None)
+    model_lesions = serializers.IntegerField()
+    accepted_unchanged = serializers.IntegerField()
+    accepted_unchanged_fraction = serializers.FloatField(allow_null=True)
+    edited = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    added = serializers.IntegerField()
+    voxels_added = serializers.IntegerField()
+    voxels_removed = serializers.IntegerField()
+    active_seconds = serializers.FloatField()
+    created_at = serializers.DateTimeField()
+
+
+class ReviewEffortSerializer(serializers.Serializer):
+    results = ReviewEffortVersionSerializer(many=True)
+    studies = ReviewEffortStudySerializer(many=True, required=False)

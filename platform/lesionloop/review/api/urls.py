@@ -5,6 +5,7 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
+    path("review-effort/", views.ReviewEffortView.as_view(), name="review-effort"),
     path("studies/<int:pk>/mask/", views.MaskView.as_view(), name="study-mask"),
     path("studies/<int:pk>/lesions/", views.LesionListView.as_view(), name="study-lesions"),
     path(

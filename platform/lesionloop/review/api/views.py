@@ -39,6 +39,7 @@ from .serializers import (
     LesionProposalSerializer,
     LesionSerializer,
     MaskSavedSerializer,
+    ReviewEffortSerializer,
 )
 
 LEASE_CLIENT_HEADER = OpenApiParameter(
@@ -210,6 +211,7 @@ class LeaseView(APIView):
             user=request.user,
             client=lease_client(request),
             take_over=payload.validated_data["take_over"],
+            active=payload.validated_data["active"],
         )
         return Response(LeaseSerializer(lease_of(study)).data)
 
@@ -356,3 +358,23 @@ class LesionProposalView(APIView):
             study_id=pk, point_zyx=(data["z"], data["y"], data["x"]), radius_mm=data["radius_mm"]
         )
         return Response(LesionProposalSerializer(proposal).data)
+
+
+class ReviewEffortView(APIView):
+    """``GET /api/review-effort/``: review effort per model version (every role may read);
+    ``?model_version=<id>`` adds that version's studies one by one."""
+
+    permission_classes = [HasRole]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("model_version", int, required=False)],
+        responses={200: ReviewEffortSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        raw = request.query_params.get("model_version")
+        data: dict[str, Any] = {"results": selectors.review_effort_by_model_version()}
+        if raw is not None:
+            if not raw.isdigit():
+                raise DomainError("model_version must be a version id.", code="bad_model_version")
+            data["studies"] = list(selectors.review_efforts(model_version_id=int(raw)))
+        return Response(ReviewEffortSerializer(data).data)

@@ -160,7 +160,7 @@ def mask_save(
         _require_editable(study)
         if base_revision != study.revision_number:
             raise _stale_revision(study, base_revision)
-        _lease_hold(study, user, client)
+        _lease_hold(study, user, client, active=True)
         _require_sane_grid(_spacing(study))
         new, clean_gzip = _decode_mask(body, shape=_shape(study), gzipped=gzipped)
         old = current_mask(study)
