@@ -12,9 +12,13 @@ app with Django's live-server thread (whitenoise static files), and prints:
   rendered slice (HTML, scripts, study + lesions API, one ``?slice=k`` fetch, render);
 - time until every slice is scrollable (<= 3 s): navigation start -> the whole gzip
   int16 volume is in memory;
+- time until all three planes are on screen (<= 1.5 s): navigation start -> axial,
+  coronal and sagittal each rendered once (the reformats need the whole volume);
 - slice-change render time (<= 16 ms): per slice, cornerstone's render plus the overlay
   pass (the work per frame), and the latency from the key press to the painted frame
-  (which also waits for the next animation frame);
+  (which also waits for the next animation frame); then the same in each of the three
+  planes of the three-plane layout, where the work of a frame is that of every view
+  repainted (the plane that changed, and the crosshair of the other two);
 - full-mask save round trip (<= 500 ms): gzip the 512x512x80 uint16 mask in the browser
   (CompressionStream), PUT with If-Match, server decodes, diffs, stores the revision and
   answers with the lesions.
@@ -51,12 +55,65 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
+PLANE_STEPS_JS = """async ([plane, steps]) => {
+    const S = window.LLViewer, app = S.app;
+    const el = app.views.views[plane].el;
+    const count = app.views.counts()[plane];
+    const rendered = () => new Promise(r => el.addEventListener('cornerstoneimagerendered', r, {once: true}));
+    const out = [];
+    for (let pass = 0; pass < 2; pass++) {
+        let k = Math.max(0, Math.floor(count / 2 - steps / 2));
+        const p0 = rendered(); app.views.setSlice(plane, k); await p0;
+        for (let i = 0; i < steps && k + 1 < count; i++, k++) {
+            const n0 = S.frameStats.length;
+            S.active = plane;
+            const t0 = performance.now();
+            const p = rendered();
+            el.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowUp', bubbles: true}));
+            await p;
+            const latency = performance.now() - t0;
+            await new Promise(r => requestAnimationFrame(() => r()));  // the crosshair redraws of the others
+            const frames = S.frameStats.slice(n0);
+            out.push({pass, latency, work: frames.reduce((a, f) => a + f.renderMs + f.overlayMs, 0), views: frames.length});
+        }
+    }
+    return out;
+}"""
+
+
+def plane_steps(page: object, steps: int) -> dict[str, tuple[list[float], list[float]]]:
+    """Slice changes in each plane of the three-plane layout (second pass: overlay bitmaps
+    cached); returns plane -> (work per frame in ms, key-to-frame latency in ms)."""
+    page.evaluate("window.LLViewer.app.views.setLayout('3')")  # type: ignore[attr-defined]
+    rows: dict[str, tuple[list[float], list[float]]] = {}
+    for plane in ("axial", "coronal", "sagittal"):
+        res = page.evaluate(PLANE_STEPS_JS, [plane, steps])  # type: ignore[attr-defined]
+        for pass_ in (0, 1):
+            sel = [r for r in res if r["pass"] == pass_]
+            work = [r["work"] for r in sel]
+            lat = [r["latency"] for r in sel]
+            print(
+                f"{plane} slice change (3 planes, {'first visit' if pass_ == 0 else 'revisit'}, {len(sel)} steps, "
+                f"{statistics.median([r['views'] for r in sel]):.0f} views repainted): work median {statistics.median(work):.1f} ms, "
+                f"p95 {pct(work, 0.95):.1f} ms, max {max(work):.1f} ms; key-to-frame median {statistics.median(lat):.1f} ms, "
+                f"p95 {pct(lat, 0.95):.1f} ms"
+            )
+        rows[plane] = (work, lat)
+    return rows
+
+
 # long: linear benchmark script (test db, live server, Playwright timings); needs Chromium
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--depth", type=int, default=80)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--saves", type=int, default=5)
+    ap.add_argument(
+        "--db-name", default="test_lesionloop_viewer_bench", help="throw-away test database"
+    )
+    ap.add_argument(
+        "--steps", type=int, default=60, help="slice steps per plane (three-plane layout)"
+    )
     ap.add_argument(
         "--opens", type=int, default=3, help="times the case is opened (fresh context each)"
     )
@@ -75,7 +132,7 @@ def main() -> int:
     from django.test.utils import setup_test_environment
 
     setup_test_environment()
-    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = "test_lesionloop_viewer_bench"
+    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = args.db_name
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
     server = None
     try:
@@ -107,7 +164,7 @@ def main() -> int:
             browser = pw.chromium.launch(
                 executable_path=args.chromium, args=CHROMIUM_ARGS, headless=True
             )
-            firsts, alls = [], []
+            firsts, alls, planes = [], [], []
             page = None
             for i in range(args.opens):
                 context = browser.new_context(viewport={"width": 1600, "height": 900})
@@ -120,19 +177,24 @@ def main() -> int:
                 page.goto(f"{base}/studies/{study.pk}/")
                 page.wait_for_selector('#viewport[data-all-slices="1"]', timeout=60000)
                 page.wait_for_selector('#viewport[data-mask-loaded="1"]', timeout=60000)
+                page.wait_for_selector('#viewports[data-all-planes="1"]', timeout=60000)
                 marks = page.evaluate(
-                    "() => Object.fromEntries(['ll-first-image', 'll-all-slices'].map(n => [n, performance.getEntriesByName(n)[0].startTime]))"
+                    "() => Object.fromEntries(['ll-first-image', 'll-all-slices', 'll-all-planes'].map(n => [n, performance.getEntriesByName(n)[0].startTime]))"
                 )
                 firsts.append(marks["ll-first-image"])
                 alls.append(marks["ll-all-slices"])
+                planes.append(marks["ll-all-planes"])
                 print(
-                    f"open {i + 1}: first image {marks['ll-first-image']:.0f} ms, all slices {marks['ll-all-slices']:.0f} ms"
+                    f"open {i + 1}: first image {marks['ll-first-image']:.0f} ms, all slices {marks['ll-all-slices']:.0f} ms, "
+                    f"three planes on screen {marks['ll-all-planes']:.0f} ms"
                 )
                 if i < args.opens - 1:
                     page.evaluate("window.LLViewer.shutdown()")
                     context.close()
 
-            # Slice changes: every slice twice (first pass builds the overlay bitmaps).
+            # Slice changes: every slice twice (first pass builds the overlay bitmaps), in
+            # the one-plane layout (the three-plane layout is measured by plane_steps).
+            page.evaluate("window.LLViewer.app.views.setLayout('1', {remember: false})")
             res = page.evaluate(
                 """async (depth) => {
                     const S = window.LLViewer, el = document.getElementById('viewport');
@@ -168,6 +230,8 @@ def main() -> int:
                     f"(cornerstone {statistics.median([r['render'] for r in rows]):.1f} + overlay {statistics.median([r['overlay'] for r in rows]):.1f}); "
                     f"key-to-frame latency median {statistics.median(lat):.1f} ms, p95 {pct(lat, 0.95):.1f} ms"
                 )
+
+            plane_rows = plane_steps(page, args.steps)
 
             # Full-mask saves: a small brush edit each time, then the real save path.
             saves = page.evaluate(
@@ -208,6 +272,14 @@ def main() -> int:
                 f"slice change {statistics.median([r['work'] for r in res if r['pass'] == 1]):.1f} ms work, "
                 f"{statistics.median([r['latency'] for r in res if r['pass'] == 1]):.1f} ms key-to-frame (<= 16) | "
                 f"save {statistics.median(ms):.0f} ms (<= 500)"
+            )
+            print(
+                f"SUMMARY three planes on screen {statistics.median(planes):.0f} ms (target <= 1500) | "
+                + " | ".join(
+                    f"{plane} slice change p95 work {pct(w, 0.95):.1f} ms, key-to-frame p95 {pct(lat, 0.95):.1f} ms"
+                    for plane, (w, lat) in plane_rows.items()
+                )
+                + " (target: painted within 16 ms p95)"
             )
             page.evaluate("window.LLViewer.shutdown()")
             browser.close()

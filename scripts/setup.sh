@@ -16,11 +16,15 @@ if [ ! -x .venv/bin/python ]; then
   echo "Creating .venv with $PY ..."
   "$PY" -m venv .venv
 fi
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-eval.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat .venv/.requirements.sha256 2>/dev/null || true)" != "$want" ]; then
   echo "Installing pinned requirements (torch==2.13.0 CPU wheel from the local disk) ..."
   # pip warns once per package about this machine's optional local indexes; hide only that.
   .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt 2>&1 \
+    | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+  # panoptica (lesion-wise metrics, for the agreement tests) pins an older numpy and cc3d
+  # than ours while working with them: installed without its resolver (requirements-eval.txt).
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps -r requirements-eval.txt 2>&1 \
     | { grep -v "is ignored: it is neither a file nor a directory" || true; }
   echo "$want" > .venv/.requirements.sha256
 fi

@@ -15,5 +15,16 @@ if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
     exit 1
   fi
 fi
+# The compose files are validated without an engine (tests/docker_tests): the docker CLI's
+# compose plugin or Debian's docker-compose.
+if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "Installing Debian's docker-compose (validates docker/compose*.yml) ..."
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
+  else
+    echo "The compose tests need 'docker compose' or Debian's docker-compose (apt-get install docker-compose)." >&2
+    exit 1
+  fi
+fi
 export DJANGO_SETTINGS_MODULE=lesionloop.settings.test
 exec .venv/bin/python -m pytest "$@"

@@ -77,6 +77,60 @@
     return new Response(stream).arrayBuffer();
   }
 
+  // ---- every API URL the pages call, in one place (docs/API.md) -------------------
+  const urls = {
+    studies: (query = "") => "/api/studies/" + (query ? "?" + query : ""),
+    study: (id) => `/api/studies/${id}/`,
+    lesions: (id) => `/api/studies/${id}/lesions/?ordering=volume_mm3`,
+    lesion: (id, lesionId) => `/api/studies/${id}/lesions/${lesionId}/`,
+    mask: (id) => `/api/studies/${id}/mask/`,
+    volume: (id, channel, slice = null, plane = "axial") => `/api/studies/${id}/volume/${channel}/` +
+      (slice == null ? "" : `?slice=${slice}`) + (slice != null && plane !== "axial" ? `&plane=${plane}` : ""),
+    lease: (id) => `/api/studies/${id}/lease/`,
+    approve: (id) => `/api/studies/${id}/approve/`,
+    reopen: (id) => `/api/studies/${id}/reopen/`,
+    exportFile: (id, format) => `/api/studies/${id}/export/${format}`,
+    timeline: (id) => `/api/studies/${id}/timeline/`,
+    sends: (id) => `/api/studies/${id}/sends/`,
+    send: (id) => `/api/studies/${id}/send/`,
+    sendRetry: (id, sendId) => `/api/studies/${id}/sends/${sendId}/retry/`,
+    pacsNodes: () => "/api/pacs/nodes/",
+    pacsFind: (nodeId) => `/api/pacs/nodes/${nodeId}/find/`,
+    pacsRetrieve: (nodeId) => `/api/pacs/nodes/${nodeId}/retrieve/`,
+    pacsRetrieval: (id) => `/api/pacs/retrieves/${id}/`,
+    models: () => "/api/models/",
+    modelPromote: (id) => `/api/models/${id}/promote/`,
+    modelRollback: (id) => `/api/models/${id}/rollback/`,
+    modelLineage: (id) => `/api/models/${id}/lineage/`,
+    trainingRuns: () => "/api/training-runs/",
+    trainingRunCancel: (id) => `/api/training-runs/${id}/cancel/`,
+    trainingEstimate: () => "/api/training-runs/estimate/",
+    audit: (query = "") => "/api/audit/" + (query ? "?" + query : ""),
+  };
+
+  /** The case page's calls for one study. putMask resolves to the raw Response (the
+   * caller reads a 409 stale_revision body itself). */
+  function studyApi(id) {
+    return {
+      detail: () => request("GET", urls.study(id)),
+      lesions: async () => {
+        const data = await request("GET", urls.lesions(id));
+        return Array.isArray(data) ? data : (data && data.results) || [];
+      },
+      decide: (lesionId, decision) => request("PATCH", urls.lesion(id, lesionId), { json: { decision } }),
+      mask: () => getBinary(urls.mask(id)),
+      putMask: (body, headers) => fetch(urls.mask(id), {
+        method: "PUT", credentials: "same-origin", body,
+        headers: { ...defaultHeaders, ...headers, "X-CSRFToken": csrfToken(), Accept: "application/json" },
+      }),
+      volume: (channel, slice = null) => getBinary(urls.volume(id, channel, slice)),
+      approve: (body) => request("POST", urls.approve(id), { json: body }),
+      reopen: () => request("POST", urls.reopen(id), { json: {} }),
+      exportUrl: (format) => urls.exportFile(id, format),
+      leaseUrl: urls.lease(id),
+    };
+  }
+
   // ---- formatting ----------------------------------------------------------------
   function esc(s) {
     return String(s == null ? "" : s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
@@ -137,7 +191,7 @@
   };
 
   window.LL = {
-    ApiError, request, getAll, getBinary, gzip, csrfToken, setHeader, headers: () => ({ ...defaultHeaders }),
+    ApiError, request, getAll, getBinary, gzip, csrfToken, setHeader, headers: () => ({ ...defaultHeaders }), urls, studyApi,
     get: (u) => request("GET", u),
     post: (u, json) => request("POST", u, { json: json === undefined ? {} : json }),
     patch: (u, json) => request("PATCH", u, { json }),

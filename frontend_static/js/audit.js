@@ -2,7 +2,8 @@
  * written out as sentences a person can read, with links between studies and versions. */
 (function () {
   "use strict";
-  const { esc, fmtDate, fmtVol, fmtNum, userName, statusBadge } = LL;
+  const { esc, fmtDate, fmtNum, userName, statusBadge } = LL;
+  const mm3 = (v) => (v == null ? "—" : Number(v).toFixed(Number(v) < 10 ? 1 : 0));
   const $ = (id) => document.getElementById(id);
   const root = $("audit");
   const mode = root.dataset.mode;
@@ -81,6 +82,7 @@
     const params = new URLSearchParams(location.search);
     $("a-study").value = params.get("study") || ""; $("a-model").value = params.get("model_version") || "";
     $("a-type").value = params.get("event_type") || ""; $("a-actor").value = params.get("actor") || "";
+    $("a-order").value = params.get("ordering") === "created_at" ? "created_at" : "-created_at";
     let next = null; let rows = [];
     async function load(url, append) {
       try {
@@ -100,7 +102,9 @@
       }
     }
     function apply() {
-      const q = new URLSearchParams({ ordering: "-created_at" });
+      const ordering = $("a-order").value === "created_at" ? "created_at" : "-created_at";
+      $("a-order-note").textContent = ordering === "created_at" ? "oldest first" : "newest first";
+      const q = new URLSearchParams({ ordering });
       if ($("a-study").value) q.set("study", $("a-study").value);
       if ($("a-model").value) q.set("model_version", $("a-model").value);
       if ($("a-type").value.trim()) q.set("event_type", $("a-type").value.trim());
@@ -133,8 +137,8 @@
       const lesions = await LL.get(`/api/studies/${objectId}/lesions/?ordering=volume_mm3`);
       const list = Array.isArray(lesions) ? lesions : lesions.results || [];
       $("s-lesions").classList.remove("muted");
-      $("s-lesions").innerHTML = list.length ? `<table class="grid"><thead><tr><th>Label</th><th class="num">Volume</th><th>Decision</th><th>By</th><th>Model</th></tr></thead><tbody>${list.map((l) => `
-        <tr><td>${esc(l.label)}</td><td class="num">${fmtVol(l.volume_mm3)}</td><td><span class="badge dec-${esc(l.decision)}">${esc(l.decision)}</span></td>
+      $("s-lesions").innerHTML = list.length ? `<table class="grid"><thead><tr><th>Label</th><th class="num">Volume (mm³)</th><th class="num" title="Longest diameter on an axial slice (RANO-BM), between voxel centres">Axial ⌀ (mm)</th><th class="num" title="Longest 3D diameter, between voxel centres">3D ⌀ (mm)</th><th>Decision</th><th>By</th><th>Model</th></tr></thead><tbody>${list.map((l) => `
+        <tr><td>${esc(l.label)}</td><td class="num">${mm3(l.volume_mm3)}</td><td class="num">${fmtNum(l.longest_axial_diameter_mm, 1)}</td><td class="num">${fmtNum(l.longest_diameter_mm, 1)}</td><td><span class="badge dec-${esc(l.decision)}">${esc(l.decision)}</span></td>
         <td>${esc(userName(l.decided_by) || "—")} <span class="muted small">${esc(fmtDate(l.decided_at))}</span></td><td>${l.model_version ? modelLink(l.model_version) : '<span class="muted">drawn by hand</span>'}</td></tr>`).join("")}</tbody></table>` : '<span class="muted">No lesions.</span>';
     } catch (e) { $("s-lesions").textContent = e.message; }
     try {
@@ -155,7 +159,7 @@
       const m = v.metrics || {};
       $("m-summary").innerHTML = `
         <dt>Created</dt><dd>${esc(fmtDate(v.created_at))} by ${esc(userName(v.created_by) || "system")}</dd>
-        <dt>Promoted</dt><dd>${v.promoted_at ? `${esc(fmtDate(v.promoted_at))} by ${esc(userName(v.promoted_by))}${v.promotion_note ? ` · “${esc(v.promotion_note)}”` : ""}` : "never"}</dd>
+        <dt>Promoted</dt><dd>${v.promoted_at ? `${esc(fmtDate(v.promoted_at))} ${v.promoted_by ? `by ${esc(userName(v.promoted_by))}` : "automatically (by LesionLoop, no user)"}${v.promotion_note ? ` · “${esc(v.promotion_note)}”` : ""}` : "never"}</dd>
         <dt>Validation</dt><dd>DSC ${fmtNum(m.dsc, 3)} · small-lesion sensitivity ${fmtNum(m.small_sensitivity, 3)} · large-lesion sensitivity ${fmtNum(m.large_sensitivity, 3)} · FP/study ${fmtNum(m.fp_per_study, 2)}</dd>
         <dt>Code</dt><dd class="mono">${esc(v.code_version || "—")} · preset ${esc(v.preset || "—")}</dd>
         <dt>Weights</dt><dd class="mono small">${(v.weights || []).map((w) => `${esc(w.file)} sha256:${esc(String(w.sha256).slice(0, 16))}…`).join("<br>") || "—"}</dd>`;

@@ -25,7 +25,7 @@
   }
 
   async function loadNodes() {
-    const nodes = (await LL.get("/api/pacs/nodes/")).filter((n) => n.enabled && n.can_query);
+    const nodes = (await LL.get(LL.urls.pacsNodes())).filter((n) => n.enabled && n.can_query);
     nodeSel.innerHTML = nodes.length
       ? nodes.map((n) => `<option value="${n.id}">${esc(n.name)} (${esc(n.ae_title)})</option>`).join("")
       : '<option value="">no node can be queried</option>';
@@ -55,7 +55,7 @@
     stateEl.textContent = "Searching…";
     results.innerHTML = "";
     try {
-      found = await LL.post(`/api/pacs/nodes/${nodeSel.value}/find/`, query);
+      found = await LL.post(LL.urls.pacsFind(nodeSel.value), query);
       stateEl.textContent = `${found.length} stud${found.length === 1 ? "y" : "ies"} found.`;
       renderResults();
     } catch (err) {
@@ -80,7 +80,7 @@
     const busy = [...watched.values()].filter((r) => BUSY.has(r.status));
     for (const r of busy) {
       try {
-        watched.set(r.id, await LL.get(`/api/pacs/retrieves/${r.id}/`));
+        watched.set(r.id, await LL.get(LL.urls.pacsRetrieval(r.id)));
       } catch (err) { /* keep the last state; try again */ }
     }
     renderRetrieves();
@@ -91,7 +91,7 @@
     const f = found[index];
     btn.disabled = true;
     try {
-      const r = await LL.post(`/api/pacs/nodes/${nodeSel.value}/retrieve/`, { study_instance_uid: f.StudyInstanceUID });
+      const r = await LL.post(LL.urls.pacsRetrieve(nodeSel.value), { study_instance_uid: f.StudyInstanceUID });
       watched.set(r.id, r);
       btn.textContent = "Queued";
       poll();

@@ -1,7 +1,7 @@
 /* Case page: send the approved contours to a treatment planning system (DICOM C-STORE),
    and the sends of this study with their status; failed ones can be retried.
    The study's status is polled (GET /api/studies/{id}/) so the control appears once the
-   study is approved, without touching viewer.js. */
+   study is approved, independently of the case modules (js/case/). */
 (function () {
   "use strict";
   const { esc, fmtDate, statusBadge } = LL;
@@ -23,7 +23,7 @@
   }
 
   async function loadNodes() {
-    const nodes = (await LL.get("/api/pacs/nodes/")).filter((n) => n.enabled && n.can_store);
+    const nodes = (await LL.get(LL.urls.pacsNodes())).filter((n) => n.enabled && n.can_store);
     nodeSel.innerHTML = nodes.length
       ? nodes.map((n) => `<option value="${n.id}">${esc(n.name)} (${esc(n.ae_title)})</option>`).join("")
       : '<option value="">no node accepts contours</option>';
@@ -45,9 +45,9 @@
   async function refresh() {
     clearTimeout(timer);
     try {
-      const study = await LL.get(`/api/studies/${studyId}/`);
+      const study = await LL.get(LL.urls.study(studyId));
       approved = study.status === "approved";
-      const sends = await LL.get(`/api/studies/${studyId}/sends/`);
+      const sends = await LL.get(LL.urls.sends(studyId));
       box.hidden = !approved && !sends.length;
       controls.hidden = !(approved && LL.me.canReview);
       if (!controls.hidden && !nodesLoaded) await loadNodes();
@@ -67,7 +67,7 @@
     }
     sendBtn.disabled = true;
     try {
-      await LL.post(`/api/studies/${studyId}/send/`, { node: Number(nodeSel.value), formats: chosen });
+      await LL.post(LL.urls.send(studyId), { node: Number(nodeSel.value), formats: chosen });
       LL.toast("Send queued.", "ok");
     } catch (err) {
       LL.toast(err.message || "The send was refused.", "error", 6000);
@@ -82,14 +82,14 @@
     if (!btn) return;
     btn.disabled = true;
     try {
-      await LL.post(`/api/studies/${studyId}/sends/${btn.dataset.id}/retry/`);
+      await LL.post(LL.urls.sendRetry(studyId, btn.dataset.id));
     } catch (err) {
       LL.toast(err.message || "The retry was refused.", "error", 6000);
     }
     refresh();
   });
 
-  // viewer.js may announce an approval; polling finds it anyway
+  // review.js announces an approval (ll:study-approved); polling finds it anyway
   document.addEventListener("ll:study-approved", refresh);
   window.addEventListener("pagehide", () => clearTimeout(timer));
   window.LLSend = { refresh, stop: () => clearTimeout(timer) };

@@ -1,7 +1,9 @@
 /* Worklist: studies by review priority, with filters; the next study to review stands out. */
 (function () {
   "use strict";
-  const { esc, fmtVol, fmtDate, fmtNum, userName, statusBadge } = LL;
+  const { esc, fmtDate, fmtNum, userName, statusBadge } = LL;
+  // One unit throughout: mm³ (the column header says so), never switching to cm³.
+  const mm3 = (v) => (v == null ? "—" : Number(v).toFixed(Number(v) < 10 ? 1 : 0));
   const REVIEWABLE = new Set(["ready", "in_review"]);
   const tbody = document.querySelector("#worklist tbody");
   const fSearch = document.getElementById("f-search");
@@ -62,7 +64,7 @@
         <td>${esc(s.description || "")}</td>
         <td>${statusBadge(s.status)}${reg}${reason}</td>
         <td class="num">${s.lesion_count == null ? "—" : s.lesion_count}</td>
-        <td class="num">${fmtVol(s.smallest_lesion_mm3)}</td>
+        <td class="num">${mm3(s.smallest_lesion_mm3)}</td>
         <td>${model}</td>
         <td>${leaseCell(s)}</td>
         <td class="nowrap">${fmtDate(s.created_at)}</td>
@@ -82,7 +84,7 @@
     const ticket = ++inflight;
     try {
       // Up to a few pages (50 studies each); the count says when there are more.
-      let data = await LL.get("/api/studies/?" + q.toString());
+      let data = await LL.get(LL.urls.studies(q.toString()));
       let rows = Array.isArray(data) ? data : data.results || [];
       const count = Array.isArray(data) ? rows.length : data.count;
       for (let page = 1; !Array.isArray(data) && data.next && page < 6; page++) {

@@ -4,25 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('studies', '0002_lease_client'),
+        ("studies", "0002_lease_client"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='job',
-            name='enqueued_at',
+            model_name="job",
+            name="enqueued_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='job',
-            name='heartbeat_at',
+            model_name="job",
+            name="heartbeat_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='job',
-            name='message_id',
-            field=models.CharField(blank=True, default='', max_length=64),
+            model_name="job",
+            name="message_id",
+            field=models.CharField(blank=True, default="", max_length=64),
         ),
     ]

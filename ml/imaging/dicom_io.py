@@ -36,6 +36,7 @@ from ml.imaging.geometry import (
     order_along_normal,
     slice_axes,
 )
+from ml.imaging.hu_volume import NativeSlice, pixel_data_start, read_hu_int16
 from ml.imaging.sanity import check_image, check_pixel_spacing, check_slice_step
 
 TAG_PIXEL_DATA = "PixelData (7FE0,0010)"
@@ -135,25 +136,39 @@ class Note(str):
         return note
 
     def row(self) -> dict[str, object]:
-        """The report row: ``{kind, message, files, series}`` (JSON)."""
+        """The report row: ``{kind, severity, message, files, series}`` (JSON)."""
         return {
             "kind": self.kind,
+            "severity": severity_of(self.kind),
             "message": str(self),
             "files": list(self.files),
             "series": self.series,
         }
 
 
+# Report row kinds that only say what ingest left out or tidied (``info``); every other
+# kind is a doubt about values a clinician relies on (``warning``: lossy compression,
+# a doubtful registration, a character-set fallback, a disagreeing spacing header ...).
+INFO_KINDS = frozenset({"ignored", "localizer_dropped", "duplicate_dropped", "registration"})
+
+
+def severity_of(kind: str) -> str:
+    """``info`` or ``warning`` for a report row kind (``INFO_KINDS``)."""
+    return "info" if kind in INFO_KINDS else "warning"
+
+
 def report_rows(report: dict[str, list]) -> list[dict[str, object]]:
-    """What ingest ignored, repaired or doubts as rows ``{kind, message, files, series}``:
-    every ignored file or series (``kind`` ``ignored``) and every warning (its ``Note``
-    kind, or ``warning`` for plain text)."""
+    """What ingest ignored, repaired or doubts as rows ``{kind, severity, message, files,
+    series}``: every ignored file or series (``kind`` its refusal code or ``ignored``,
+    severity ``info``) and every warning (its ``Note`` kind, or ``warning`` for plain
+    text; ``severity_of``)."""
     rows: list[dict[str, object]] = []
     for r in report.get("ignored", []):
         what = r.get("series_description") or r.get("file") or r.get("example_file") or ""
         rows.append(
             {
                 "kind": r.get("code") or "ignored",
+                "severity": "info",
                 "message": f"ignored {what}: {r.get('reason', '')}".strip(),
                 "files": [f for f in (r.get("file") or r.get("example_file"),) if f],
                 "series": r.get("series_uid"),
@@ -163,7 +178,13 @@ def report_rows(report: dict[str, list]) -> list[dict[str, object]]:
         rows.append(
             w.row()
             if isinstance(w, Note)
-            else {"kind": "warning", "message": str(w), "files": [], "series": None}
+            else {
+                "kind": "warning",
+                "severity": "warning",
+                "message": str(w),
+                "files": [],
+                "series": None,
+            }
         )
     return rows
 
@@ -228,7 +249,7 @@ def orientation_groups(iops: Iterable[tuple[float, ...]]) -> list[list[tuple[flo
 
 @dataclass
 class IngestResult:
-    ct: sitk.Image  # float32 HU
+    ct: sitk.Image  # HU: int16 when the series allows it (load_series), else float32
     mr: sitk.Image  # float32, scanner units
     ct_series: Series
     mr_series: Series
@@ -1025,9 +1046,6 @@ def _native_plane(ds: pydicom.Dataset, ts: str, shape: tuple[int, int]) -> np.nd
     return arr
 
 
-_PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
-
-
 def _file_plane(f: FileHeader, shape: tuple[int, int]) -> np.ndarray | None:
     """The stored values of a slice with a ``native`` layout, read from its file at the
     PixelData offset ``scan`` found (no second parse of the header); None when the
@@ -1038,15 +1056,8 @@ def _file_plane(f: FileHeader, shape: tuple[int, int]) -> np.ndarray | None:
     n = shape[0] * shape[1]
     try:
         with open(f.path, "rb") as fp:
-            fp.seek(offset)
-            head = fp.read(12)
-            if head[:4] != _PIXEL_DATA_TAG:
-                return None
-            if head[4:6] in (b"OW", b"OB"):  # explicit VR: 2 reserved bytes, 4-byte length
-                length, start = int.from_bytes(head[8:12], "little"), offset + 12
-            else:  # implicit VR: 4-byte length
-                length, start = int.from_bytes(head[4:8], "little"), offset + 8
-            if length == 0xFFFFFFFF or length < 2 * n:
+            start = pixel_data_start(fp, offset, 2 * n)
+            if start is None:
                 return None
             fp.seek(start)
             arr = np.fromfile(fp, dtype=dtype, count=n)
@@ -1184,32 +1195,54 @@ class _Volume:
         return sitk.ShiftScale(stored, intercept / slope, slope, sitk.sitkFloat32)
 
 
-def _stack(s: Series, headers: list[FileHeader], label: str, notes: list[str] | None) -> sitk.Image:
-    """float32 volume (slices, rows, columns) of the rescaled planes, in list order.
+def _hu_stack(s: Series, headers: list[FileHeader]) -> sitk.Image | None:
+    """A CT read straight into an int16 HU image (``ml.imaging.hu_volume``) when every
+    slice is a native 16-bit plane with one shared integral rescale; None otherwise."""
+    first = headers[0]
+    if s.modality != "CT" or first.slope_intercept is None:
+        return None
+    if any(
+        f.native is None or f.frame is not None or f.slope_intercept != first.slope_intercept
+        for f in headers
+    ):
+        return None
+    slices = [NativeSlice(f.path, *f.native) for f in headers]  # type: ignore[misc]
+    return read_hu_int16(slices, (first.rows, first.columns), first.slope_intercept)  # type: ignore[arg-type]
 
-    Files are read one at a time (a multi-frame file once); a CT's values are the
-    rescale's HU whatever PhotometricInterpretation says (it is about display), while an
-    MR's MONOCHROME1 planes are inverted with one mapping for the whole series
-    (``max + min - value``, over the series) so that brighter is always larger.
-    Lossily compressed pixels are noted.
-    """
+
+def _decoded_stack(s: Series, headers: list[FileHeader], label: str) -> sitk.Image:
+    """float32 volume of the rescaled planes, each file decoded by itself (pydicom's
+    decoders unless its native plane can be read at the offset ``scan`` found)."""
     shape = (headers[0].rows, headers[0].columns)
     vol = _Volume(len(headers), shape)  # type: ignore[arg-type]
     frames: dict[Path, np.ndarray] = {}
     read: dict[Path, pydicom.Dataset] = {}
-    lossy: dict[str, list[str]] = {}
     for k, f in enumerate(headers):
-        if f.lossy:
-            lossy.setdefault(f.lossy, []).append(f.name)
-        plane = _file_plane(f, shape)
+        plane = _file_plane(f, shape)  # type: ignore[arg-type]
         if plane is not None and f.slope_intercept is not None:
             vol.put(k, plane, f.slope_intercept)
             continue
         ds = read.get(f.path) or _read_dataset(f, label)
         if f.frame is not None:
             read[f.path] = ds
-        vol.put(k, _stored_plane(f, ds, frames, shape, label), _rescale(f, ds))
-    img = vol.image()
+        vol.put(k, _stored_plane(f, ds, frames, shape, label), _rescale(f, ds))  # type: ignore[arg-type]
+    return vol.image()
+
+
+def _stack(s: Series, headers: list[FileHeader], label: str, notes: list[str] | None) -> sitk.Image:
+    """The volume (slices, rows, columns) of the rescaled planes, in list order.
+
+    A CT whose slices are native 16-bit planes sharing one integral rescale is int16 HU
+    (``_hu_stack``: no float copy); everything else is float32, files read one at a
+    time (a multi-frame file once). A CT's values are the rescale's HU whatever
+    PhotometricInterpretation says (it is about display), while an MR's MONOCHROME1
+    planes are inverted with one mapping for the whole series (``max + min - value``,
+    over the series) so that brighter is always larger. Lossily compressed pixels are
+    noted.
+    """
+    img = _hu_stack(s, headers)
+    if img is None:
+        img = _decoded_stack(s, headers, label)
     inverted = [k for k, f in enumerate(headers) if f.photometric == "MONOCHROME1"]
     if inverted and s.modality != "CT":
         arr = sitk.GetArrayFromImage(img)
@@ -1217,6 +1250,10 @@ def _stack(s: Series, headers: list[FileHeader], label: str, notes: list[str] | 
         arr[inverted] = top + bottom - arr[inverted]
         img = sitk.GetImageFromArray(arr)
     if notes is not None:
+        lossy: dict[str, list[str]] = {}
+        for f in headers:
+            if f.lossy:
+                lossy.setdefault(f.lossy, []).append(f.name)
         _note_pixels(s, headers, inverted, lossy, label, notes)
     return img
 
@@ -1259,7 +1296,9 @@ def _note_pixels(
 
 
 def load_series(s: Series, notes: list[str] | None = None) -> sitk.Image:
-    """Validate the slices of ``s`` and stack them into a float32 volume (rescaled).
+    """Validate the slices of ``s`` and stack them into a volume of rescaled values:
+    int16 Hounsfield units for a CT of native 16-bit slices sharing one integral
+    rescale that fits int16 (most CTs), float32 otherwise.
 
     Slices are sorted along the slice normal (``ml.imaging.geometry``); the image has
     origin = the first slice's ImagePositionPatient (mm), spacing (PixelSpacing[1],
@@ -1389,7 +1428,8 @@ def ingest(source: str | os.PathLike[str]) -> IngestResult:
     """Read a folder tree or a zip; return the validated planning CT and contrast T1 MR.
 
     ``report``: ``found``, ``ignored`` and ``warnings`` (``choose_series``, ``Note`` lines
-    of ``load_series``), and ``rows``: all of it as ``{kind, message, files, series}``
+    of ``load_series``), and ``rows``: all of it as ``{kind, severity, message, files,
+    series}``
     (``report_rows``). A file that cannot be read is ignored, unless the study is then
     incomplete: its ``corrupt_dicom`` is raised instead.
     """

@@ -27,7 +27,7 @@ FORMAT_VERSION = 1
 
 def _head_centre_xy(ct: sitk.Image) -> np.ndarray:
     """Centre of the head's bounding box (physical, x and y) from a coarse CT."""
-    coarse = bin_to(ct, 4.0)
+    coarse = bin_to(sitk.Cast(ct, sitk.sitkFloat32), 4.0)  # an int16 CT: mean HU, not rounded
     mask = sitk.GetArrayViewFromImage(head_mask(coarse, -400.0)) > 0
     geom = ImageGeometry.of(coarse)
     idx = np.argwhere(mask)
@@ -35,6 +35,15 @@ def _head_centre_xy(ct: sitk.Image) -> np.ndarray:
         raise IngestError("no_ct", "the CT shows no head (nothing above -400 HU)")
     pts = geom.zyx_to_physical(idx)
     return (pts.min(axis=0) + pts.max(axis=0)) / 2.0
+
+
+def _ct_reference_int16(ct: sitk.Image) -> sitk.Image:
+    """The CT reference (``ct_reference.nii.gz``): HU rounded and clamped to -1024..3071,
+    int16. An int16 CT (``load_series``) is already integral: clamped without a float
+    copy."""
+    if ct.GetPixelID() == sitk.sitkInt16:
+        return sitk.Clamp(ct, sitk.sitkInt16, -1024, 3071)
+    return sitk.Cast(sitk.Clamp(sitk.Round(ct), sitk.sitkFloat32, -1024, 3071), sitk.sitkInt16)
 
 
 def _read_ground_truth(path: str | os.PathLike[str], ct: sitk.Image) -> sitk.Image:
@@ -154,9 +163,7 @@ def _prepare_into(
 
     # The CT reference (an 80 MB gzip on planning CTs) is written in the background
     # while registration and pre-processing run; zlib releases the GIL.
-    ct_i16 = sitk.Cast(
-        sitk.Clamp(sitk.Round(ing.ct), sitk.sitkFloat32, -1024, 3071), sitk.sitkInt16
-    )
+    ct_i16 = _ct_reference_int16(ing.ct)
     with ThreadPoolExecutor(max_workers=1) as pool:
         ct_written = pool.submit(write_nifti_gz, ct_i16, tmp / "ct_reference.nii.gz")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,9 +107,15 @@ def _apply_prediction(study: Any, mv: Any, labels: np.ndarray, priority: float) 
 
 
 def ready_study(
-    *, seed: int = 7, n_lesions: int = 3, priority: float = 0.9, description: str = ""
+    *,
+    seed: int = 7,
+    n_lesions: int = 3,
+    priority: float = 0.9,
+    description: str = "",
+    quirks: Callable[[Path], object] | None = None,
 ) -> ReadyStudy:
-    """A real, imported tiny study with a pre-contour from the active model version."""
+    """A real, imported tiny study with a pre-contour from the active model version;
+    ``quirks`` edits the generated DICOM folder (``ct/``, ``mr/``) before the import."""
     import SimpleITK as sitk
 
     from lesionloop.studies import storage
@@ -119,6 +126,8 @@ def ready_study(
 
     src = Path(tempfile.mkdtemp(prefix="ll-e2e-src-"))
     generate_study(src, seed=seed, grid="tiny", n_lesions=n_lesions)
+    if quirks is not None:
+        quirks(src / "dicom")
     study = study_import(source=src / "dicom", description=description or "MR T1+C / planning CT")
     mv = active_model_version()
     prepared = storage.prepared_dir(study.pk)

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 # Alpha and colour of the overlay's pixels of one label on its largest slice.
 OVERLAY_PIXELS = """([label, z]) => {
   const S = window.LLViewer; const [, H, W] = S.shape;
-  const canvas = S.overlay.sliceCanvas(z);
+  const canvas = S.overlay.sliceCanvas('axial', z);
   if (!canvas) return {count: 0, maxAlpha: 0, red: 0};
   const px = canvas.getContext('2d').getImageData(0, 0, W, H).data;
   let count = 0, maxAlpha = 0, red = 0;

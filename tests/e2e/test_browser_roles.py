@@ -60,8 +60,10 @@ def test_admin_starts_retraining_and_sees_progress(cast: Any, browser_login: Any
             "fp_per_study": 0.6,
         },
     )
+    _gate_scored(v1, ModelVersion.objects.get(name="v2"))
     page = browser_login("ada", "ada-pass-1", next_path="/models/")
     page.wait_for_selector("#versions tbody tr[data-id]")
+    page.wait_for_selector("#metrics-chart svg path")
     assert page.locator("#metrics-chart svg path").count() >= 3
     page.click("#start-training")
     page.wait_for_selector("#run-status .badge")
@@ -104,6 +106,7 @@ def test_admin_starts_retraining_and_sees_progress(cast: Any, browser_login: Any
             "fp_per_study": 1.5,
         },
     )
+    _gate_scored(v3)
     page.reload()
     page.click(f'#versions tr[data-id="{v3.pk}"] button[data-act="promote"]')
     page.wait_for_selector("#override[open]")
@@ -167,3 +170,25 @@ def test_second_clinician_sees_who_reviews_and_gets_a_read_only_view(
     assert cora.evaluate(f"window.LLViewer.editor.counts.get({label}) || 0") == after
     assert not cora.js_errors, cora.js_errors
     assert not carl.js_errors, carl.js_errors
+
+
+def _gate_scored(*versions: Any) -> None:
+    """Score ``versions`` on the gate set (made on first use) with their own metrics: the
+    page compares and plots only numbers from one gate set."""
+    from django.utils import timezone
+
+    from lesionloop.registry import services as registry
+    from lesionloop.registry.models import GateScore
+    from lesionloop.registry.selectors import gate_set_current
+
+    gate = gate_set_current() or registry.gate_set_version_grow(
+        new_members=[{"study_id": 1, "snapshot_dir": "x", "stratum": "<100", "n_lesions": 2}]
+    )
+    for version in versions:
+        GateScore.objects.create(
+            model_version=version,
+            gate_set=gate,
+            status="done",
+            metrics=version.metrics,
+            finished_at=timezone.now(),
+        )

@@ -17,7 +17,6 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 from .exceptions import DomainError
 from .text import clean_json, clean_text
@@ -38,6 +37,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 
 def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
+    # Imported here: rest_framework.views reads DEFAULT_PARSER_CLASSES (SafeJSONParser,
+    # below) when it is first imported, which would be a circular import at module level.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     if isinstance(exc, DomainError):
         body = {"detail": exc.message, "code": exc.code, **exc.extra}
         return Response(body, status=exc.status_code)
@@ -150,3 +153,32 @@ def atomic_write(handler: Callable[..., Any]) -> Callable[..., Any]:
         return response
 
     return wrapper
+
+
+def strict_body(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
+    """Validated fields of a JSON object body, refusing what the serializer does not know.
+
+    400 ``bad_body`` unless the body is a JSON object; 400 ``unknown_field`` (``fields``)
+    for a field the serializer does not declare (a misspelt option would otherwise run
+    with its default); 400 ``invalid`` (``errors``: DRF's per-field messages) otherwise.
+    """
+    if not hasattr(data, "keys"):
+        raise DomainError("The body must be a JSON object.", code="bad_body")
+    serializer = serializer_class(data=data)
+    unknown = sorted(set(data.keys()) - set(serializer.fields))
+    if unknown:
+        raise DomainError(
+            f"Unknown field{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}. "
+            f"Known fields: {', '.join(serializer.fields) or 'none'}.",
+            code="unknown_field",
+            extra={"fields": unknown},
+        )
+    if not serializer.is_valid():
+        messages = "; ".join(
+            f"{name}: {' '.join(str(m) for m in errors)}"
+            for name, errors in serializer.errors.items()
+        )
+        raise DomainError(
+            f"Invalid body ({messages}).", code="invalid", extra={"errors": serializer.errors}
+        )
+    return dict(serializer.validated_data)

@@ -41,6 +41,7 @@ from django.db import transaction
 
 from lesionloop.audit.services import audit_record
 from lesionloop.pacs import services as pacs
+from lesionloop.registry import selectors as registry_selectors
 from lesionloop.registry import services as registry
 from lesionloop.registry.models import ModelVersion
 from lesionloop.registry.selectors import model_version_never_activated
@@ -65,9 +66,18 @@ def _retraining_maybe_start() -> None:
         log.exception("training_maybe_autostart failed after an approval")
 
 
+def _gate_set_update() -> None:
+    try:
+        training.gate_set_update()
+    except Exception:  # the split's trouble must never undo or hide an approval
+        log.exception("assigning the split / growing the gate set failed after an approval")
+
+
 def _after_approval(study: Study | None) -> None:
-    """A training-eligible approval may start retraining, once it is committed."""
+    """A training-eligible approval is assigned its split (and may grow the gate set,
+    which queues re-scoring) and may start retraining, once it is committed."""
     if study is not None and study.status == Study.Status.APPROVED and study.training_eligible:
+        transaction.on_commit(_gate_set_update)
         transaction.on_commit(_retraining_maybe_start)
 
 
@@ -145,21 +155,31 @@ def study_presegment(*, job_id: int) -> None:
 
 
 def _after_activation(*, version: ModelVersion) -> None:
-    """Queue the release / re-pre-segmentation job once the activation is committed."""
+    """Queue the release / re-pre-segmentation job once the activation is committed, and
+    the new active version's score on the current gate set when it has none."""
     first_ever = model_version_never_activated(besides=version.pk)
     version_id = version.pk
     transaction.on_commit(lambda: tasks.model_version_activated_task.send(version_id, first_ever))
+    training.gate_scores_request(version_ids=[version_id])
 
 
-@transaction.atomic
 def model_version_promote(
     *, version_id: int, user: User | None, override_reason: str = "", automatic: bool = False
 ) -> ModelVersion:
-    """Promote a candidate (``registry``); the studies follow in a background job."""
-    version = registry.model_version_promote(
-        version_id=version_id, user=user, override_reason=override_reason, automatic=automatic
-    )
-    _after_activation(version=version)
+    """Promote a candidate (``registry``); the studies follow in a background job.
+
+    Both sides must be scored on the current gate set: their scoring jobs are requested
+    (idempotent) and committed first, so a 409 ``not_comparable`` leaves them queued."""
+    active = registry_selectors.model_version_active()
+    with transaction.atomic():
+        training.gate_scores_request(
+            version_ids=[version_id, *([active.pk] if active is not None else [])]
+        )
+    with transaction.atomic():
+        version = registry.model_version_promote(
+            version_id=version_id, user=user, override_reason=override_reason, automatic=automatic
+        )
+        _after_activation(version=version)
     return version
 
 

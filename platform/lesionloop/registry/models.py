@@ -13,6 +13,7 @@ class ModelVersion(models.Model):
         ACTIVE = "active"
         RETIRED = "retired"
         FAILED = "failed"
+        CANCELLED = "cancelled"  # its training run was cancelled by an admin
 
     name = models.CharField(max_length=64, unique=True)
     parent = models.ForeignKey(
@@ -54,3 +55,65 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.status})"
+
+
+class GateSetVersion(models.Model):
+    """One version of the site's gate set: approved studies held out from training and
+    from operating-point calibration, on which every compared version is scored.
+
+    Versions only grow (each holds every member of the one before; docs/MODELS.md,
+    "The gate set"). ``members``: ``[{"study_id", "snapshot_dir", "stratum",
+    "n_lesions"}]``, the approved snapshot each member is scored on, pinned.
+    """
+
+    number = models.PositiveIntegerField(unique=True)
+    members = models.JSONField(default=list)
+    n_studies = models.PositiveIntegerField(default=0)
+    n_lesions = models.PositiveIntegerField(default=0)
+    strata = models.JSONField(default=dict, blank=True)  # {stratum: n studies}
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-number"]
+
+    def __str__(self) -> str:
+        return f"gate set v{self.number} ({self.n_studies} studies)"
+
+    @property
+    def study_ids(self) -> list[int]:
+        return [int(m["study_id"]) for m in self.members]
+
+
+class GateScore(models.Model):
+    """A version's score on one gate set version; the row is the scoring job (claimed
+    with a conditional update), so asking twice never scores twice."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="gate_scores"
+    )
+    gate_set = models.ForeignKey(GateSetVersion, on_delete=models.PROTECT, related_name="scores")
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    metrics = models.JSONField(default=dict, blank=True)
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-gate_set__number", "model_version_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_version", "gate_set"], name="one_gate_score_per_version_and_set"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_version_id} on gate set {self.gate_set_id} ({self.status})"

@@ -17,7 +17,7 @@ from lesionloop.audit.services import audit_record
 from lesionloop.core.exceptions import Conflict, DomainError
 
 from . import policy
-from .models import ModelVersion
+from .models import GateScore, GateSetVersion, ModelVersion
 from .selectors import model_version_active
 
 log = logging.getLogger(__name__)
@@ -77,9 +77,11 @@ def model_version_publish(
     return ModelVersion.objects.get(pk=version_id)
 
 
-def model_version_fail(*, version_id: int, reason: str) -> None:
+def model_version_fail(*, version_id: int, reason: str, cancelled: bool = False) -> None:
+    """A version still training ends ``failed``, or ``cancelled`` when an admin cancelled
+    its run (the versions table must not call a cancellation a failure)."""
     ModelVersion.objects.filter(pk=version_id, status=Status.TRAINING).update(
-        status=Status.FAILED, status_reason=reason[:4000]
+        status=Status.CANCELLED if cancelled else Status.FAILED, status_reason=reason[:4000]
     )
 
 
@@ -116,6 +118,30 @@ def _lock(version_id: int) -> ModelVersion:
         raise DomainError("No such model version.", code="not_found", status_code=404) from None
 
 
+def _refuse_unless_overridden(
+    target: ModelVersion, active: ModelVersion, comparison: dict[str, Any], override_reason: str
+) -> None:
+    """409 ``not_comparable`` (a side not yet scored on the current gate set) or
+    ``worse_than_active``, unless an admin gave a written reason."""
+    if override_reason:
+        return
+    if not comparison["comparable"]:
+        raise Conflict(
+            f"{', '.join(comparison['missing'])} not yet scored on {comparison['reference']}; "
+            "the scoring job is queued. Promote once it has finished (or give an "
+            "override_reason).",
+            code="not_comparable",
+            extra={"active": active.name, "comparison": comparison},
+        )
+    if comparison["worse"]:
+        raise Conflict(
+            f"{target.name} is worse than the active version {active.name} on "
+            f"{comparison['reference']}; give an override_reason to promote it anyway.",
+            code="worse_than_active",
+            extra={"active": active.name, "comparison": comparison},
+        )
+
+
 @transaction.atomic
 def model_version_promote(
     *, version_id: int, user: User | None, override_reason: str = "", automatic: bool = False
@@ -133,16 +159,11 @@ def model_version_promote(
     active = model_version_active()
     comparison: dict[str, Any] = {"worse": False, "checks": [], "reference": None}
     if active is not None:
-        reference, source = policy.reference_metrics(target, active)
-        comparison = {**policy.compare(target.metrics or {}, reference), "reference": source}
-        if comparison["worse"] and not override_reason:
-            raise Conflict(
-                f"{target.name} is worse than the active version {active.name} on the "
-                "validation split; give an override_reason to promote it anyway.",
-                code="worse_than_active",
-                extra={"active": active.name, "comparison": comparison},
-            )
-    overridden = bool(comparison["worse"] and override_reason)
+        comparison = policy.comparison_for(target, active)
+        _refuse_unless_overridden(target, active, comparison, override_reason)
+    overridden = bool(
+        (comparison["worse"] or not comparison.get("comparable", True)) and override_reason
+    )
     note = override_reason or (
         "first model (no active version)" if active is None else "not worse than active"
     )
@@ -188,3 +209,76 @@ def model_version_rollback(*, version_id: int, user: User | None, reason: str = 
         reason=reason,
     )
     return target
+
+
+# --- the gate set and scores on it ------------------------------------------------
+
+
+def gate_set_version_grow(*, new_members: list[dict[str, Any]]) -> GateSetVersion:
+    """The next gate set version: every member of the current one plus ``new_members``
+    (``{"study_id", "snapshot_dir", "stratum", "n_lesions"}``). Never drops a member: a
+    set only grows. Call inside the transaction that assigned the new members (the
+    caller serialises growth)."""
+    current = GateSetVersion.objects.order_by("-number").first()
+    members = list(current.members) if current else []
+    known = {int(m["study_id"]) for m in members}
+    members += [m for m in new_members if int(m["study_id"]) not in known]
+    strata: dict[str, int] = {}
+    for m in members:
+        strata[m["stratum"]] = strata.get(m["stratum"], 0) + 1
+    gate = GateSetVersion.objects.create(
+        number=(current.number + 1) if current else 1,
+        members=members,
+        n_studies=len(members),
+        n_lesions=sum(int(m["n_lesions"]) for m in members),
+        strata=strata,
+    )
+    audit_record(
+        event_type="gate_set_grown",
+        version=gate.number,
+        added=[int(m["study_id"]) for m in new_members if int(m["study_id"]) not in known],
+        n_studies=gate.n_studies,
+        n_lesions=gate.n_lesions,
+        strata=strata,
+    )
+    return gate
+
+
+def gate_score_request(*, version_id: int, gate_set_id: int) -> tuple[GateScore, bool]:
+    """The score of a version on a gate set, created ``queued`` when missing, or queued
+    again when it had failed; True when the caller must enqueue its job (on commit).
+    Asking again never makes a second row and never re-runs a queued, running or done
+    score."""
+    score, created = GateScore.objects.get_or_create(
+        model_version_id=version_id, gate_set_id=gate_set_id
+    )
+    if not created and score.status == GateScore.Status.FAILED:
+        requeued = GateScore.objects.filter(pk=score.pk, status=GateScore.Status.FAILED).update(
+            status=GateScore.Status.QUEUED, message="", started_at=None, finished_at=None
+        )
+        score.refresh_from_db()
+        return score, bool(requeued)
+    return score, created
+
+
+def gate_score_claim(*, score_id: int) -> GateScore | None:
+    """Claim a queued score (conditional update); None when another worker has it or it
+    is finished."""
+    claimed = GateScore.objects.filter(pk=score_id, status=GateScore.Status.QUEUED).update(
+        status=GateScore.Status.RUNNING, started_at=timezone.now(), message=""
+    )
+    if not claimed:
+        return None
+    return GateScore.objects.select_related("model_version", "gate_set").get(pk=score_id)
+
+
+def gate_score_finish(*, score_id: int, metrics: dict[str, Any]) -> None:
+    GateScore.objects.filter(pk=score_id, status=GateScore.Status.RUNNING).update(
+        status=GateScore.Status.DONE, metrics=metrics, finished_at=timezone.now()
+    )
+
+
+def gate_score_fail(*, score_id: int, reason: str) -> None:
+    GateScore.objects.filter(pk=score_id, status=GateScore.Status.RUNNING).update(
+        status=GateScore.Status.FAILED, message=reason[:4000], finished_at=timezone.now()
+    )

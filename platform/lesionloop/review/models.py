@@ -30,6 +30,10 @@ class Lesion(models.Model):
     centroid_mm = models.JSONField(default=list)
     bbox = models.JSONField(default=list)
     largest_slice = models.PositiveIntegerField(default=0)
+    # ml.lesions.diameters (voxel centres, mm); null until measured: rows saved before
+    # measurements existed get them from `manage.py measure_lesions` or their next edit.
+    longest_axial_diameter_mm = models.FloatField(null=True, blank=True)
+    longest_diameter_mm = models.FloatField(null=True, blank=True)
     mean_prob = models.FloatField(null=True, blank=True)
     max_prob = models.FloatField(null=True, blank=True)
     disagreement = models.FloatField(null=True, blank=True)
@@ -120,3 +124,58 @@ class Approval(models.Model):
 
     def __str__(self) -> str:
         return f"Approval {self.pk} of study {self.study_id}"
+
+
+class ReviewActivity(models.Model):
+    """Active review time of a study's current review, counted from lease renewals.
+
+    A renewal (or a decision, or a save) by the lease holder that reports user activity
+    adds the time since that client's previous one, capped per gap
+    (``LESIONLOOP_REVIEW_GAP_CAP_SECONDS``), so an idle tab or a lunch break adds
+    nothing. Reset when the study is approved (the time moves to its ``ReviewEffort``).
+    """
+
+    study = models.OneToOneField(
+        "studies.Study", on_delete=models.CASCADE, related_name="review_activity"
+    )
+    active_seconds = models.FloatField(default=0.0)
+    last_beat_at = models.DateTimeField(null=True, blank=True)
+    last_client = models.CharField(max_length=64, blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"review activity of study {self.study_id}: {self.active_seconds:.0f} s"
+
+
+class ReviewEffort(models.Model):
+    """What the clinician had to do with the model's pre-contour, computed at approval
+    (``ml.metrics.review_effort``); one per approval of a pre-segmented study."""
+
+    approval = models.OneToOneField(Approval, on_delete=models.CASCADE, related_name="effort")
+    study = models.ForeignKey("studies.Study", on_delete=models.CASCADE, related_name="+")
+    # The version whose pre-contour was reviewed.
+    model_version = models.ForeignKey(
+        "registry.ModelVersion", on_delete=models.PROTECT, related_name="review_efforts"
+    )
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    model_lesions = models.PositiveIntegerField(default=0)
+    accepted_unchanged = models.PositiveIntegerField(default=0)
+    edited = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    added = models.PositiveIntegerField(default=0)
+    voxels_added = models.PositiveIntegerField(default=0)
+    voxels_removed = models.PositiveIntegerField(default=0)
+    edited_voxels = models.PositiveIntegerField(default=0)
+    active_seconds = models.FloatField(default=0.0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"review effort of approval {self.approval_id}"
+
+    @property
+    def accepted_unchanged_fraction(self) -> float | None:
+        return None if not self.model_lesions else self.accepted_unchanged / self.model_lesions

@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from lesionloop.core.exceptions import DomainError
 from lesionloop.studies.models import Study
 
-from .models import Lesion, MaskRevision
+from .models import Lesion, MaskRevision, ReviewEffort
 
 LESION_ORDERINGS = {
     "volume_mm3": ("volume_mm3", "id"),
@@ -58,3 +58,49 @@ def lease_state(*, study: Study, user: Any, client: str) -> dict[str, Any]:
         "status": study.status,
         "revision": study.revision_number,
     }
+
+
+def review_efforts(*, model_version_id: int | None = None) -> QuerySet[ReviewEffort]:
+    """Effort records of current approvals (a reopened study's earlier one is superseded)."""
+    rows = ReviewEffort.objects.filter(approval__superseded=False).select_related(
+        "model_version", "reviewer"
+    )
+    if model_version_id is not None:
+        rows = rows.filter(model_version_id=model_version_id)
+    return rows.order_by("created_at", "id")
+
+
+def review_effort_by_model_version() -> list[dict[str, Any]]:
+    """Per model version (newest first): mean accepted-unchanged fraction (over studies
+    where the model proposed something), mean lesions edited / rejected / added, mean
+    voxels added, removed and changed, mean active minutes, over its reviewed studies."""
+    by_version: dict[int, list[ReviewEffort]] = {}
+    for row in review_efforts():
+        by_version.setdefault(row.model_version_id, []).append(row)
+    out = []
+    for rows in by_version.values():
+        version = rows[0].model_version
+        fractions = [r.accepted_unchanged_fraction for r in rows]
+        defined = [f for f in fractions if f is not None]
+        n = len(rows)
+
+        def mean(values: list[float], n: int = n) -> float:
+            return round(sum(values) / n, 3)
+
+        out.append(
+            {
+                "model_version": {"id": version.pk, "name": version.name},
+                "n_studies": n,
+                "accepted_unchanged_fraction": round(sum(defined) / len(defined), 3)
+                if defined
+                else None,
+                "edited": mean([r.edited for r in rows]),
+                "rejected": mean([r.rejected for r in rows]),
+                "added": mean([r.added for r in rows]),
+                "voxels_added": mean([r.voxels_added for r in rows]),
+                "voxels_removed": mean([r.voxels_removed for r in rows]),
+                "voxels_changed": mean([r.voxels_added + r.voxels_removed for r in rows]),
+                "active_minutes": mean([r.active_seconds / 60 for r in rows]),
+            }
+        )
+    return sorted(out, key=lambda r: -r["model_version"]["id"])

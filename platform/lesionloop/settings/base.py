@@ -1,6 +1,7 @@
 """Settings shared by every environment. Everything comes from the environment.
 
 ``DATABASE_URL``          default: SQLite file under ``var/`` (embedded mode)
+``DATABASE_OWNER_URL``    PostgreSQL: the owner role that migrations run as (optional)
 ``DRAMATIQ_BROKER_URL``   ``redis://...`` or ``amqp://...``; empty = embedded
                           in-process worker (one command serves the whole product)
 ``LESIONLOOP_STORAGE``    where images, masks and model weights live (default ``var/storage``)
@@ -10,6 +11,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -36,6 +38,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "django_dramatiq",
+    "axes",
     "lesionloop.core",
     "lesionloop.accounts",
     "lesionloop.audit",
@@ -64,6 +67,8 @@ LOCAL_APPS = [
 MIGRATION_MODULES = {label: f"migrations.{label}" for label in LOCAL_APPS}
 
 MIDDLEWARE = [
+    # First: load balancers call /healthz over HTTP, by IP, without a session.
+    "lesionloop.viewer.health.HealthzMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -72,6 +77,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # last: turns a lock-out flagged during authentication into its response
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "lesionloop.urls"
@@ -101,12 +108,53 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+elif "postgresql" in DATABASES["default"]["ENGINE"]:
+    # A database that does not answer fails a request (and /healthz) in seconds, not minutes.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 10)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+
+# The role that owns the schema and runs migrations (docs/SECURITY.md): with it set,
+# DATABASE_URL is the application's confined role and ``manage.py migrate`` connects
+# as the owner (core/dbowner.py). Same database, other credentials.
+DATABASE_OWNER_URL = env_str("DATABASE_OWNER_URL")
+if DATABASE_OWNER_URL:
+    _owner = dj_database_url.parse(DATABASE_OWNER_URL)
+    if (_owner["ENGINE"], _owner["NAME"]) != (
+        DATABASES["default"]["ENGINE"],
+        DATABASES["default"]["NAME"],
+    ):
+        raise ImproperlyConfigured(
+            "DATABASE_OWNER_URL must name the same PostgreSQL database as DATABASE_URL "
+            "(only the role differs)."
+        )
+
+# --- login lock-out (django-axes; accounts/lockout.py, docs/SECURITY.md) ------------
+# The axes backend goes first: it refuses a locked-out username or IP before any
+# password is checked, on the session login, the admin login and the token endpoint.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env_bool("LESIONLOOP_LOGIN_LOCKOUT", True)
+# Failures for one username, or from one IP address (each counted on its own), lock it.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = env_int("LESIONLOOP_LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LESIONLOOP_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "lesionloop.accounts.lockout.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+# Our audit trail records logins and lock-outs; axes keeps only its counters.
+AXES_DISABLE_ACCESS_LOG = True
+# Behind N reverse proxies that append to X-Forwarded-For, the client is the N-th
+# address from its right; 0 (default) trusts only REMOTE_ADDR (accounts/lockout.py).
+LESIONLOOP_PROXY_COUNT = env_int("LESIONLOOP_PROXY_COUNT", 0, minimum=0)
+AXES_CLIENT_IP_CALLABLE = "lesionloop.accounts.lockout.client_ip"
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
@@ -133,6 +181,9 @@ LESIONLOOP_DEVICE = env_str("LESIONLOOP_DEVICE", "auto")
 LESIONLOOP_RETRAIN_AFTER_APPROVALS = env_int("LESIONLOOP_RETRAIN_AFTER_APPROVALS", 10, minimum=0)
 LESIONLOOP_TRAIN_MAX_MINUTES = env_int("LESIONLOOP_TRAIN_MAX_MINUTES", 60, minimum=1)
 LESIONLOOP_LEASE_SECONDS = env_int("LESIONLOOP_LEASE_SECONDS", 120, minimum=10)
+# Review time: a lease renewal that reports user activity adds the time since the tab's
+# previous renewal, at most this many seconds (the viewer renews within ~10 s of activity).
+LESIONLOOP_REVIEW_GAP_CAP_SECONDS = env_int("LESIONLOOP_REVIEW_GAP_CAP_SECONDS", 15, minimum=1)
 # A saved mask with more distinct lesion labels is refused (400 bad_mask): a mask of
 # random labels would otherwise create tens of thousands of lesion rows.
 LESIONLOOP_MAX_LESION_LABELS = env_int("LESIONLOOP_MAX_LESION_LABELS", 500, minimum=1)
@@ -241,6 +292,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Studies, lesion review, model registry and audit trail for SRS contouring.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema lists every endpoint and filter: only logged-in users (session or token)
+    # read it; /api/docs/ sends a browser to the login page (urls.py).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
 LOGGING = {

@@ -640,6 +640,10 @@ def _predict(
             "centroid_mm": [round(float(v), 3) for v in s.centroid_mm],
             "bbox": [int(v) for v in s.bbox],
             "largest_slice": slices.get(int(s.label), {}).get("largest_slice", 0),
+            "longest_axial_diameter_mm": slices.get(int(s.label), {}).get(
+                "longest_axial_diameter_mm"
+            ),
+            "longest_diameter_mm": slices.get(int(s.label), {}).get("longest_diameter_mm"),
             "mean_prob": float(s.mean_prob),
             "max_prob": float(s.max_prob),
             "disagreement": float(s.disagreement),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -37,17 +38,39 @@ GRID_DEFAULTS: dict[str, dict[str, Any]] = {
     "paper": {},
 }
 
-# Admin-settable per run: {section: {field: type}}; "" is the top level.
-OVERRIDABLE: dict[str, dict[str, type]] = {
-    "": {"seed": int, "max_minutes": float},
-    "unet": {"epochs": int, "steps_per_epoch": int, "lr": float, "loss": str},
-    "deepmedic": {"epochs": int, "segments_per_epoch": int, "batch_size": int, "lr": float},
+# Admin-settable per run: {section: {field: (type, minimum, maximum)}}; "" is the top
+# level. The bounds keep a run inside what one machine can do and what the recipes were
+# tuned for (the paper trains the U-Net 300 epochs, DeepMedic 35; docs/ML.md): a run
+# outside them is a typo or an attempt to occupy the training GPU, refused with 400.
+# ``max_minutes`` is also capped by ``LESIONLOOP_TRAIN_MAX_MINUTES`` (the supervisor's
+# hard limit), checked in ``validate_overrides``.
+Bound = tuple[type, float, float]
+OVERRIDABLE: dict[str, dict[str, Bound]] = {
+    "": {"seed": (int, 0, 2**31 - 1), "max_minutes": (float, 0.5, 24 * 60)},
+    "unet": {
+        "epochs": (int, 1, 1000),
+        "steps_per_epoch": (int, 1, 10_000),
+        "batch_size": (int, 1, 16),
+        "lr": (float, 1e-6, 0.1),
+        "loss": (str, 0, 0),
+    },
+    "deepmedic": {
+        "epochs": (int, 1, 500),
+        "segments_per_epoch": (int, 1, 10_000),
+        "batch_size": (int, 1, 16),
+        "lr": (float, 1e-6, 0.1),
+    },
 }
 UNET_LOSSES = ("dice", "vol_dice_br", "vol_dice_cr")
 
 
 def validate_overrides(overrides: dict[str, Any] | None) -> dict[str, Any]:
-    """Check admin overrides against the whitelist; raises ``DomainError`` (400)."""
+    """Check admin overrides against the whitelist and its bounds.
+
+    Raises ``DomainError`` (400): ``invalid_hyperparameter`` for an unknown field or a
+    value of the wrong kind, ``hyperparameter_out_of_range`` (with ``field``, ``min``,
+    ``max``) for a number outside its bounds.
+    """
     clean: dict[str, Any] = {}
     for key, value in (overrides or {}).items():
         if isinstance(value, dict) and key in OVERRIDABLE and key:
@@ -60,22 +83,36 @@ def validate_overrides(overrides: dict[str, Any] | None) -> dict[str, Any]:
     return clean
 
 
-def _check(name: str, allowed: dict[str, type], key: str, value: Any) -> Any:
-    kind = allowed.get(key)
-    if kind is None:
+def _bounds(name: str, low: float, high: float) -> tuple[float, float]:
+    if name == "max_minutes":
+        return low, min(high, float(settings.LESIONLOOP_TRAIN_MAX_MINUTES))
+    return low, high
+
+
+def _check(name: str, allowed: dict[str, Bound], key: str, value: Any) -> Any:
+    spec = allowed.get(key) if isinstance(key, str) else None
+    if spec is None:
         raise DomainError(
             f"{name} cannot be set for a training run.", code="invalid_hyperparameter"
         )
+    kind, low, high = spec
     if kind is str:
         if value not in UNET_LOSSES:
             raise DomainError(
                 f"{name} must be one of {', '.join(UNET_LOSSES)}.", code="invalid_hyperparameter"
             )
         return value
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise DomainError(f"{name} must be a positive number.", code="invalid_hyperparameter")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise DomainError(f"{name} must be a finite number.", code="invalid_hyperparameter")
     if kind is int and int(value) != value:
         raise DomainError(f"{name} must be a whole number.", code="invalid_hyperparameter")
+    low, high = _bounds(name, low, high)
+    if not low <= value <= high:
+        raise DomainError(
+            f"{name} must be between {low:g} and {high:g} (got {value:g}).",
+            code="hyperparameter_out_of_range",
+            extra={"field": name, "min": low, "max": high},
+        )
     return kind(value)
 
 

@@ -96,19 +96,24 @@ class TrainingRun(models.Model):
 class SplitAssignment(models.Model):
     """Which split a study belongs to, decided once and never changed.
 
-    Validation studies are never trained on, so every version is scored on
-    the same cases (plus new ones as they arrive).
+    Validation studies are never trained on (they pick each run's best epoch and
+    operating point); gate studies are neither trained on nor calibrated on: every
+    compared version is scored on them (docs/MODELS.md, "The split and the gate set").
     """
 
     class Split(models.TextChoices):
         TRAIN = "train"
         VALIDATION = "validation"
+        GATE = "gate"
 
     # A plain id (not a foreign key) keeps the split independent of the
     # studies app's tables; studies are never deleted while referenced here.
     study_id = models.BigIntegerField(unique=True)
     study_key = models.CharField(max_length=128)  # what the hash was taken of
     split = models.CharField(max_length=16, choices=Split.choices)
+    # The study's size stratum (the group of its smallest lesion, ml.metrics.lesionwise)
+    # when the stratified rule assigned it; blank for the earlier hash rule's rows.
+    stratum = models.CharField(max_length=16, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -13,16 +12,13 @@ from django.db.models import QuerySet
 
 from .models import SplitAssignment, TrainingRun
 
-# One study in VALIDATION_MODULUS goes to the validation split (by hash).
-VALIDATION_MODULUS = 5
-
 
 @dataclass(frozen=True)
 class CaseRecord:
     """One approved, training-eligible study as training sees it."""
 
     study_id: int
-    key: str  # stable identity for the split hash (the DICOM study UID when known)
+    key: str  # stable identity of the study (the DICOM study UID when known)
     directory: Path  # a prepared-study dir (model_input.npy, study.json)
     ground_truth: Path  # the approved mask, uint8 (D, H, W) on the model grid
     approved_at: datetime | None
@@ -74,7 +70,7 @@ def training_case_records() -> list[CaseRecord]:
         if not record.ground_truth.exists():
             continue
         records[record.study_id] = record  # the latest approval of a study wins
-    # The split hashes the DICOM study UID when there is one: stable across databases.
+    # The key is the DICOM study UID when there is one: stable across databases.
     uids = {
         pk: (dicom or {}).get("study_uid")
         for pk, dicom in Study.objects.filter(pk__in=list(records)).values_list("pk", "dicom")
@@ -83,11 +79,6 @@ def training_case_records() -> list[CaseRecord]:
         replace(records[k], key=uids[k]) if uids.get(k) and records[k].key == str(k) else records[k]
         for k in sorted(records)
     ]
-
-
-def split_hash_is_validation(key: str, *, modulus: int = VALIDATION_MODULUS) -> bool:
-    digest = hashlib.sha256(f"lesionloop-split:{key}".encode()).hexdigest()
-    return int(digest, 16) % modulus == 0
 
 
 def validation_study_ids() -> list[int]:

@@ -35,9 +35,9 @@ from lesionloop.registry.models import ModelVersion
 from lesionloop.registry.selectors import model_version_active
 from ml.atomic import sha256_file  # standard library only: no torch in the web process
 
-from . import selectors, supervisor
+from . import gate, selectors, supervisor
 from .config import code_version, training_config, validate_overrides
-from .models import SplitAssignment, TrainingRun
+from .models import TrainingRun
 
 log = logging.getLogger(__name__)
 Status = TrainingRun.Status
@@ -60,48 +60,11 @@ def attempts_root() -> Path:
     return models_root() / ".attempts"
 
 
-# --- the validation split --------------------------------------------------------
+# --- the split (rule and gate set in gate.py) ----------------------------------------
 
-
-def split_ensure(
-    records: list[selectors.CaseRecord],
-) -> tuple[list[selectors.CaseRecord], list[selectors.CaseRecord]]:
-    """Assign unseen studies to train or validation once, for good; return (train, val).
-
-    A study is validation when the hash of its key falls in one bucket of
-    ``VALIDATION_MODULUS``; while the split has no validation study yet the
-    first new one goes there, and a study never goes to validation when that
-    would leave nothing to train on. Assignments never change afterwards.
-    """
-    with transaction.atomic():
-        known = {
-            row.study_id: row.split
-            for row in SplitAssignment.objects.select_for_update().filter(
-                study_id__in=[r.study_id for r in records]
-            )
-        }
-        n_val = SplitAssignment.objects.filter(split=SplitAssignment.Split.VALIDATION).count()
-        n_train = SplitAssignment.objects.filter(split=SplitAssignment.Split.TRAIN).count()
-        unseen = [r for r in records if r.study_id not in known]
-        for i, record in enumerate(unseen):
-            remaining = len(unseen) - i - 1
-            wants_val = selectors.split_hash_is_validation(record.key) or n_val < MIN_VAL_CASES
-            leaves_train = n_train > 0 or remaining > 0
-            split = (
-                SplitAssignment.Split.VALIDATION
-                if wants_val and leaves_train
-                else SplitAssignment.Split.TRAIN
-            )
-            SplitAssignment.objects.get_or_create(
-                study_id=record.study_id, defaults={"study_key": record.key, "split": split}
-            )
-            known[record.study_id] = split
-            n_val += split == SplitAssignment.Split.VALIDATION
-            n_train += split == SplitAssignment.Split.TRAIN
-    train = [r for r in records if known[r.study_id] == SplitAssignment.Split.TRAIN]
-    val = [r for r in records if known[r.study_id] == SplitAssignment.Split.VALIDATION]
-    return train, val
-
+split_ensure = gate.split_ensure
+gate_set_update = gate.gate_set_update
+gate_scores_request = gate.gate_scores_request
 
 # --- start, auto-start, cancel ------------------------------------------------------
 
@@ -245,7 +208,8 @@ def training_run_execute(*, run_id: int) -> ModelVersion | None:
         return None
 
     records = selectors.training_case_records()
-    train, val = split_ensure(records)
+    split = split_ensure(records)
+    train, val = split.train, split.val
     if len(train) < MIN_TRAIN_CASES or len(val) < MIN_VAL_CASES:
         _wait_for_cases(run, train=train, val=val)
         return None
@@ -669,6 +633,7 @@ def _finish_success(
             weights=weights,
             metrics=metrics,
         )
+        gate.gate_scores_request(version_ids=[version.pk])
         TrainingRun.objects.filter(pk=run.pk).update(
             status=Status.SUCCEEDED,
             stage="done",
@@ -707,7 +672,9 @@ def _finish_failure(*, run: TrainingRun, version: ModelVersion, status: str, rea
         updated = TrainingRun.objects.filter(
             pk=run.pk, status=Status.RUNNING, attempts=run.attempts
         ).update(status=status, finished_at=timezone.now(), message=reason[:4000])
-        registry.model_version_fail(version_id=version.pk, reason=reason)
+        registry.model_version_fail(
+            version_id=version.pk, reason=reason, cancelled=status == Status.CANCELLED
+        )
         if updated:
             audit_record(
                 event_type="training_cancelled"

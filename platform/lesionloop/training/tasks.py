@@ -17,3 +17,17 @@ def training_run_execute_task(run_id: int) -> None:
     from lesionloop.loop.flows import training_run_execute
 
     training_run_execute(run_id=run_id)
+
+
+# Scoring one version on a gate set of a few dozen studies: inference only.
+GATE_SCORE_TIME_LIMIT_MS = 60 * 60 * 1000
+
+
+@dramatiq.actor(queue_name="gpu-infer", time_limit=GATE_SCORE_TIME_LIMIT_MS, max_retries=0)
+def gate_score_execute_task(score_id: int) -> None:
+    """Score a model version on a gate set version. Idempotent: the score row is claimed
+    with a conditional update, so a redelivered message for a claimed or finished score
+    does nothing."""
+    from lesionloop.training.gate import gate_score_execute
+
+    gate_score_execute(score_id=score_id)

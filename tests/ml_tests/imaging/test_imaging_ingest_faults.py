@@ -19,19 +19,16 @@ from ml.imaging.dicom_export import dataset_bytes
 from ml.imaging.dicom_io import IngestResult, ingest
 from ml.imaging.errors import INGEST_ERROR_CODES, IngestError
 from ml.imaging.reference_ct import load_reference_ct
+from tests.ml_tests.imaging.fault_builders import (
+    duplicate_file,
+    edit_all,
+    localizer_in_ct_series,
+    lossy_flag,
+    series_files,
+    spacing_header,
+)
 
 Mutation = Callable[[Path], object]
-
-
-def _files(up: Path, modality: str) -> list[Path]:
-    return sorted((up / modality.lower()).glob("*.dcm"))
-
-
-def _edit_all(paths: list[Path], fn: Callable[[pydicom.Dataset], None]) -> None:
-    for p in paths:
-        ds = pydicom.dcmread(p)
-        fn(ds)
-        ds.save_as(p, enforce_file_format=True)
 
 
 @pytest.fixture(scope="module")
@@ -67,13 +64,15 @@ def _assert_truth_lands(
 
 def _ct_monochrome1(up: Path) -> list[str]:
     """Every CT slice says MONOCHROME1: HU still come from the rescale, not inverted."""
-    _edit_all(_files(up, "ct"), lambda ds: setattr(ds, "PhotometricInterpretation", "MONOCHROME1"))
+    edit_all(
+        series_files(up, "ct"), lambda ds: setattr(ds, "PhotometricInterpretation", "MONOCHROME1")
+    )
     return ["monochrome1"]
 
 
 def _ct_monochrome1_three_slices(up: Path) -> list[str]:
-    _edit_all(
-        _files(up, "ct")[10:13],
+    edit_all(
+        series_files(up, "ct")[10:13],
         lambda ds: setattr(ds, "PhotometricInterpretation", "MONOCHROME1"),
     )
     return ["monochrome1"]
@@ -82,7 +81,7 @@ def _ct_monochrome1_three_slices(up: Path) -> list[str]:
 def _mr_monochrome1_whole_series(up: Path) -> list[str]:
     """The MR stored inverted (M - v, M = series max + min) and labelled MONOCHROME1:
     one mapping for the series gives back the original values exactly."""
-    files = _files(up, "mr")
+    files = series_files(up, "mr")
     planes = [pydicom.dcmread(p).pixel_array for p in files]
     top = int(max(a.max() for a in planes)) + int(min(a.min() for a in planes))
 
@@ -90,20 +89,8 @@ def _mr_monochrome1_whole_series(up: Path) -> list[str]:
         ds.PixelData = (top - ds.pixel_array.astype(np.int32)).astype(np.uint16).tobytes()
         ds.PhotometricInterpretation = "MONOCHROME1"
 
-    _edit_all(files, invert)
+    edit_all(files, invert)
     return ["monochrome1"]
-
-
-def _localizer_in_ct_series(up: Path) -> list[str]:
-    """A coronal 48x40 scout with the CT's series UID and ImageType ...\\LOCALIZER."""
-    ds = pydicom.dcmread(_files(up, "ct")[0])
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
-    ds.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]
-    ds.Rows, ds.Columns = 48, 40
-    ds.PixelData = np.full((48, 40), 1000, np.uint16).tobytes()
-    ds.SOPInstanceUID = generate_uid()
-    ds.save_as(up / "ct" / "SCOUT.dcm", enforce_file_format=True)
-    return ["localizer_dropped"]
 
 
 def _iop_noise(eps: float) -> Mutation:
@@ -115,31 +102,10 @@ def _iop_noise(eps: float) -> Mutation:
             iop[1] += eps
             ds.ImageOrientationPatient = [f"{v:.8g}" for v in iop]
 
-        _edit_all(_files(up, "ct")[::2] + _files(up, "mr")[1::2], nudge)
+        edit_all(series_files(up, "ct")[::2] + series_files(up, "mr")[1::2], nudge)
         return []
 
     return mutate
-
-
-def _lossy_flag(up: Path) -> list[str]:
-    def flag(ds: pydicom.Dataset) -> None:
-        ds.LossyImageCompression = "01"
-        ds.LossyImageCompressionRatio = "8.5"
-        ds.LossyImageCompressionMethod = "ISO_10918_1"
-
-    _edit_all(_files(up, "ct"), flag)
-    return ["lossy_compression"]
-
-
-def _spacing_header(up: Path) -> list[str]:
-    _edit_all(_files(up, "ct"), lambda ds: setattr(ds, "SpacingBetweenSlices", "9.0"))
-    return ["spacing_header_mismatch"]
-
-
-def _duplicate_file(up: Path) -> list[str]:
-    src = _files(up, "ct")[7]
-    (up / "copy.dcm").write_bytes(src.read_bytes())
-    return ["duplicate_dropped"]
 
 
 ACCEPTED = [
@@ -147,13 +113,13 @@ ACCEPTED = [
     ("ct_monochrome1", _ct_monochrome1, 0.0),
     ("ct_monochrome1_some_slices", _ct_monochrome1_three_slices, 0.0),
     ("mr_monochrome1_one_mapping", _mr_monochrome1_whole_series, 0.0),
-    ("localizer_in_ct_series", _localizer_in_ct_series, 0.0),
+    ("localizer_in_ct_series", localizer_in_ct_series, 0.0),
     ("iop_noise_1e-6", _iop_noise(1e-6), 0.0),
     ("iop_noise_1e-4", _iop_noise(1e-4), 0.0),
     ("iop_noise_5e-4", _iop_noise(5e-4), 0.0),
-    ("lossy_flag", _lossy_flag, 0.0),
-    ("spacing_header", _spacing_header, 0.0),
-    ("duplicate_file", _duplicate_file, 0.0),
+    ("lossy_flag", lossy_flag, 0.0),
+    ("spacing_header", spacing_header, 0.0),
+    ("duplicate_file", duplicate_file, 0.0),
 ]  # fmt: skip
 
 
@@ -169,15 +135,15 @@ def test_fault_is_repaired_reported_and_truth_still_lands(
     got = {r["kind"] for r in res.report["rows"]}
     assert set(kinds) <= got, res.report["rows"]
     for row in res.report["rows"]:
-        assert set(row) == {"kind", "message", "files", "series"}
-        assert row["message"]
+        assert set(row) == {"kind", "severity", "message", "files", "series"}
+        assert row["message"] and row["severity"] in ("info", "warning")
 
 
 def test_lossy_row_names_the_ratio(upload: Path) -> None:
-    _lossy_flag(upload)
+    lossy_flag(upload)
     (row,) = [r for r in ingest(upload).report["rows"] if r["kind"] == "lossy_compression"]
     assert "ratio 8.5:1" in row["message"] and "dose planning" in row["message"]
-    assert len(row["files"]) == len(_files(upload, "ct"))
+    assert len(row["files"]) == len(series_files(upload, "ct"))
 
 
 def test_jpeg2000_lossy_planning_ct_is_accepted_with_a_warning(
@@ -189,7 +155,7 @@ def test_jpeg2000_lossy_planning_ct_is_accepted_with_a_warning(
         ds.compress(JPEG2000, j2k_cr=[20], encoding_plugin="pylibjpeg")
 
     try:
-        _edit_all(_files(upload, "ct"), compress)
+        edit_all(series_files(upload, "ct"), compress)
     except (RuntimeError, ValueError, ImportError) as exc:  # no JPEG 2000 encoder here
         pytest.skip(f"cannot encode JPEG 2000: {exc}")
     res = ingest(upload)
@@ -231,7 +197,7 @@ def test_patient_name_survives_ingest_and_exports(
         ds.SpecificCharacterSet = charset
         ds.PatientName = name
 
-    _edit_all(_files(upload, "ct") + _files(upload, "mr"), rename)
+    edit_all(series_files(upload, "ct") + series_files(upload, "mr"), rename)
     res = ingest(upload)
     _assert_truth_lands(res, baseline, tiny_study, 0.0)
     assert res.dicom["patient_name"] == stored
@@ -248,28 +214,28 @@ def test_patient_name_survives_ingest_and_exports(
 
 
 def _no_frame_of_reference(up: Path) -> str:
-    f = _files(up, "ct")[6]
-    _edit_all([f], lambda ds: delattr(ds, "FrameOfReferenceUID"))
+    f = series_files(up, "ct")[6]
+    edit_all([f], lambda ds: delattr(ds, "FrameOfReferenceUID"))
     return "ct/" + f.name
 
 
 def _other_frame_of_reference(up: Path) -> str:
-    f = _files(up, "ct")[9]
-    _edit_all([f], lambda ds: setattr(ds, "FrameOfReferenceUID", generate_uid()))
+    f = series_files(up, "ct")[9]
+    edit_all([f], lambda ds: setattr(ds, "FrameOfReferenceUID", generate_uid()))
     return "ct/" + f.name
 
 
 def _shared_sop_instance(up: Path) -> str:
-    a, b = _files(up, "ct")[3:5]
+    a, b = series_files(up, "ct")[3:5]
     uid = pydicom.dcmread(a).SOPInstanceUID
-    _edit_all([b], lambda ds: setattr(ds, "SOPInstanceUID", uid))
+    edit_all([b], lambda ds: setattr(ds, "SOPInstanceUID", uid))
     return "ct/" + b.name
 
 
 def _ct_without_intercept(up: Path) -> str:
     """RescaleIntercept 0 instead of -1024: air at +24, not -1000 HU."""
-    _edit_all(_files(up, "ct"), lambda ds: setattr(ds, "RescaleIntercept", "0"))
-    return "ct/" + _files(up, "ct")[0].name
+    edit_all(series_files(up, "ct"), lambda ds: setattr(ds, "RescaleIntercept", "0"))
+    return "ct/" + series_files(up, "ct")[0].name
 
 
 def _ct_pixels_inverted_by_a_viewer(up: Path) -> str:
@@ -280,12 +246,12 @@ def _ct_pixels_inverted_by_a_viewer(up: Path) -> str:
         ds.PixelData = (4095 - ds.pixel_array.astype(np.int32)).astype(np.uint16).tobytes()
         ds.PhotometricInterpretation = "MONOCHROME1"
 
-    _edit_all(_files(up, "ct"), invert)
-    return "ct/" + _files(up, "ct")[0].name
+    edit_all(series_files(up, "ct"), invert)
+    return "ct/" + series_files(up, "ct")[0].name
 
 
 def _only_localizers(up: Path) -> None:
-    _edit_all(_files(up, "ct"), lambda ds: setattr(ds, "ImageType", ["ORIGINAL", "PRIMARY", "LOCALIZER"]))  # fmt: skip
+    edit_all(series_files(up, "ct"), lambda ds: setattr(ds, "ImageType", ["ORIGINAL", "PRIMARY", "LOCALIZER"]))  # fmt: skip
 
 
 REFUSED = [

@@ -30,10 +30,16 @@ def activation_job_at_once(monkeypatch: Any) -> None:
     commits: run the actor's function at once instead (ids in, like the worker)."""
     from types import SimpleNamespace
 
+    from django.db import transaction
+
     from lesionloop.loop import flows, tasks
 
     actor = tasks.model_version_activated_task
-    monkeypatch.setattr(flows, "transaction", SimpleNamespace(on_commit=lambda func: func()))
+    monkeypatch.setattr(
+        flows,
+        "transaction",
+        SimpleNamespace(on_commit=lambda func: func(), atomic=transaction.atomic),
+    )
     monkeypatch.setattr(actor, "send", lambda *args: actor.fn(*args))
 
 

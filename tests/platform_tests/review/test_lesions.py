@@ -28,6 +28,8 @@ def test_list_ordering(api: Any, cast: Any, query: str, order: list[int]) -> Non
         "centroid_mm",
         "bbox",
         "largest_slice",
+        "longest_axial_diameter_mm",
+        "longest_diameter_mm",
         "mean_prob",
         "max_prob",
         "disagreement",

@@ -12,13 +12,17 @@ from typing import Any
 import pytest
 
 from lesionloop.audit.models import AuditEvent
-from lesionloop.registry.models import ModelVersion
+from lesionloop.registry.models import GateScore, GateSetVersion, ModelVersion
 from lesionloop.training import selectors, services
 from lesionloop.training.models import TrainingRun
 
 
 def _events() -> list[str]:
     return list(AuditEvent.objects.order_by("id").values_list("event_type", flat=True))
+
+
+def spec_cases(spec_copy: Path, key: str) -> list[dict]:
+    return json.loads(spec_copy.read_text())[key]
 
 
 def _leftovers(storage: Path) -> list[Path]:
@@ -60,7 +64,25 @@ def test_success_publishes_a_candidate_and_activates_the_first(
         assert hashlib.sha256((folder / entry["file"]).read_bytes()).hexdigest() == entry["sha256"]
     assert {w["file"] for w in version.weights} == {"unet.pt", "deepmedic.pt", "manifest.json"}
     assert set(version.train_study_ids).isdisjoint(version.val_study_ids)
-    assert sorted(version.train_study_ids + version.val_study_ids) == [1, 2, 3, 4, 5, 6]
+    # The third study of the one stratum went to the gate set: neither trained nor
+    # calibrated on, in the spec neither.
+    gate = GateSetVersion.objects.get()
+    assert gate.study_ids == [3]
+    assert sorted(version.train_study_ids + version.val_study_ids + gate.study_ids) == [
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+    ]
+    staged = {
+        c["study_id"]
+        for c in [*spec_cases(spec_copy, "train_cases"), *spec_cases(spec_copy, "val_cases")]
+    }
+    assert 3 not in staged
+    # The new version is queued for scoring on the gate set.
+    assert GateScore.objects.filter(model_version=version, gate_set=gate).exists()
     assert version.metrics["dsc"] == 0.7
     assert version.code_version and "ml:" in version.code_version
     hp = version.hyperparameters
@@ -70,6 +92,7 @@ def test_success_publishes_a_candidate_and_activates_the_first(
     assert not _leftovers(Path(settings.STORAGE_ROOT))
     assert _events() == [
         "training_requested",
+        "gate_set_grown",
         "training_started",
         "training_finished",
         "model_promoted",
@@ -177,7 +200,8 @@ def test_cancel_kills_the_running_process(
     assert time.monotonic() - t0 < 60
     run.refresh_from_db()
     assert run.status == "cancelled" and run.message == "Cancelled by ada."
-    assert run.model_version.status == "failed"
+    # the versions table must say cancelled, not failed
+    assert run.model_version.status == "cancelled"
     assert not _leftovers(Path(settings.STORAGE_ROOT))
     event = AuditEvent.objects.filter(event_type="training_cancelled").get()
     assert event.actor == cast.admin

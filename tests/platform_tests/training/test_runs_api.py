@@ -92,10 +92,17 @@ def test_database_refuses_a_second_open_run(cast: Any) -> None:
     ("body", "status", "code"),
     [
         ({"hyperparameters": {"unet": {"epochs": 3}, "seed": 7}}, 202, None),
-        ({"hyperparameters": {"unet": {"epochs": 0}}}, 400, "invalid_hyperparameter"),
         ({"hyperparameters": {"unet": {"loss": "mse"}}}, 400, "invalid_hyperparameter"),
         ({"hyperparameters": {"device": "cuda"}}, 400, "invalid_hyperparameter"),
+        ({"hyperparameters": {"unet": {"slab_depth": 4}}}, 400, "invalid_hyperparameter"),
+        ({"hyperparameters": {"unet": {"epochs": 2.5}}}, 400, "invalid_hyperparameter"),
+        ({"hyperparameters": {"unet": {"lr": "0.1"}}}, 400, "invalid_hyperparameter"),
+        ({"hyperparameters": {"deepmedic": {"batch_size": True}}}, 400, "invalid_hyperparameter"),
+        ({"hyperparameters": {"unet": 3}}, 400, "invalid_hyperparameter"),
         ({"hyperparameters": [1]}, 400, "invalid"),
+        # misplaced or unknown body fields never start a default run
+        ({"epochs": 500}, 400, "unknown_field"),
+        ({"hyperparameters": {}, "priority": "high"}, 400, "unknown_field"),
     ],
 )
 def test_start_validates_overrides(
@@ -105,6 +112,54 @@ def test_start_validates_overrides(
     assert response.status_code == status, response.json()
     if code:
         assert response.json()["code"] == code
+
+
+# (section, field, lowest allowed, highest allowed): one below and one above each bound
+# is refused; the bound itself is accepted (max_minutes is capped by the settings' hard
+# limit, LESIONLOOP_TRAIN_MAX_MINUTES, set to 60 in the test).
+BOUNDS = [
+    ("", "seed", 0, 2**31 - 1),
+    ("", "max_minutes", 0.5, 60),
+    ("unet", "epochs", 1, 1000),
+    ("unet", "steps_per_epoch", 1, 10_000),
+    ("unet", "batch_size", 1, 16),
+    ("unet", "lr", 1e-6, 0.1),
+    ("deepmedic", "epochs", 1, 500),
+    ("deepmedic", "segments_per_epoch", 1, 10_000),
+    ("deepmedic", "batch_size", 1, 16),
+    ("deepmedic", "lr", 1e-6, 0.1),
+]
+
+
+def _hp(section: str, name: str, value: object) -> dict:
+    return {name: value} if not section else {section: {name: value}}
+
+
+@pytest.mark.parametrize(("section", "name", "low", "high"), BOUNDS)
+def test_overrides_are_bounded(
+    cast: Any, api: Any, settings: Any, section: str, name: str, low: float, high: float
+) -> None:
+    settings.LESIONLOOP_TRAIN_MAX_MINUTES = 60
+    client = api(cast.admin)
+    field = f"{section}.{name}" if section else name
+    step = 1 if isinstance(low, int) and isinstance(high, int) else low / 2
+    for value in (low - step, high + (step if step == 1 else high)):
+        response = client.post(
+            "/api/training-runs/", {"hyperparameters": _hp(section, name, value)}, format="json"
+        )
+        body = response.json()
+        assert response.status_code == 400, (value, body)
+        assert body["code"] == "hyperparameter_out_of_range", body
+        assert (body["field"], body["min"], body["max"]) == (field, low, high)
+        assert field in body["detail"]
+    assert not TrainingRun.objects.exists()
+    for value in (low, high):
+        response = client.post(
+            "/api/training-runs/", {"hyperparameters": _hp(section, name, value)}, format="json"
+        )
+        assert response.status_code == 202, (value, response.json())
+        assert response.json()["overrides"] == _hp(section, name, value)
+        TrainingRun.objects.all().update(status="failed")  # close it: one open run at a time
 
 
 def test_cancel_queued_and_finished(cast: Any, api: Any) -> None:

@@ -21,7 +21,12 @@ class WeightsFileSerializer(serializers.Serializer):
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
+    """A version. ``gate``: its score on the current gate set (``comparable``: true), or
+    its newest score on an earlier set (``comparable``: false, ``pending``: the state of
+    its job on the current one); null before any gate set exists."""
+
     parent = VersionRefSerializer(read_only=True)
+    gate = serializers.SerializerMethodField()
     created_by = serializers.SerializerMethodField()
     promoted_by = serializers.SerializerMethodField()
     weights = WeightsFileSerializer(many=True, read_only=True)
@@ -50,8 +55,17 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "weights",
             "code_version",
             "hyperparameters",
+            "gate",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.JSONField(allow_null=True))
+    def get_gate(self, obj: ModelVersion) -> dict | None:
+        from lesionloop.registry.selectors import gate_set_current, gate_summary
+
+        if "gate_set_current" not in self.context:
+            self.context["gate_set_current"] = gate_set_current()
+        return gate_summary(obj, self.context["gate_set_current"])
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_created_by(self, obj: ModelVersion) -> str | None:
@@ -103,3 +117,22 @@ def validated(serializer_class: type[serializers.Serializer], data: object) -> d
             f"{first[0]}: {' '.join(map(str, first[1]))}", code="invalid", extra={"errors": errors}
         )
     return dict(serializer.validated_data)
+
+
+class GateSetSerializer(serializers.Serializer):
+    """The current gate set version: the studies every compared version is scored on."""
+
+    number = serializers.IntegerField()
+    n_studies = serializers.IntegerField()
+    n_lesions = serializers.IntegerField()
+    strata = serializers.DictField(child=serializers.IntegerField())
+    study_ids = serializers.ListField(child=serializers.IntegerField())
+    created_at = serializers.DateTimeField()
+    label = serializers.SerializerMethodField()
+
+    def get_label(self, obj: object) -> str:
+        return f"gate set v{obj.number} ({obj.n_studies} studies, {obj.n_lesions} lesions)"  # type: ignore[attr-defined]
+
+
+class CurrentGateSetSerializer(serializers.Serializer):
+    current = GateSetSerializer(allow_null=True)

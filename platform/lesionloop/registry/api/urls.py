@@ -24,5 +24,6 @@ urlpatterns = [
         views.ModelVersionLineageView.as_view(),
         name="model-lineage",
     ),
+    path("gate-set/", views.GateSetView.as_view(), name="gate-set"),
     path("", include("lesionloop.training.api.urls")),
 ]

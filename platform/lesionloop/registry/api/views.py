@@ -17,6 +17,7 @@ from lesionloop.registry import selectors
 from lesionloop.registry.models import ModelVersion
 
 from .serializers import (
+    CurrentGateSetSerializer,
     LineageSerializer,
     ModelVersionSerializer,
     PromoteInputSerializer,
@@ -86,3 +87,15 @@ class ModelVersionLineageView(APIView):
     def get(self, request: Request, version_id: int) -> Response:
         lineage = selectors.model_version_lineage(_version(version_id))
         return Response(LineageSerializer(lineage).data)
+
+
+class GateSetView(APIView):
+    """``GET /api/gate-set/``: ``{"current": <gate set> | null}``, the current gate set
+    version (null before the first one is made)."""
+
+    permission_classes = [ReadAnyRoleWriteAdmin]
+
+    @extend_schema(responses={200: CurrentGateSetSerializer})
+    def get(self, request: Request) -> Response:
+        gate = selectors.gate_set_current()
+        return Response(CurrentGateSetSerializer({"current": gate}).data)

@@ -19,6 +19,19 @@ class LesionSerializer(serializers.ModelSerializer):
     mean_prob = FiniteFloatField(read_only=True, allow_null=True)
     max_prob = FiniteFloatField(read_only=True, allow_null=True)
     disagreement = FiniteFloatField(read_only=True, allow_null=True)
+    longest_axial_diameter_mm = FiniteFloatField(
+        read_only=True,
+        allow_null=True,
+        help_text=(
+            "Longest in-plane distance between voxel centres on one axial slice (mm, "
+            "RANO-BM's measure); null until measured."
+        ),
+    )
+    longest_diameter_mm = FiniteFloatField(
+        read_only=True,
+        allow_null=True,
+        help_text="Longest 3D distance between voxel centres (mm); null until measured.",
+    )
     bbox = serializers.ListField(child=serializers.IntegerField(), read_only=True)
 
     class Meta:
@@ -31,6 +44,8 @@ class LesionSerializer(serializers.ModelSerializer):
             "centroid_mm",
             "bbox",
             "largest_slice",
+            "longest_axial_diameter_mm",
+            "longest_diameter_mm",
             "mean_prob",
             "max_prob",
             "disagreement",
@@ -51,6 +66,11 @@ class LeaseTakeSerializer(serializers.Serializer):
     take_over = serializers.BooleanField(
         default=False,
         help_text="Move your own lease from another tab or window to this one.",
+    )
+    active = serializers.BooleanField(
+        default=False,
+        help_text="The user did something in this tab since its previous renewal: the "
+        "time since then counts as active review time (capped per gap).",
     )
 
 
@@ -90,6 +110,83 @@ class ApproveSerializer(serializers.Serializer):
             raise serializers.ValidationError("keys must be lesion ids.") from None
 
 
+class LesionProposalRequestSerializer(serializers.Serializer):
+    """A clicked voxel (array indices: z = slice, y = row, x = column) and the radius."""
+
+    z = serializers.IntegerField(help_text="Slice index (0-based, model grid).")
+    y = serializers.IntegerField(help_text="Row index (0-based).")
+    x = serializers.IntegerField(help_text="Column index (0-based).")
+    radius_mm = serializers.FloatField(
+        required=False,
+        default=20.0,
+        help_text="The proposal stays within this distance of the click (mm, at most 50).",
+    )
+
+
+class LesionProposalSerializer(serializers.Serializer):
+    """A proposed lesion, not stored: accept it by painting it into the mask and saving."""
+
+    bbox = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="z0, y0, x0, z1, y1, x1 (exclusive ends) on the model grid.",
+    )
+    runs = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text=(
+            "Run lengths of the mask on bbox, flattened z, then y, then x (x fastest), "
+            "alternating outside / inside, starting with outside (0 if the first voxel is in)."
+        ),
+    )
+    volume_vox = serializers.IntegerField()
+    volume_mm3 = FiniteFloatField()
+    longest_axial_diameter_mm = FiniteFloatField()
+    longest_diameter_mm = FiniteFloatField()
+    method = serializers.ChoiceField(choices=["probability", "image"])
+    seed = serializers.ListField(child=serializers.IntegerField(), help_text="z, y, x grown from.")
+    threshold = FiniteFloatField(help_text="Probability, or MR signal, of the lesion's edge.")
+    radius_mm = FiniteFloatField()
+    revision = serializers.IntegerField(help_text="The working-mask revision it avoids.")
+
+
 class ConflictSerializer(serializers.Serializer):
     detail = serializers.CharField()
     code = serializers.CharField()
+
+
+class ReviewEffortVersionSerializer(serializers.Serializer):
+    """Review effort per model version: means over its reviewed (approved) studies."""
+
+    model_version = serializers.DictField()
+    n_studies = serializers.IntegerField()
+    accepted_unchanged_fraction = serializers.FloatField(
+        allow_null=True, help_text="Mean share of the model's lesions accepted unchanged."
+    )
+    edited = serializers.FloatField(help_text="Mean lesions edited per study.")
+    rejected = serializers.FloatField(help_text="Mean lesions rejected per study.")
+    added = serializers.FloatField(help_text="Mean lesions added (drawn) per study.")
+    voxels_added = serializers.FloatField()
+    voxels_removed = serializers.FloatField()
+    voxels_changed = serializers.FloatField(help_text="Mean voxels added + removed per study.")
+    active_minutes = serializers.FloatField(help_text="Mean active review minutes per study.")
+
+
+class ReviewEffortStudySerializer(serializers.Serializer):
+    study = serializers.IntegerField(source="study_id")
+    approval = serializers.IntegerField(source="approval_id")
+    model_version = serializers.CharField(source="model_version.name")
+    reviewer = serializers.CharField(source="reviewer.username", allow_null=True, default=None)
+    model_lesions = serializers.IntegerField()
+    accepted_unchanged = serializers.IntegerField()
+    accepted_unchanged_fraction = serializers.FloatField(allow_null=True)
+    edited = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    added = serializers.IntegerField()
+    voxels_added = serializers.IntegerField()
+    voxels_removed = serializers.IntegerField()
+    active_seconds = serializers.FloatField()
+    created_at = serializers.DateTimeField()
+
+
+class ReviewEffortSerializer(serializers.Serializer):
+    results = ReviewEffortVersionSerializer(many=True)
+    studies = ReviewEffortStudySerializer(many=True, required=False)

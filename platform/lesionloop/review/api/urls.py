@@ -5,6 +5,7 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
+    path("review-effort/", views.ReviewEffortView.as_view(), name="review-effort"),
     path("studies/<int:pk>/mask/", views.MaskView.as_view(), name="study-mask"),
     path("studies/<int:pk>/lesions/", views.LesionListView.as_view(), name="study-lesions"),
     path(
@@ -22,4 +23,14 @@ urlpatterns = [
         name="study-export-rtstruct",
     ),
     path("studies/<int:pk>/export/seg", views.ExportSegView.as_view(), name="study-export-seg"),
+    path(
+        "studies/<int:pk>/export/report",
+        views.ExportReportView.as_view(),
+        name="study-export-report",
+    ),
+    path(
+        "studies/<int:pk>/propose-lesion/",
+        views.LesionProposalView.as_view(),
+        name="study-propose-lesion",
+    ),
 ]

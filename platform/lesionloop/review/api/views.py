@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lesionloop.accounts.permissions import HasRole, IsReviewer, ReadAnyRoleWriteReviewer
-from lesionloop.core.api import atomic_write
+from lesionloop.core.api import atomic_write, strict_body
 from lesionloop.core.exceptions import DomainError
 from lesionloop.core.text import clean_text
 from lesionloop.loop import flows
@@ -35,8 +35,11 @@ from .serializers import (
     LeaseStateSerializer,
     LeaseTakeSerializer,
     LesionDecisionSerializer,
+    LesionProposalRequestSerializer,
+    LesionProposalSerializer,
     LesionSerializer,
     MaskSavedSerializer,
+    ReviewEffortSerializer,
 )
 
 LEASE_CLIENT_HEADER = OpenApiParameter(
@@ -208,6 +211,7 @@ class LeaseView(APIView):
             user=request.user,
             client=lease_client(request),
             take_over=payload.validated_data["take_over"],
+            active=payload.validated_data["active"],
         )
         return Response(LeaseSerializer(lease_of(study)).data)
 
@@ -311,3 +315,66 @@ class ExportSegView(APIView):
         return _attachment(
             *services.study_export_seg(study_id=pk, user=request.user), "application/dicom"
         )
+
+
+class ExportReportView(APIView):
+    permission_classes = [HasRole]
+
+    @extend_schema(
+        operation_id="studies_export_report",
+        description=(
+            "The kept lesions' measurements as CSV: volume (mm3), longest axial and longest "
+            "3D diameter (mm, voxel centres), largest slice, centroid (mm)."
+        ),
+        responses={(200, "text/csv"): OpenApiTypes.BINARY, 409: ConflictSerializer},
+    )
+    def get(self, request: Request, pk: int) -> HttpResponse:
+        return _attachment(
+            *services.study_export_report(study_id=pk, user=request.user),
+            "text/csv; charset=utf-8",
+        )
+
+
+class LesionProposalView(APIView):
+    """Click to add: a lesion grown from a clicked voxel, proposed and not stored."""
+
+    permission_classes = [IsReviewer]
+
+    @extend_schema(
+        operation_id="studies_propose_lesion",
+        description=(
+            "Grow a lesion from the clicked voxel in the current model's probability map, "
+            "else the MR, within radius_mm, avoiding lesions on the working mask. Nothing "
+            "is stored: paint the proposal into the mask and save it (PUT mask) to keep it. "
+            "400 bad_point / bad_radius / unknown_field; 409 approved / not_ready; "
+            "422 no_lesion_found."
+        ),
+        request=LesionProposalRequestSerializer,
+        responses={200: LesionProposalSerializer, 409: ConflictSerializer, 422: ConflictSerializer},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        data = strict_body(LesionProposalRequestSerializer, request.data)
+        proposal = services.lesion_propose(
+            study_id=pk, point_zyx=(data["z"], data["y"], data["x"]), radius_mm=data["radius_mm"]
+        )
+        return Response(LesionProposalSerializer(proposal).data)
+
+
+class ReviewEffortView(APIView):
+    """``GET /api/review-effort/``: review effort per model version (every role may read);
+    ``?model_version=<id>`` adds that version's studies one by one."""
+
+    permission_classes = [HasRole]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("model_version", int, required=False)],
+        responses={200: ReviewEffortSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        raw = request.query_params.get("model_version")
+        data: dict[str, Any] = {"results": selectors.review_effort_by_model_version()}
+        if raw is not None:
+            if not raw.isdigit():
+                raise DomainError("model_version must be a version id.", code="bad_model_version")
+            data["studies"] = list(selectors.review_efforts(model_version_id=int(raw)))
+        return Response(ReviewEffortSerializer(data).data)

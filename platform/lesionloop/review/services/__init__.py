@@ -14,7 +14,9 @@ importing ``lesionloop.review.services``:
 - ``handover``: ``study_prediction_apply``, ``study_ground_truth_apply`` (a prediction or
   ground truth becomes the working mask);
 - ``exports``: ``study_export_nifti``, ``study_export_rtstruct``, ``study_export_seg``,
-  ``EXPORTERS``;
+  ``study_export_report`` (the lesion measurements as CSV), ``EXPORTERS``;
+- ``measurements``: ``study_lesions_measure`` (diameters of rows from before they existed);
+- ``proposals``: ``lesion_propose`` (click to add: a lesion grown from a click, not stored);
 - ``_common``: the study lock, the grid, the editable checks.
 """
 
@@ -23,10 +25,18 @@ from __future__ import annotations
 from ._common import EDITABLE_STATUSES, KEPT_DECISIONS
 from .approval import study_approve, study_reopen
 from .decisions import lesion_decide
-from .exports import EXPORTERS, study_export_nifti, study_export_rtstruct, study_export_seg
+from .exports import (
+    EXPORTERS,
+    study_export_nifti,
+    study_export_report,
+    study_export_rtstruct,
+    study_export_seg,
+)
 from .handover import study_ground_truth_apply, study_prediction_apply
 from .leases import lease_release, lease_take
 from .masks import mask_save
+from .measurements import studies_lesions_measure, study_lesions_measure
+from .proposals import lesion_propose
 from .revisions import current_mask, mask_revision_create
 
 __all__ = [
@@ -37,13 +47,17 @@ __all__ = [
     "lease_release",
     "lease_take",
     "lesion_decide",
+    "lesion_propose",
     "mask_revision_create",
     "mask_save",
     "study_approve",
     "study_export_nifti",
+    "study_export_report",
     "study_export_rtstruct",
     "study_export_seg",
     "study_ground_truth_apply",
+    "study_lesions_measure",
     "study_prediction_apply",
     "study_reopen",
+    "studies_lesions_measure",
 ]

@@ -59,6 +59,8 @@ _LESION_FIELDS = (
     "centroid_mm",
     "bbox",
     "largest_slice",
+    "longest_axial_diameter_mm",
+    "longest_diameter_mm",
     "mean_prob",
     "max_prob",
     "disagreement",

@@ -17,6 +17,7 @@ from lesionloop.studies.models import Study
 
 from ..models import Approval, Lesion, MaskRevision
 from ._common import KEPT_DECISIONS, _kept_labels, _lock, _require_editable
+from .effort import review_activity_beat, review_effort_record
 from .leases import _lease_hold, _require_lease
 from .revisions import current_mask
 
@@ -130,13 +131,16 @@ def study_approve(
         mask = current_mask(study)
         _require_voxels(study, mask)
         revision = MaskRevision.objects.get(study=study, number=study.revision_number)
-        _approve_locked(
+        if study.lease_live():  # the approval itself is the review's last action
+            review_activity_beat(study=study, client=client, active=True, continued=True)
+        approval = _approve_locked(
             study=study,
             user=user,
             revision=revision,
             training_eligible=training_eligible,
             mask=mask,
         )
+        review_effort_record(study=study, approval=approval, mask=mask, user=user)
     return study
 
 

@@ -39,7 +39,7 @@ def lesion_decide(
                 "No such lesion in this study.", code="not_found", status_code=404
             ) from None
         _require_editable(study)
-        _lease_hold(study, user, client)
+        _lease_hold(study, user, client, active=True)
         before = lesion.decision
         if decision == Lesion.Decision.ACCEPTED:
             decision = lesion.kept_decision

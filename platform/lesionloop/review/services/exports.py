@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import tempfile
 from collections.abc import Callable
@@ -17,7 +19,7 @@ from lesionloop.core.exceptions import Conflict, DomainError
 from lesionloop.studies import storage
 from lesionloop.studies.models import Study
 
-from ._common import _kept_labels
+from ._common import KEPT_DECISIONS, _kept_labels
 from .revisions import current_mask
 
 
@@ -237,8 +239,94 @@ def study_export_seg(*, study_id: int, user: User) -> tuple[bytes, str]:
     return _export_dicom(study_id=study_id, user=user, fmt="seg")
 
 
+REPORT_COLUMNS = (
+    "study_id",
+    "revision",
+    "label",
+    "decision",
+    "contour_source",
+    "volume_mm3",
+    "longest_axial_diameter_mm",
+    "longest_diameter_mm",
+    "largest_slice",
+    "centroid_z_mm",
+    "centroid_y_mm",
+    "centroid_x_mm",
+    "model_version",
+    "decided_by",
+)
+
+
+def _spreadsheet_safe(value: Any) -> Any:
+    """Text a spreadsheet would run as a formula (=, +, -, @ first) is quoted."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return value
+
+
+def _report_diameters(study: Study, lesions: list[Any]) -> dict[int, tuple[Any, Any]]:
+    """label -> (longest axial, longest 3D) mm; rows not measured yet (saved before
+    measurements existed) are measured here on the current mask, without storing."""
+    from ml.lesions import label_stats
+
+    from ._common import _spacing
+
+    out = {les.label: (les.longest_axial_diameter_mm, les.longest_diameter_mm) for les in lesions}
+    missing = sorted(label for label, (_, longest) in out.items() if longest is None)
+    if missing:
+        stats = label_stats(current_mask(study), _spacing(study), only=missing)
+        for label, row in stats.items():
+            out[label] = (row["longest_axial_diameter_mm"], row["longest_diameter_mm"])
+    return out
+
+
+def study_export_report(*, study_id: int, user: User) -> tuple[bytes, str]:
+    """The kept lesions' measurements as CSV (UTF-8, one row per lesion, by volume).
+
+    Columns ``REPORT_COLUMNS``: volume in mm3, diameters in mm (voxel centres,
+    ``ml.lesions.diameters``), centroid in mm on the model grid (z, y, x, no origin).
+    409 ``not_ready`` (no contour). Audited like the other exports (``format`` "report").
+    """
+    from ..models import Lesion
+
+    study = _export_study(study_id)
+    lesions = list(
+        Lesion.objects.filter(study=study, decision__in=KEPT_DECISIONS)
+        .select_related("model_version", "decided_by")
+        .order_by("volume_mm3", "id")
+    )
+    diameters = _report_diameters(study, lesions)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(REPORT_COLUMNS)
+    for les in lesions:
+        centroid = list(les.centroid_mm or []) + [None] * 3
+        axial, longest = diameters[les.label]
+        row = [
+            study.pk,
+            study.revision_number,
+            les.label,
+            les.decision,
+            les.contour_source,
+            round(les.volume_mm3, 3),
+            axial,
+            longest,
+            les.largest_slice,
+            *centroid[:3],
+            les.model_version.name if les.model_version else "",
+            les.decided_by.get_username() if les.decided_by else "",
+        ]
+        writer.writerow(["" if v is None else _spreadsheet_safe(v) for v in row])
+    data = buffer.getvalue().encode("utf-8")
+    _export_audit(
+        study=study, user=user, fmt="report", kept=[les.label for les in lesions], data=data
+    )
+    return data, f"study-{study.pk}-rev{study.revision_number}-lesions.csv"
+
+
 EXPORTERS: dict[str, Callable[..., tuple[bytes, str]]] = {
     "nifti": study_export_nifti,
     "rtstruct": study_export_rtstruct,
     "seg": study_export_seg,
+    "report": study_export_report,
 }

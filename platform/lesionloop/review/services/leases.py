@@ -14,6 +14,7 @@ from lesionloop.core.exceptions import Conflict
 from lesionloop.studies.models import Study
 
 from ._common import EDITABLE_STATUSES, _lock
+from .effort import review_activity_beat
 
 
 def _lease_holds(study: Study, user: User, client: str) -> bool:
@@ -40,10 +41,11 @@ def _lease_conflict(study: Study, user: User | None = None) -> Conflict:
     )
 
 
-def _lease_hold(study: Study, user: User, client: str = "") -> bool:
+def _lease_hold(study: Study, user: User, client: str = "", *, active: bool = False) -> bool:
     """Take or renew the lease on a locked study row for ``user`` in client session
     ``client``; True when newly taken. 409 ``leased`` while another holder's lease is live
-    (another user, or the same user in another tab)."""
+    (another user, or the same user in another tab). ``active``: the user did something
+    since this client's previous renewal (counts review time, ``effort``)."""
     now = timezone.now()
     live = study.lease_live(now)
     if live and not _lease_holds(study, user, client):
@@ -57,6 +59,7 @@ def _lease_hold(study: Study, user: User, client: str = "") -> bool:
         study.status_reason = ""
         fields += ["status", "status_reason"]
     study.save(update_fields=fields)
+    review_activity_beat(study=study, client=client, active=active, continued=live, now=now)
     if not live:
         audit_record(
             event_type="lease_taken", actor=user, study=study, expires_at=study.lease_expires_at
@@ -70,13 +73,16 @@ def _require_lease(study: Study, user: User, client: str) -> None:
         raise _lease_conflict(study, user)
 
 
-def lease_take(*, study_id: int, user: User, client: str = "", take_over: bool = False) -> Study:
+def lease_take(
+    *, study_id: int, user: User, client: str = "", take_over: bool = False, active: bool = False
+) -> Study:
     """Take or renew the review lease for ``user`` in client session ``client``.
 
     409 ``leased`` while someone else holds it, or while the same user holds it in
     another client session (tab) - unless ``take_over``, which moves the user's own lease
     to this tab (the other tab turns read-only; audited as ``lease_taken_over``). A lease
-    never passes from one user to another while it is live.
+    never passes from one user to another while it is live. ``active``: the viewer saw
+    user activity since its previous renewal (review time, docs/PLATFORM.md).
     """
     with transaction.atomic():
         study = _lock(study_id)
@@ -93,7 +99,7 @@ def lease_take(*, study_id: int, user: User, client: str = "", take_over: bool =
         ):
             audit_record(event_type="lease_taken_over", actor=user, study=study)
             study.lease_client = client
-        _lease_hold(study, user, client)
+        _lease_hold(study, user, client, active=active)
     return study
 
 

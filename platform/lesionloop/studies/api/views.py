@@ -108,6 +108,10 @@ def volume_headers(response: HttpResponse, *, shape: list[int], spacing: list[fl
     )
 
 
+# The axis of the (D, H, W) display volume that a slice of each plane is taken along.
+SLICE_PLANES = {"axial": 0, "coronal": 1, "sagittal": 2}
+
+
 class VolumeView(APIView):
     permission_classes = [HasRole]
 
@@ -115,7 +119,14 @@ class VolumeView(APIView):
         operation_id="studies_volume",
         parameters=[
             OpenApiParameter("channel", str, OpenApiParameter.PATH, enum=["mr", "ct"]),
-            OpenApiParameter("slice", int, description="One axial slice k instead of the volume."),
+            OpenApiParameter("slice", int, description="One slice k instead of the volume."),
+            OpenApiParameter(
+                "plane",
+                str,
+                enum=list(SLICE_PLANES),
+                description="The plane of `slice` (default axial): axial (H, W) at z=k, "
+                "coronal (D, W) at y=k, sagittal (D, H) at x=k; rows in z order.",
+            ),
         ],
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
     )
@@ -133,15 +144,23 @@ class VolumeView(APIView):
         spacing = list(study.grid["spacing_mm"])
         raw_slice = request.query_params.get("slice")
         if raw_slice is not None:
+            plane = request.query_params.get("plane", "axial")
+            if plane not in SLICE_PLANES:
+                raise DomainError("plane must be axial, coronal or sagittal.", code="bad_plane")
+            axis = SLICE_PLANES[plane]
             k = parse_id(raw_slice, name="slice", code="bad_slice")
-            if not k < shape[0]:
+            if not k < shape[axis]:
                 raise DomainError(
-                    f"slice must be an integer in 0..{shape[0] - 1}.", code="bad_slice"
+                    f"slice must be an integer in 0..{shape[axis] - 1}.", code="bad_slice"
                 )
             volume = np.load(storage.prepared_dir(pk) / f"display_{channel}.npy", mmap_mode="r")
-            body = storage.gzip_array(volume[k], dtype="int16")
+            body = storage.gzip_array(np.take(volume, k, axis=axis), dtype="int16")
             response: HttpResponse = HttpResponse(body, content_type="application/octet-stream")
-            volume_headers(response, shape=[1, *shape[1:]], spacing=spacing)
+            volume_headers(
+                response,
+                shape=[1 if i == axis else n for i, n in enumerate(shape)],
+                spacing=spacing,
+            )
         else:
             response = FileResponse(
                 storage.display_file(pk, channel).open("rb"),

@@ -57,13 +57,19 @@ class TrainingRunSerializer(serializers.ModelSerializer):
 
 
 class TrainingRunStartSerializer(serializers.Serializer):
+    """The body of ``POST /api/training-runs/``: ``{}`` or ``{"hyperparameters": {...}}``.
+    Any other field is refused (400 ``unknown_field``): a misspelt option must not run
+    the defaults silently."""
+
     hyperparameters = serializers.JSONField(
         required=False,
         default=dict,
         help_text=(
-            "Optional overrides of the grid's training config: seed, max_minutes, "
-            "unet.{epochs, steps_per_epoch, lr, loss}, deepmedic.{epochs, segments_per_epoch, "
-            "batch_size, lr}."
+            "Optional overrides of the grid's training config, each within bounds "
+            "(400 hyperparameter_out_of_range outside): seed, max_minutes, "
+            "unet.{epochs, steps_per_epoch, batch_size, lr, loss}, "
+            "deepmedic.{epochs, segments_per_epoch, batch_size, lr} "
+            "(training/config.py OVERRIDABLE)."
         ),
     )
 
@@ -71,3 +77,15 @@ class TrainingRunStartSerializer(serializers.Serializer):
         if not isinstance(value, dict):
             raise serializers.ValidationError("Must be an object.")
         return value
+
+
+class TrainingEstimateSerializer(serializers.Serializer):
+    grid = serializers.CharField()
+    eligible_studies = serializers.IntegerField()
+    budget_minutes = serializers.FloatField(help_text="Training stops gracefully here.")
+    limit_minutes = serializers.FloatField(help_text="The supervisor's hard limit.")
+    expected_minutes = serializers.FloatField(help_text="Expected wall time of the whole run.")
+    recent_minutes = serializers.ListField(
+        child=serializers.FloatField(), help_text="Wall minutes of the last successful runs."
+    )
+    basis = serializers.CharField(help_text="How expected_minutes was made.")

@@ -7,6 +7,11 @@ from . import views
 urlpatterns = [
     path("training-runs/", views.TrainingRunListView.as_view(), name="training-run-list"),
     path(
+        "training-runs/estimate/",
+        views.TrainingEstimateView.as_view(),
+        name="training-run-estimate",
+    ),
+    path(
         "training-runs/<int:run_id>/",
         views.TrainingRunDetailView.as_view(),
         name="training-run-detail",

@@ -11,12 +11,22 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lesionloop.accounts.permissions import ReadAnyRoleWriteAdmin
+from lesionloop.core.api import strict_body
 from lesionloop.core.exceptions import DomainError
-from lesionloop.registry.api.serializers import validated
 from lesionloop.training import selectors, services
 from lesionloop.training.models import TrainingRun
 
-from .serializers import TrainingRunSerializer, TrainingRunStartSerializer
+from .serializers import (
+    TrainingEstimateSerializer,
+    TrainingRunSerializer,
+    TrainingRunStartSerializer,
+)
+
+
+def _start_body(data: Any) -> dict[str, Any]:
+    """The start request's fields; unknown ones are refused (400 ``unknown_field``).
+    (Bounds of the overrides themselves live in ``training.config``.)"""
+    return strict_body(TrainingRunStartSerializer, {} if data is None else data)
 
 
 def _run(run_id: int) -> TrainingRun:
@@ -33,9 +43,17 @@ class TrainingRunListView(generics.ListAPIView):
     def get_queryset(self) -> Any:
         return selectors.training_run_list()
 
-    @extend_schema(request=TrainingRunStartSerializer, responses={202: TrainingRunSerializer})
+    @extend_schema(
+        request=TrainingRunStartSerializer,
+        responses={202: TrainingRunSerializer},
+        description=(
+            'Queue a retraining. Body: {} or {"hyperparameters": {...}}; an unknown '
+            "field is refused (400 unknown_field). GET /api/training-runs/estimate/ says "
+            "how long it will take."
+        ),
+    )
     def post(self, request: Request) -> Response:
-        data = validated(TrainingRunStartSerializer, request.data)
+        data = _start_body(request.data)
         run = services.training_run_start(
             started_by=request.user, overrides=data["hyperparameters"]
         )
@@ -58,3 +76,19 @@ class TrainingRunCancelView(APIView):
         _run(run_id)
         run = services.training_run_cancel(run_id=run_id, user=request.user)
         return Response(TrainingRunSerializer(_run(run.pk)).data, status=status.HTTP_202_ACCEPTED)
+
+
+class TrainingEstimateView(APIView):
+    permission_classes = [ReadAnyRoleWriteAdmin]
+
+    @extend_schema(
+        responses={200: TrainingEstimateSerializer},
+        description=(
+            "How long a retraining started now would take: its time budget, the hard "
+            "limit, the expected wall time and the recent runs' durations."
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        from lesionloop.training.estimate import training_run_estimate
+
+        return Response(TrainingEstimateSerializer(training_run_estimate()).data)

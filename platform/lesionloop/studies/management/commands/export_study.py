@@ -9,13 +9,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from lesionloop.core.exceptions import DomainError
 
-FORMATS = ("nifti", "rtstruct", "seg")
+FORMATS = ("nifti", "rtstruct", "seg", "report")
 
 
 class Command(BaseCommand):
     help = (
         "Write a study's contour on the original CT: a NIfTI label mask (default), a DICOM "
-        "RT Structure Set or a DICOM Segmentation referencing the planning CT."
+        "RT Structure Set or a DICOM Segmentation referencing the planning CT; or the kept "
+        "lesions' measurements (volume mm3, longest axial and 3D diameter mm) as CSV (report)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

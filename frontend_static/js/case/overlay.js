@@ -1,0 +1,148 @@
+/* Overlays drawn on cornerstone's own canvas after each render, in image pixel
+ * coordinates, so they stay in register with zoom and pan, in every plane: the fused CT
+ * blend and the lesion label mask (one colour per lesion, outline always opaque, fill at
+ * the chosen opacity, the selected lesion brighter, rejected lesions a faint red outline
+ * or hidden). Slice bitmaps are cached per plane and rebuilt only when that slice (axial),
+ * any slice (coronal, sagittal), the selection or the style changes.
+ * `paintLabels` is pure (unit-tested in tests/js); the classes make canvases. */
+import { extractSlice, planeShape } from "./planes.js";
+
+// Distinct hues that read well on a dark grey MR; red is kept out (it means "rejected").
+const PALETTE = [
+  [255, 214, 0], [0, 200, 255], [80, 255, 120], [255, 120, 220], [255, 150, 40],
+  [150, 130, 255], [0, 255, 200], [220, 255, 80], [255, 90, 140], [90, 170, 255],
+  [200, 120, 255], [120, 255, 255],
+];
+export const REJECTED_RGB = [200, 70, 70];
+export const REJECTED_ALPHA = 130;
+export function labelColor(label) { return PALETTE[(Math.max(1, label) - 1) % PALETTE.length]; }
+export function labelCss(label, a = 1) { const c = labelColor(label); return `rgba(${c[0]},${c[1]},${c[2]},${a})`; }
+
+function packRgba(c, a) { return (((a & 255) << 24) | (c[2] << 16) | (c[1] << 8) | c[0]) >>> 0; } // little-endian RGBA
+
+/** Paint a (rows x cols) label image into `out` (Uint32Array of little-endian RGBA, 0 =
+ * transparent). style: {opacity 0..1, selected, rejected: Set, showRejected, hidden: Set}.
+ * Returns whether any pixel was painted. */
+export function paintLabels(labels, rows, cols, style, out) {
+  const fill = Math.round(style.opacity * 255);
+  const colours = new Map();
+  let any = false;
+  for (let y = 0; y < rows; y++) {
+    const row = y * cols;
+    for (let x = 0; x < cols; x++) {
+      const l = labels[row + x];
+      if (!l || style.hidden.has(l)) continue;
+      const rejected = style.rejected.has(l);
+      if (rejected && !style.showRejected) continue;
+      const edge = x === 0 || x === cols - 1 || y === 0 || y === rows - 1 ||
+        labels[row + x - 1] !== l || labels[row + x + 1] !== l || labels[row + x - cols] !== l || labels[row + x + cols] !== l;
+      if (rejected) {
+        if (edge) { out[row + x] = packRgba(REJECTED_RGB, REJECTED_ALPHA); any = true; }
+        continue;
+      }
+      const sel = l === style.selected;
+      const k = l * 4 + (edge ? 1 : 0) + (sel ? 2 : 0);
+      let c = colours.get(k);
+      if (c === undefined) {
+        c = packRgba(labelColor(l), edge ? 255 : Math.min(255, sel ? fill + 50 : fill));
+        colours.set(k, c);
+      }
+      out[row + x] = c;
+      any = true;
+    }
+  }
+  return any;
+}
+
+function canvasOf(rows, cols, reuse) {
+  const canvas = reuse || document.createElement("canvas");
+  canvas.width = cols; canvas.height = rows;
+  return canvas;
+}
+
+export class MaskOverlay {
+  constructor() {
+    this.mask = null; this.shape = null;
+    this.opacity = 0.35; this.visible = true; this.selected = 0;
+    this.hidden = new Set();          // labels not drawn
+    this.rejected = new Set();        // drawn dimmed (outline only), or not at all
+    this.showRejected = true;
+    this.cache = new Map();           // "plane/k" -> {canvas, version}
+    this.sliceVersion = null;         // Uint32Array(D): axial slice z edited
+    this.editVersion = 0;             // any slice edited (coronal and sagittal cross them all)
+    this.globalVersion = 1;
+  }
+  setMask(mask, shape) {
+    this.shape = shape;
+    this.mask = mask;
+    this.sliceVersion = new Uint32Array(shape[0]);
+    this.cache.clear();
+    this.globalVersion++;
+  }
+  touchSlice(z) { if (this.sliceVersion) { this.sliceVersion[z]++; this.editVersion++; } }
+  touchAll() { this.globalVersion++; }
+  setOpacity(v) { this.opacity = v; this.touchAll(); }
+  setSelected(label) { if (label !== this.selected) { this.selected = label; this.touchAll(); } }
+  /** Rejected lesions are not exported: draw them as a faint red outline, or hide them. */
+  setRejected(labels, show = this.showRejected) {
+    const next = new Set(labels);
+    const same = next.size === this.rejected.size && [...next].every((l) => this.rejected.has(l));
+    if (same && show === this.showRejected) return;
+    this.rejected = next; this.showRejected = show; this.touchAll();
+  }
+
+  /** The bitmap of slice k of a plane (null when no lesion crosses it). */
+  sliceCanvas(plane, k) {
+    if (!this.mask) return null;
+    const local = plane === "axial" ? this.sliceVersion[k] : this.editVersion;
+    const version = this.globalVersion * 1e7 + local;
+    const id = `${plane}/${k}`;
+    const hit = this.cache.get(id);
+    if (hit && hit.version === version) return hit.canvas;
+    const { rows, cols } = planeShape(plane, this.shape);
+    const labels = extractSlice(this.mask, this.shape, plane, k);
+    let canvas = null;
+    let any = false;
+    for (let i = 0; i < labels.length; i++) if (labels[i]) { any = true; break; }
+    if (any) {
+      canvas = canvasOf(rows, cols, hit && hit.canvas);
+      const ctx = canvas.getContext("2d");
+      const img = ctx.createImageData(cols, rows);
+      paintLabels(labels, rows, cols, this, new Uint32Array(img.data.buffer));
+      ctx.putImageData(img, 0, 0);
+    }
+    if (plane !== "axial" && this.cache.size > 600) this.cache.clear();
+    this.cache.set(id, { canvas, version });
+    return canvas;
+  }
+}
+
+/** The CT slice windowed (bone by default) for blending over the MR. */
+export class FusedCT {
+  constructor() { this.cache = new Map(); this.blend = 0.45; this.wc = 400; this.ww = 1800; }
+  setWindow(wc, ww) { if (wc !== this.wc || ww !== this.ww) { this.wc = wc; this.ww = ww; this.cache.clear(); } }
+  sliceCanvas(vol, plane, k) {
+    if (!vol) return null;
+    const id = `${plane}/${k}`;
+    const hit = this.cache.get(id);
+    if (hit) return hit;
+    const { rows, cols } = planeShape(plane, vol.shape);
+    const px = extractSlice(vol.data, vol.shape, plane, k);
+    const canvas = canvasOf(rows, cols, null);
+    const ctx = canvas.getContext("2d");
+    const img = ctx.createImageData(cols, rows);
+    const out = new Uint32Array(img.data.buffer);
+    const lo = this.wc - this.ww / 2, scale = 255 / this.ww;
+    for (let i = 0; i < px.length; i++) {
+      let g = (px[i] - lo) * scale;
+      g = g < 0 ? 0 : g > 255 ? 255 : g | 0;
+      // Bone in a warm tint, opaque where the CT is bright and clear where it is dark,
+      // so the MR stays readable and the skull (the frame of reference) shows on top.
+      out[i] = (g << 24) | ((g * 0.55) << 16) | ((g * 0.85) << 8) | g;
+    }
+    ctx.putImageData(img, 0, 0);
+    if (this.cache.size > 300) this.cache.clear();
+    this.cache.set(id, canvas);
+    return canvas;
+  }
+}

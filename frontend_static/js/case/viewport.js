@@ -1,0 +1,197 @@
+/* One plane of the volume in one cornerstone element: the image of the current slice,
+ * and drawn over it after each render (cornerstone's IMAGE_RENDERED, in image pixel
+ * coordinates, so everything follows zoom and pan): the fused CT, the lesion overlay,
+ * the ring around the selected lesion, the crosshair of the other two planes and the
+ * brush outline. Images of anisotropic voxels are drawn at their physical aspect
+ * (cornerstone scales by rowPixelSpacing / columnPixelSpacing). */
+import { planeShape, planeSpacing, sliceIndex, toPlane, bboxSlices } from "./planes.js";
+import { planeImage, imageId, getVolume, loadPlaneImage } from "./volume.js";
+import { labelCss } from "./overlay.js";
+
+const cs = window.cornerstone;
+const { esc } = window.LL;
+export const PLANE_NAMES = { axial: "Axial", coronal: "Coronal", sagittal: "Sagittal" };
+// The colour of each plane: its crosshair line in the other views and its view's label.
+export const PLANE_COLOURS = { axial: "rgba(90,170,255,0.75)", coronal: "rgba(110,220,120,0.75)", sagittal: "rgba(235,170,60,0.75)" };
+
+export class PlaneView {
+  constructor(app, plane, el) {
+    this.app = app; this.plane = plane; this.el = el;
+    this.enabled = false; this.requestedAt = null; this.shownK = null;
+    el.addEventListener("cornerstoneimagerendered", (ev) => this.onRendered(ev));
+  }
+  get S() { return this.app.S; }
+  get k() { return sliceIndex(this.plane, this.S.pos); }
+  get count() { return planeShape(this.plane, this.S.shape).count; }
+  enable() { if (!this.enabled) { cs.enable(this.el); this.enabled = true; } }
+  hasImage() { return this.enabled && !!cs.getEnabledElement(this.el).image; }
+
+  /** Show the current slice (the volume in memory; axial also before, through the loader). */
+  show() {
+    const { S, app, plane } = this;
+    if (!S.shape || !this.enabled) return;
+    const k = this.k;
+    const ch = app.baseChannel();
+    const img = planeImage(app.studyId, ch, plane, k);
+    const first = !this.hasImage();
+    if (img) {
+      this.requestedAt = performance.now();
+      cs.displayImage(this.el, img, this.viewportFor(ch));
+      if (first) this.fitFirst();
+    } else {
+      // Before the volume is in memory: the slice alone (axial through the image loader).
+      const one = plane === "axial" ? cs.loadAndCacheImage(imageId(app.studyId, ch, plane, k)) : loadPlaneImage(app.studyId, ch, plane, k);
+      one.then((image) => {
+        if (!image || this.k !== k || app.baseChannel() !== ch || (plane !== "axial" && getVolume(app.studyId, ch))) return;
+        const fresh = !this.hasImage();
+        this.requestedAt = performance.now();
+        cs.displayImage(this.el, image, this.viewportFor(ch));
+        if (fresh) this.fitFirst();
+      }).catch((e) => window.LL.toast(`Could not load ${plane} slice ${k + 1}: ${e.message}`, "bad"));
+    }
+    this.shownK = k;
+  }
+  viewportFor(ch) {
+    const voi = this.S.voi[ch];
+    return voi ? { voi: { windowCenter: voi.wc, windowWidth: voi.ww } } : undefined;
+  }
+  redraw() { if (this.hasImage()) cs.updateImage(this.el); }
+  resize() { if (this.hasImage()) cs.resize(this.el, false); }
+  fit() { if (this.hasImage()) cs.fitToWindow(this.el); }
+  /** A view's first image: fitted, and centred on the selected lesion if there is one. */
+  fitFirst() {
+    this.fit();
+    const mk = this.S.selMark;
+    if (mk && mk.label === this.S.selected) { const c = toPlane(this.plane, mk.centre, this.S.shape); this.centreOn(c.row, c.col); }
+  }
+  setVoi(wc, ww) {
+    if (!this.hasImage()) return;
+    const vp = cs.getViewport(this.el);
+    vp.voi.windowCenter = wc; vp.voi.windowWidth = Math.max(1, ww);
+    cs.setViewport(this.el, vp);
+  }
+
+  /** Image pixel scale on the canvas along x and y (differ for anisotropic pixels). */
+  pixelScale(vp) {
+    const sp = planeSpacing(this.plane, this.S.spacing);
+    const s = Math.max(0.01, vp.scale);
+    return sp.row < sp.col ? { x: s * sp.col / sp.row, y: s } : { x: s, y: s * sp.row / sp.col };
+  }
+  /** (row, col) in image pixels under a mouse event. */
+  imagePoint(ev) {
+    const p = cs.pageToPixel(this.el, ev.pageX, ev.pageY);
+    return [p.y - 0.5, p.x - 0.5];
+  }
+  /** Pan so that image pixel (row, col) is at the centre of the element. */
+  centreOn(row, col) {
+    if (!this.hasImage()) return;
+    const { rows, cols } = planeShape(this.plane, this.S.shape);
+    const vp = cs.getViewport(this.el);
+    vp.translation = { x: cols / 2 - (col + 0.5), y: rows / 2 - (row + 0.5) };
+    cs.setViewport(this.el, vp);
+  }
+
+  onRendered(ev) {
+    const t0 = performance.now();
+    const { S, app, plane } = this;
+    const { canvasContext: ctx, enabledElement, viewport } = ev.detail;
+    const ch = app.baseChannel();
+    if (!S.voi[ch]) S.voi[ch] = { wc: viewport.voi.windowCenter, ww: viewport.voi.windowWidth };
+    const k = this.k;
+    ctx.save();
+    cs.setToPixelCoordinateSystem(enabledElement, ctx);
+    if (S.channel === "fused") {
+      const ct = S.fused.sliceCanvas(getVolume(app.studyId, "ct"), plane, k);
+      // Smoothed like the MR under it (cornerstone interpolates the base image).
+      if (ct) { ctx.imageSmoothingEnabled = true; ctx.globalAlpha = S.fused.blend; ctx.drawImage(ct, 0, 0); ctx.globalAlpha = 1; }
+    }
+    ctx.imageSmoothingEnabled = false;  // the mask voxel by voxel: what is drawn is what is saved
+    if (S.overlay.visible && S.overlay.mask) {
+      const m = S.overlay.sliceCanvas(plane, k);
+      if (m) ctx.drawImage(m, 0, 0);
+    }
+    const px = this.pixelScale(viewport);
+    this.drawSelection(ctx, px, k);
+    if (S.layout === "3") this.drawCrosshair(ctx, px);
+    this.drawCursor(ctx, px);
+    ctx.restore();
+    this.record(ev, t0, k);
+    this.corners(viewport, k);
+  }
+
+  drawSelection(ctx, px, k) {
+    const { S } = this;
+    const mk = S.selMark;
+    if (!mk || mk.label !== S.selected || !S.overlay.visible) return;
+    const [lo, hi] = bboxSlices(this.plane, mk.bbox);
+    if (k < lo || k >= hi) return;
+    // A ring around the selected lesion: a 20 mm³ lesion is a few pixels wide on screen.
+    const c = toPlane(this.plane, mk.centre, S.shape);
+    const sp = planeSpacing(this.plane, S.spacing);
+    const rx = Math.max(mk.rMm / sp.col, 14 / px.x), ry = Math.max(mk.rMm / sp.row, 14 / px.y);
+    ctx.beginPath();
+    ctx.ellipse(c.col + 0.5, c.row + 0.5, rx, ry, 0, 0, Math.PI * 2);
+    ctx.lineWidth = 1.5 / Math.min(px.x, px.y);
+    ctx.setLineDash([4 / px.x, 3 / px.x]);
+    ctx.strokeStyle = labelCss(mk.label, 0.9);
+    ctx.stroke();
+    ctx.setLineDash([]);
+  }
+
+  /** The other two planes through the cursor voxel, with a gap around it so a small
+   * lesion under the cursor stays visible. */
+  drawCrosshair(ctx, px) {
+    const { S } = this;
+    const { rows, cols } = planeShape(this.plane, S.shape);
+    const c = toPlane(this.plane, S.pos, S.shape);
+    const [hPlane, vPlane] = { axial: ["coronal", "sagittal"], coronal: ["axial", "sagittal"], sagittal: ["axial", "coronal"] }[this.plane];
+    const gapX = 10 / px.x, gapY = 10 / px.y;
+    const y = c.row + 0.5, x = c.col + 0.5;
+    ctx.lineWidth = 1 / px.y;
+    ctx.strokeStyle = PLANE_COLOURS[hPlane];
+    ctx.beginPath(); ctx.moveTo(0, y); ctx.lineTo(x - gapX, y); ctx.moveTo(x + gapX, y); ctx.lineTo(cols, y); ctx.stroke();
+    ctx.lineWidth = 1 / px.x;
+    ctx.strokeStyle = PLANE_COLOURS[vPlane];
+    ctx.beginPath(); ctx.moveTo(x, 0); ctx.lineTo(x, y - gapY); ctx.moveTo(x, y + gapY); ctx.lineTo(x, rows); ctx.stroke();
+  }
+
+  drawCursor(ctx, px) {
+    const { S } = this;
+    if (!S.cursor || S.cursor.plane !== this.plane || (S.tool !== "brush" && S.tool !== "eraser")) return;
+    const [cy, cx] = S.cursor.point;
+    const sp = planeSpacing(this.plane, S.spacing);
+    const ry = S.radiusMm / sp.row, rx = S.radiusMm / sp.col;
+    ctx.beginPath();
+    ctx.ellipse(cx + 0.5, cy + 0.5, rx, ry, 0, 0, Math.PI * 2);
+    ctx.lineWidth = 1 / px.x;
+    ctx.strokeStyle = S.tool === "eraser" ? "rgba(255,255,255,0.9)" : labelCss(S.selected || 1, 0.95);
+    ctx.setLineDash(S.tool === "eraser" ? [3 / px.x, 3 / px.x] : []);
+    ctx.stroke();
+  }
+
+  record(ev, t0, k) {
+    const { S } = this;
+    S.frameStats.push({ plane: this.plane, z: k, renderMs: ev.detail.renderTimeInMs, overlayMs: performance.now() - t0, latencyMs: this.requestedAt ? performance.now() - this.requestedAt : null });
+    if (S.frameStats.length > 500) S.frameStats.splice(0, 250);
+    this.requestedAt = null;
+    this.el.dataset.slice = String(k);
+    if (!this.el.dataset.firstImage) {
+      this.el.dataset.firstImage = "1";
+      this.app.onFirstImage(this.plane);
+    }
+  }
+
+  corners(viewport, k) {
+    const { S, plane } = this;
+    const q = (cls) => this.el.querySelector(`.corner.${cls}`);
+    const s = S.study || {};
+    const chName = S.channel === "ct" ? "CT" : S.channel === "fused" ? `MR + CT ${Math.round(S.fused.blend * 100)}%` : "MR T1+C";
+    const sp = planeSpacing(plane, S.spacing);
+    const axis = { axial: 0, coronal: 1, sagittal: 2 }[plane];
+    const where = `${"zyx"[axis]} ${this.app.axisMm(axis, k).toFixed(1)} mm`;
+    if (plane === "axial") q("tl").innerHTML = `${esc(s.patient_label || "")}<br>${esc(s.description || "")}`;
+    q("tr").innerHTML = `${chName}<br><span style="color:${PLANE_COLOURS[plane]}">${PLANE_NAMES[plane]}</span>`;
+    q("bl").innerHTML = `Slice ${k + 1}/${this.count} · ${where}<br>${sp.col.toFixed(2)}×${sp.row.toFixed(2)} mm pixels`;
+    q("br").innerHTML = `W ${Math.round(viewport.voi.windowWidth)} L ${Math.round(viewport.voi.windowCenter)}<br>Zoom ${(viewport.scale * 100).toFixed(0)}%`;
+  }
+}

@@ -1,0 +1,45 @@
+// node --test tests/js: lesion rows of the panel (frontend_static/js/case/lesion-data.js).
+import test from "node:test";
+import assert from "node:assert/strict";
+import { mergeLesions, sortLesions, pendingLesions, stepLesion, nextFreeLabel, shownVolume } from "../../frontend_static/js/case/lesion-data.js";
+
+const server = [
+  { label: 1, volume_mm3: 50, decision: "pending" },
+  { label: 2, volume_mm3: 500, decision: "accepted" },
+  { label: 3, volume_mm3: 50, decision: "pending" },
+];
+
+test("merge: local volumes from the editor, changed when they differ", () => {
+  const counts = { 1: 50, 2: 0, 3: 60, 9: 12 };
+  const list = mergeLesions(server, [{ label: 9, local: true, decision: "added", volume_mm3: null }], (l) => counts[l]);
+  assert.deepEqual(list.map((l) => [l.label, l.localVolume, l.changed]), [[1, 50, false], [2, 0, true], [3, 60, true], [9, 12, false]]);
+  assert.equal(server[0].localVolume, undefined);   // rows are copies
+  const noEditor = mergeLesions(server, [], null);
+  assert.deepEqual(noEditor.map((l) => [l.localVolume, l.changed]), [[50, false], [500, false], [50, false]]);
+});
+
+test("sorted by shown volume, ties by label, both directions", () => {
+  const list = mergeLesions(server, [], null);
+  assert.deepEqual(sortLesions(list, true).map((l) => l.label), [1, 3, 2]);
+  assert.deepEqual(sortLesions(list, false).map((l) => l.label), [2, 1, 3]);
+  assert.equal(shownVolume({ localVolume: null, volume_mm3: 7 }), 7);
+});
+
+test("pending: local lesions need no decision; wholly erased ones neither (when asked)", () => {
+  const list = mergeLesions(server, [{ label: 9, local: true }], (l) => ({ 1: 0, 2: 500, 3: 50, 9: 3 })[l]);
+  assert.deepEqual(pendingLesions(list).map((l) => l.label), [1, 3]);
+  assert.deepEqual(pendingLesions(list, { erasedCounts: true }).map((l) => l.label), [3]);
+  assert.deepEqual(pendingLesions([]), []);
+});
+
+test("stepLesion wraps both ways; starts at an end when nothing is selected", () => {
+  const list = [{ label: 4 }, { label: 1 }, { label: 7 }];
+  const table = [[4, 1, 1], [7, 1, 4], [4, -1, 7], [0, 1, 4], [0, -1, 7]];
+  for (const [from, dir, to] of table) assert.equal(stepLesion(list, from, dir).label, to, `${from} ${dir}`);
+  assert.equal(stepLesion([], 1, 1), null);
+});
+
+test("nextFreeLabel is one above every label in use", () => {
+  assert.equal(nextFreeLabel([3], [1, 5], new Map([[9, {}]]).keys()), 10);
+  assert.equal(nextFreeLabel([], []), 1);
+});

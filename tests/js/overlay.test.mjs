@@ -1,0 +1,51 @@
+// node --test tests/js: the label bitmap of the lesion overlay (frontend_static/js/case/overlay.js).
+import test from "node:test";
+import assert from "node:assert/strict";
+import { paintLabels, labelColor, REJECTED_RGB, REJECTED_ALPHA } from "../../frontend_static/js/case/overlay.js";
+
+const alpha = (v) => v >>> 24;
+const red = (v) => v & 255;
+const style = (over = {}) => ({ opacity: 0.4, selected: 0, rejected: new Set(), showRejected: true, hidden: new Set(), ...over });
+
+// A 4 x 4 image with a 3 x 3 block of label 2 (one interior pixel at (1, 1)... (2,2) is edge).
+const labels = Uint16Array.from([
+  2, 2, 2, 0,
+  2, 2, 2, 0,
+  2, 2, 2, 0,
+  0, 0, 0, 0,
+]);
+
+test("outline opaque, interior at the fill opacity, background transparent", () => {
+  const out = new Uint32Array(16);
+  assert.equal(paintLabels(labels, 4, 4, style(), out), true);
+  assert.equal(alpha(out[0]), 255);             // image border: edge
+  assert.equal(alpha(out[5]), Math.round(0.4 * 255));  // (1,1): all four neighbours are 2
+  assert.equal(alpha(out[3]), 0);
+  assert.equal(red(out[5]), labelColor(2)[0]);
+});
+
+test("the selected lesion's fill is brighter", () => {
+  const out = new Uint32Array(16);
+  paintLabels(labels, 4, 4, style({ selected: 2 }), out);
+  assert.equal(alpha(out[5]), Math.round(0.4 * 255) + 50);
+});
+
+test("rejected: faint red outline only, or nothing; hidden labels are not drawn", () => {
+  let out = new Uint32Array(16);
+  paintLabels(labels, 4, 4, style({ rejected: new Set([2]) }), out);
+  assert.equal(alpha(out[0]), REJECTED_ALPHA);
+  assert.equal(red(out[0]), REJECTED_RGB[0]);
+  assert.equal(alpha(out[5]), 0);
+  out = new Uint32Array(16);
+  assert.equal(paintLabels(labels, 4, 4, style({ rejected: new Set([2]), showRejected: false }), out), false);
+  assert.equal(out.some((v) => v !== 0), false);
+  assert.equal(paintLabels(labels, 4, 4, style({ hidden: new Set([2]) }), new Uint32Array(16)), false);
+  assert.equal(paintLabels(new Uint16Array(16), 4, 4, style(), new Uint32Array(16)), false);
+});
+
+test("anisotropic reformat sizes (rows != cols) paint row by row", () => {
+  const l = Uint16Array.from([0, 1, 0, 0, 0, 0]);   // 2 rows x 3 cols
+  const out = new Uint32Array(6);
+  paintLabels(l, 2, 3, style(), out);
+  assert.deepEqual([...out].map(alpha), [0, 255, 0, 0, 0, 0]);
+});
