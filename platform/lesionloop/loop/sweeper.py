@@ -9,7 +9,11 @@ queue (never the web process) sweeps:
   worker (SIGKILL, OOM, a dead child process): it goes back to ``queued`` with a new
   message, or is failed after ``LESIONLOOP_JOB_MAX_ATTEMPTS`` claims;
 - a ``queued`` job older than ``LESIONLOOP_JOB_REQUEUE_S`` whose message the broker no
-  longer holds (a broker crash, an upload while the broker was down) is sent again.
+  longer holds (a broker crash, an upload while the broker was down) is sent again;
+- PACS retrieves and contour sends left queued longer than the send backoff, or claimed
+  by a worker that died, are sent again (``pacs.services.pacs_rows_sweep``), and so are
+  gate-set scores (``training.gate.gate_scores_sweep``); their rows are claimed
+  atomically, so an extra message is harmless.
 
 Exactly once: a claim is a conditional update from ``queued``, each claim bumps the
 job's ``attempts``, and the transaction that finishes a job first locks the row and
@@ -46,6 +50,8 @@ class SweepResult:
     runs_requeued: int = 0
     runs_resent: int = 0
     runs_failed: int = 0
+    pacs_resent: int = 0
+    gate_scores_resent: int = 0
 
     def __bool__(self) -> bool:
         return any(vars(self).values())
@@ -53,7 +59,9 @@ class SweepResult:
 
 def sweep() -> SweepResult:
     """One sweep over study jobs and training runs (see the module docstring)."""
+    from lesionloop.pacs.services import pacs_rows_sweep
     from lesionloop.studies.services import jobs_sweep
+    from lesionloop.training.gate import gate_scores_sweep
     from lesionloop.training.services import training_runs_sweep
 
     jobs = jobs_sweep()
@@ -65,6 +73,8 @@ def sweep() -> SweepResult:
         runs_requeued=runs.requeued,
         runs_resent=runs.resent,
         runs_failed=runs.failed,
+        pacs_resent=pacs_rows_sweep(),
+        gate_scores_resent=gate_scores_sweep(),
     )
     if result:
         log.info("sweep: %s", result)

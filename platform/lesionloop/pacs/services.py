@@ -27,6 +27,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from lesionloop.audit.services import audit_record
+from lesionloop.core import queueing
 from lesionloop.core.exceptions import Conflict, DomainError
 from lesionloop.studies import storage
 from lesionloop.studies.models import Job, Study
@@ -569,7 +570,7 @@ def retrieve_create(
 def _retrieve_enqueue(retrieve_id: int) -> None:
     from . import tasks
 
-    tasks.pacs_retrieve_task.send(retrieve_id)
+    queueing.send(tasks.pacs_retrieve_task, retrieve_id)  # never raises: the sweeper resends
 
 
 def _claim_job(model: type[Retrieve] | type[DicomSend], pk: int, queued: str, running: str) -> bool:
@@ -679,7 +680,35 @@ def dicom_send_create(
 def _send_enqueue(send_id: int) -> None:
     from . import tasks
 
-    tasks.dicom_send_task.send(send_id)
+    queueing.send(tasks.dicom_send_task, send_id)  # never raises: the sweeper resends
+
+
+# Longer than the send actor's largest backoff (10 min): a queued row untouched for this
+# long has no message left to run it.
+PACS_RESEND_AFTER = timedelta(minutes=12)
+
+
+def pacs_rows_sweep(*, now: datetime | None = None) -> int:
+    """Send again the queued retrieves and sends whose message was lost (a broker crash, a
+    request made while the broker was down), and those whose worker died mid-claim
+    (``STALE_CLAIM``). Extra messages are harmless: each row is claimed atomically
+    (``_claim_job``). Returns how many messages were sent."""
+    now = now or timezone.now()
+    cutoff = now - PACS_RESEND_AFTER
+    stale = now - STALE_CLAIM
+    retrieves = Retrieve.objects.filter(
+        Q(status=Retrieve.Status.QUEUED, created_at__lt=cutoff)
+        | Q(status=Retrieve.Status.RUNNING, claimed_at__lt=stale)
+    ).values_list("pk", flat=True)
+    sends = DicomSend.objects.filter(
+        Q(status=DicomSend.Status.QUEUED, updated_at__lt=cutoff)
+        | Q(status=DicomSend.Status.SENDING, claimed_at__lt=stale)
+    ).values_list("pk", flat=True)
+    for pk in retrieves:
+        _retrieve_enqueue(pk)
+    for pk in sends:
+        _send_enqueue(pk)
+    return len(retrieves) + len(sends)
 
 
 def dicom_sends_on_approval(*, study_id: int) -> list[DicomSend]:
