@@ -18,7 +18,10 @@ from typing import Any
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
+from pydicom.filereader import read_dataset
+from pydicom.tag import Tag
 from pydicom.uid import (
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
@@ -87,7 +90,8 @@ class Peer:
 class Received:
     """One C-STORE request, parsed: what ``services.received_object_store`` needs."""
 
-    data: bytes  # the object in DICOM file format (with file meta)
+    meta: bytes  # preamble, "DICM" and File Meta Information (``file_meta_bytes``)
+    dataset: bytes  # the data set as the peer encoded it; meta + dataset is the file
     study_instance_uid: str
     sop_instance_uid: str
     sop_class_uid: str
@@ -96,6 +100,16 @@ class Received:
     patient_id: str
     calling_ae: str
     address: str
+
+    @property
+    def size(self) -> int:
+        """Bytes of the object in DICOM file format."""
+        return len(self.meta) + len(self.dataset)
+
+    @property
+    def data(self) -> bytes:
+        """The object in DICOM file format (a copy: write ``meta`` and ``dataset``)."""
+        return self.meta + self.dataset
 
 
 class ObjectRefused(Exception):
@@ -142,12 +156,35 @@ def file_meta_bytes(*, sop_class_uid: str, sop_instance_uid: str, transfer_synta
     return b"\0" * 128 + b"DICM" + group + body
 
 
+def _past_header(tag: int, vr: str | None, length: int) -> bool:
+    return tag > 0x0020000E  # elements come in tag order: the last one read is behind us
+
+
+def read_header(meta: bytes, dataset: bytes, transfer_syntax: str) -> Dataset:
+    """The ``HEADER_TAGS`` (and SpecificCharacterSet) of an encoded data set.
+
+    Only the top-level elements up to SeriesInstanceUID (0020,000E) are walked, each
+    value skipped unless asked for: the cost does not grow with the pixel data or with
+    the elements after it. A deflated data set is read by ``dcmread`` (it inflates).
+    Raises whatever pydicom raises for bytes it cannot read."""
+    syntax = UID(transfer_syntax)
+    if syntax == DeflatedExplicitVRLittleEndian:
+        return dcmread(BytesIO(meta + dataset), stop_before_pixels=True, specific_tags=HEADER_TAGS)
+    return read_dataset(
+        BytesIO(dataset),
+        syntax.is_implicit_VR,
+        syntax.is_little_endian,
+        stop_when=_past_header,
+        specific_tags=[Tag(t) for t in HEADER_TAGS],
+    )
+
+
 def parse_store(event: Any) -> Received:
     """The C-STORE request as ``Received``; ``ObjectRefused`` with the status to answer.
 
     The dataset is not decoded: its bytes are kept as they came behind a File Meta
-    header built here, and only the elements up to the pixel data are walked to read
-    the few ``HEADER_TAGS`` (an unreadable header refuses the object).
+    header built here, and only the elements up to the last of ``HEADER_TAGS`` are
+    walked to read them (``read_header``; an unreadable header refuses the object).
     """
     request = event.request
     sop_class = str(request.AffectedSOPClassUID)
@@ -155,13 +192,12 @@ def parse_store(event: Any) -> Received:
         raise ObjectRefused(SOP_CLASS_NOT_SUPPORTED, f"{sop_class} is not a storage SOP class")
     request_sop = str(request.AffectedSOPInstanceUID)
     try:
+        transfer_syntax = str(event.context.transfer_syntax)
         meta = file_meta_bytes(
-            sop_class_uid=sop_class,
-            sop_instance_uid=request_sop,
-            transfer_syntax=str(event.context.transfer_syntax),
+            sop_class_uid=sop_class, sop_instance_uid=request_sop, transfer_syntax=transfer_syntax
         )
-        data = meta + event.encoded_dataset(include_meta=False)
-        ds = dcmread(BytesIO(data), stop_before_pixels=True, specific_tags=HEADER_TAGS)
+        dataset = event.encoded_dataset(include_meta=False)
+        ds = read_header(meta, dataset, transfer_syntax)
         study_uid = str(ds.StudyInstanceUID)
         sop_uid = str(ds.SOPInstanceUID)
         ds_class = str(ds.SOPClassUID)
@@ -175,7 +211,8 @@ def parse_store(event: Any) -> Received:
     if not (UID_PATTERN.fullmatch(study_uid) and UID_PATTERN.fullmatch(sop_uid)):
         raise ObjectRefused(CANNOT_UNDERSTAND, "missing or invalid StudyInstanceUID/SOPInstanceUID")
     return Received(
-        data=data,
+        meta=meta,
+        dataset=dataset,
         study_instance_uid=study_uid,
         sop_instance_uid=sop_uid,
         sop_class_uid=sop_class,

@@ -13,7 +13,6 @@ restarted listener loses nothing.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,7 +31,7 @@ from lesionloop.studies import storage
 from lesionloop.studies.models import Job, Study
 from lesionloop.studies.services import job_create, study_reingest_with
 
-from . import network
+from . import network, staging
 from .models import DicomSend, ReceivedStudy, RemoteNode, Retrieve
 
 log = logging.getLogger(__name__)
@@ -67,16 +66,6 @@ def _late_dir(study_id: int) -> Path:
 RECEIVE_FLUSH_SECONDS = 0.5
 
 
-def _durable_write(path: Path, data: bytes) -> None:
-    """``path`` atomically, then its folder fsynced: the new name survives a crash."""
-    storage.atomic_write_bytes(path, data)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 @dataclass
 class _Pending:
     row_id: int
@@ -88,15 +77,18 @@ class _Pending:
 
 
 class ReceiveBatch:
-    """What one association received: each object is staged durably before ``store``
-    returns (so before the success status is sent); the rows' counters and
-    ``last_arrival`` are written at the first object of each study, then at most every
+    """What one association received: each object is staged before ``store`` returns
+    (so before the success status is sent): fsynced with it when ``syncer`` is None
+    (``LESIONLOOP_DICOM_FSYNC=object``), else handed to the ``syncer`` for its next
+    group fsync (``batch``; see ``staging``). The rows' counters and ``last_arrival``
+    are written at the first object of each study, then at most every
     ``RECEIVE_FLUSH_SECONDS`` and by ``flush()`` (the listener flushes when the peer
     releases or aborts). The files are the truth: a crash before a flush loses nothing
     (``received_staging_recover`` puts such studies back to ``receiving``)."""
 
-    def __init__(self, calling_ae: str = "") -> None:
+    def __init__(self, calling_ae: str = "", *, syncer: staging.StagingSyncer | None = None):
         self.calling_ae = calling_ae[:16]
+        self.syncer = syncer
         self._rows: dict[str, _Pending] = {}
 
     def store(self, received: network.Received) -> bool:
@@ -126,13 +118,27 @@ class ReceiveBatch:
             )
         )
         if not known:
-            _durable_write(target, received.data)
+            # another association may be storing the same object right now: one wins
+            known = not self._write(target, received)
+        if not known:
             pending.objects += 1
-            pending.bytes += len(received.data)
+            pending.bytes += received.size
         pending.last_arrival = timezone.now()
         if first or time.monotonic() - pending.flushed >= RECEIVE_FLUSH_SECONDS:
             self._flush_one(pending)
         return not known
+
+    def _write(self, target: Path, received: network.Received) -> bool:
+        """Stage one object; False when it was there already."""
+        chunks = (received.meta, received.dataset)
+        if self.syncer is None:
+            return staging.object_write(target, chunks, sync=True)
+        if self.syncer.error is not None:  # the disk failed us: promise nothing more
+            raise OSError(f"staging fsync failing ({self.syncer.error})")
+        written = staging.object_write(target, chunks, sync=False)
+        if written:
+            self.syncer.add(target)
+        return written
 
     def flush(self) -> None:
         for pending in self._rows.values():
@@ -179,6 +185,8 @@ def received_staging_recover() -> list[int]:
     root = staging_root()
     back: list[int] = []
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        for tmp in folder.glob(".*.tmp"):  # a write the crash interrupted (never answered)
+            tmp.unlink(missing_ok=True)
         files = sorted(folder.glob("*.dcm"))
         row = ReceivedStudy.objects.filter(study_instance_uid=folder.name).first()
         if row is not None and row.study_id is not None:
@@ -363,6 +371,8 @@ def received_group_complete(
         )
         return [r.pk for r in rows]
     try:
+        # a study is on disk before it is completed, whatever LESIONLOOP_DICOM_FSYNC says
+        staging.paths_sync(files)
         with transaction.atomic():
             study = Study.objects.select_for_update().filter(pk=study_id).first()
             if study is None:
@@ -408,11 +418,24 @@ def _received_audit(
     )
 
 
+def _linked_sync(target: Path, files: list[Path]) -> None:
+    """The study's names for ``files`` (links, or copies on another file system) on
+    disk before the transaction that records them commits and the staging names go;
+    so are the folders on the way (``upload/dicom`` is new for a new study)."""
+    staging.paths_sync([target / p.name for p in files])
+    root = storage.storage_root()
+    for folder in target.parents:
+        if folder == root or root not in folder.parents:
+            break
+        staging.fsync_path(folder)
+
+
 def _study_from_received(*, rows: list[ReceivedStudy], files: list[Path]) -> Study:
     study = Study.objects.create(status=Study.Status.RECEIVED, source="dicom")
     target = storage.upload_dir(study.pk) / "dicom"
     for path in files:
         storage.link_or_copy(path, target / path.name)
+    _linked_sync(target, files)
     _rows_attach(rows, study)
     _received_audit(rows=rows, study=study, files=files)
     job_create(study=study, kind=Job.Kind.INGEST)
@@ -422,6 +445,7 @@ def _study_from_received(*, rows: list[ReceivedStudy], files: list[Path]) -> Stu
 def _study_reingest(*, rows: list[ReceivedStudy], study: Study, files: list[Path]) -> None:
     """The study's ingest failed (e.g. the MR came late): ingest it again with everything."""
     study_reingest_with(study=study, files=files)
+    _linked_sync(storage.upload_dir(study.pk) / "dicom", files)
     _rows_attach(rows, study)
     _received_audit(rows=rows, study=study, files=files, reingest=True)
 
@@ -446,6 +470,7 @@ def _late_objects_attach(*, rows: list[ReceivedStudy], study: Study, files: list
                 "received_at": timezone.now().isoformat(),
             }
         )
+    _linked_sync(target, files)
     report = dict(study.report or {})
     report["late_objects"] = [*report.get("late_objects", []), *late]
     study.report = report

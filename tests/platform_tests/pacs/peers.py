@@ -28,14 +28,21 @@ def free_port() -> int:
 
 @pytest.fixture
 def start_listener() -> Iterator[Any]:
-    """``start_listener(port=..., allowed_aets=[...], ...)`` -> a started ``Listener``;
-    every listener started is stopped at the end. No completion loop unless asked:
-    tests call ``received_studies_complete`` themselves."""
+    """``start_listener(port=..., allowed_aets=[...], fsync="object", ...)`` -> a started
+    ``Listener``; every listener started is stopped at the end. No completion loop
+    unless asked: tests call ``received_studies_complete`` themselves. ``fsync``
+    defaults to ``LESIONLOOP_DICOM_FSYNC``."""
     from lesionloop.pacs.listener import Listener, listener_config
 
     started: list[Any] = []
 
-    def start(*, complete: bool = False, quiet_seconds: float = 0.0, **config: Any) -> Any:
+    def start(
+        *,
+        complete: bool = False,
+        quiet_seconds: float = 0.0,
+        fsync: str | None = None,
+        **config: Any,
+    ) -> Any:
         config.setdefault("port", free_port())
         config.setdefault("host", "127.0.0.1")
         config.setdefault("ae_title", "LESIONLOOP")
@@ -44,6 +51,7 @@ def start_listener() -> Iterator[Any]:
             quiet_seconds=quiet_seconds,
             poll_seconds=0.2,
             complete=complete,
+            fsync=fsync,
         ).start()
         started.append(listener)
         return listener
