@@ -38,6 +38,12 @@ from pynetdicom import (
     AllStoragePresentationContexts,
     evt,
 )
+from pynetdicom._handlers import (
+    standard_dimse_recv_handler,
+    standard_dimse_sent_handler,
+    standard_pdu_recv_handler,
+    standard_pdu_sent_handler,
+)
 from pynetdicom.pdu_primitives import A_RELEASE
 from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind,
@@ -308,6 +314,7 @@ def start_listener(
         _safely(lambda: on_refused(calling, address, reason))
 
     handlers = [
+        (evt.EVT_REQUESTED, _quiet_standard_logging),
         (evt.EVT_C_STORE, handle_store),
         (evt.EVT_C_ECHO, lambda event: SUCCESS),
         (evt.EVT_ACSE_RECV, handle_acse),
@@ -329,6 +336,25 @@ def start_listener(
 
         server.verify_request = verify_request
     return server
+
+
+# pynetdicom binds these to every association: they format each PDU and DIMSE message
+# into INFO/DEBUG lines, a cost per object even when the logger drops the lines.
+_STANDARD_LOG_HANDLERS = [
+    (evt.EVT_DIMSE_RECV, standard_dimse_recv_handler),
+    (evt.EVT_DIMSE_SENT, standard_dimse_sent_handler),
+    (evt.EVT_PDU_RECV, standard_pdu_recv_handler),
+    (evt.EVT_PDU_SENT, standard_pdu_sent_handler),
+]
+
+
+def _quiet_standard_logging(event: Any) -> None:
+    """Unbind pynetdicom's logging handlers from this association when its logger would
+    drop their lines anyway (below INFO); set the ``pynetdicom`` logger to INFO or DEBUG
+    and the message log is there again for the next association."""
+    if not logging.getLogger("pynetdicom").isEnabledFor(logging.INFO):
+        for event_type, handler in _STANDARD_LOG_HANDLERS:
+            event.assoc.unbind(event_type, handler)
 
 
 def _safely(call: Callable[[], None]) -> None:

@@ -105,3 +105,35 @@ def test_an_object_is_staged_as_the_peer_encoded_it(
     assert back.PixelData == ds.PixelData
     row = ReceivedStudy.objects.get(study_instance_uid=ds.StudyInstanceUID)
     assert row.patient_id == "MÜLLER^7" and row.object_count == 1 and row.bytes == len(raw)
+
+
+# (pynetdicom logger level, pynetdicom's per-message log handlers left bound)
+LOG_LEVELS = [("WARNING", False), ("INFO", True), ("DEBUG", True)]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("level", "bound"), LOG_LEVELS)
+def test_per_message_logging_only_when_its_lines_are_kept(
+    start_listener: Any, caplog: Any, level: str, bound: bool
+) -> None:
+    import logging
+
+    from pynetdicom import AE, evt
+    from pynetdicom.sop_class import Verification
+
+    logger = logging.getLogger("pynetdicom")
+    old = logger.level
+    logger.setLevel(level)
+    try:
+        listener = start_listener()
+        ae = AE(ae_title="MODALITY")
+        ae.add_requested_context(Verification)
+        assoc = ae.associate("127.0.0.1", listener.port, ae_title="LESIONLOOP")
+        assert assoc.is_established and assoc.send_c_echo().Status == 0
+        (ours,) = listener.server.active_associations
+        handlers = [h for h, _args in ours.get_handlers(evt.EVT_DIMSE_RECV)]
+        assoc.release()
+    finally:
+        logger.setLevel(old)
+    assert any(h.__name__ == "standard_dimse_recv_handler" for h in handlers) == bound
+    assert ("Received Echo Request" in caplog.text) == bound
