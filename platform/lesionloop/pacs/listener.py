@@ -83,9 +83,10 @@ class Listener:
 
     def start(self) -> Listener:
         services.received_staging_recover()
+        interval = settings.LESIONLOOP_DICOM_FSYNC_INTERVAL_MS / 1000
+        self.syncer = staging.StagingSyncer(interval, per_object=self.fsync == staging.FSYNC_OBJECT)
         if self.fsync == staging.FSYNC_BATCH:
-            interval = settings.LESIONLOOP_DICOM_FSYNC_INTERVAL_MS / 1000
-            self.syncer = staging.StagingSyncer(interval).start()
+            self.syncer.start()
         self.server = network.start_listener(
             self.config,
             on_store=self._store,
@@ -130,7 +131,9 @@ class Listener:
         while not self._stop.wait(self.poll_seconds):
             try:
                 close_old_connections()
-                services.received_studies_complete(quiet_seconds=self.quiet_seconds)
+                services.received_studies_complete(
+                    quiet_seconds=self.quiet_seconds, syncer=self.syncer
+                )
             except Exception:  # keep receiving whatever happens to one completion
                 log.exception("completion round failed")
         connection.close()

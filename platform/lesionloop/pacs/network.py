@@ -323,19 +323,27 @@ def start_listener(
         (evt.EVT_REJECTED, handle_rejected),
     ]
     server = ae.start_server((config.host, config.port), block=False, evt_handlers=handlers)
-    networks = _networks(config.allowed_networks)
-    if networks:
-
-        def verify_request(request: Any, client_address: Any) -> bool:
-            address = ipaddress.ip_address(client_address[0])
-            if any(address in net for net in networks):
-                return True
-            log.warning("connection from %s refused: not in the allowed networks", address)
-            _safely(lambda: on_refused("", str(address), "address not in the allowed networks"))
-            return False
-
-        server.verify_request = verify_request
+    _networks_only(server, _networks(config.allowed_networks), on_refused)
     return server
+
+
+def _networks_only(
+    server: Any, networks: list[Any], on_refused: Callable[[str, str, str], None]
+) -> None:
+    """Close connections from outside ``networks`` (none: any address) before they
+    associate, telling ``on_refused``."""
+    if not networks:
+        return
+
+    def verify_request(request: Any, client_address: Any) -> bool:
+        address = ipaddress.ip_address(client_address[0])
+        if any(address in net for net in networks):
+            return True
+        log.warning("connection from %s refused: not in the allowed networks", address)
+        _safely(lambda: on_refused("", str(address), "address not in the allowed networks"))
+        return False
+
+    server.verify_request = verify_request
 
 
 # pynetdicom binds these to every association: they format each PDU and DIMSE message

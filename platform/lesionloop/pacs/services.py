@@ -78,9 +78,9 @@ class _Pending:
 
 class ReceiveBatch:
     """What one association received: each object is staged before ``store`` returns
-    (so before the success status is sent): fsynced with it when ``syncer`` is None
-    (``LESIONLOOP_DICOM_FSYNC=object``), else handed to the ``syncer`` for its next
-    group fsync (``batch``; see ``staging``). The rows' counters and ``last_arrival``
+    (so before the success status is sent), by the listener's ``syncer`` (which
+    fsyncs it at once or in its next group fsync, ``LESIONLOOP_DICOM_FSYNC``; see
+    ``staging``), or fsynced at once without one. The rows' counters and ``last_arrival``
     are written at the first object of each study, then at most every
     ``RECEIVE_FLUSH_SECONDS`` and by ``flush()`` (the listener flushes when the peer
     releases or aborts). The files are the truth: a crash before a flush loses nothing
@@ -133,12 +133,7 @@ class ReceiveBatch:
         chunks = (received.meta, received.dataset)
         if self.syncer is None:
             return staging.object_write(target, chunks, sync=True)
-        if self.syncer.error is not None:  # the disk failed us: promise nothing more
-            raise OSError(f"staging fsync failing ({self.syncer.error})")
-        written = staging.object_write(target, chunks, sync=False)
-        if written:
-            self.syncer.add(target)
-        return written
+        return self.syncer.write(target, chunks)
 
     def flush(self) -> None:
         for pending in self._rows.values():
@@ -253,11 +248,14 @@ def _pair_window() -> timedelta:
     return timedelta(hours=settings.LESIONLOOP_DICOM_PAIR_HOURS)
 
 
-def received_studies_complete(*, quiet_seconds: float | None = None) -> list[int]:
+def received_studies_complete(
+    *, quiet_seconds: float | None = None, syncer: staging.StagingSyncer | None = None
+) -> list[int]:
     """Complete every received study quiet for ``quiet_seconds``; the row ids completed.
 
     The planning CT and the MR are usually two DICOM studies of one patient: rows of
-    the same PatientID that are due together become one LesionLoop study.
+    the same PatientID that are due together become one LesionLoop study. ``syncer``:
+    the listener's, which knows what is on disk already (else everything is fsynced).
     """
     quiet = settings.LESIONLOOP_DICOM_QUIET_SECONDS if quiet_seconds is None else quiet_seconds
     now = timezone.now()
@@ -279,7 +277,7 @@ def received_studies_complete(*, quiet_seconds: float | None = None) -> list[int
             groups.setdefault(patient_id or f"row:{pk}", []).append(pk)
     done: list[int] = []
     for ids in groups.values():
-        done += received_group_complete(received_ids=ids, quiet_seconds=quiet)
+        done += received_group_complete(received_ids=ids, quiet_seconds=quiet, syncer=syncer)
     return done
 
 
@@ -344,7 +342,10 @@ def received_study_complete(*, received_id: int, quiet_seconds: float | None = N
 
 
 def received_group_complete(
-    *, received_ids: list[int], quiet_seconds: float | None = None
+    *,
+    received_ids: list[int],
+    quiet_seconds: float | None = None,
+    syncer: staging.StagingSyncer | None = None,
 ) -> list[int]:
     """Turn quiet received studies of one patient into a Study + ingest job, exactly like
     an upload; or hand late objects to the patient's existing study: its ingest runs
@@ -372,7 +373,10 @@ def received_group_complete(
         return [r.pk for r in rows]
     try:
         # a study is on disk before it is completed, whatever LESIONLOOP_DICOM_FSYNC says
-        staging.paths_sync(files)
+        if syncer is None:
+            staging.paths_sync(files)
+        else:
+            syncer.study_sync(files)
         with transaction.atomic():
             study = Study.objects.select_for_update().filter(pk=study_id).first()
             if study is None:
@@ -421,8 +425,13 @@ def _received_audit(
 def _linked_sync(target: Path, files: list[Path]) -> None:
     """The study's names for ``files`` (links, or copies on another file system) on
     disk before the transaction that records them commits and the staging names go;
-    so are the folders on the way (``upload/dicom`` is new for a new study)."""
-    staging.paths_sync([target / p.name for p in files])
+    so are the folders on the way (``upload/dicom`` is new for a new study). A hard
+    link shares the staged file's data, fsynced already: only its folder needs it."""
+    names = [target / p.name for p in files]
+    copies = [p for p in names if p.stat().st_nlink == 1]
+    staging.paths_sync(copies)
+    if names:
+        staging.fsync_path(target)
     root = storage.storage_root()
     for folder in target.parents:
         if folder == root or root not in folder.parents:

@@ -99,26 +99,64 @@ def object_write(path: Path, data: Iterable[bytes | memoryview], *, sync: bool) 
 
 
 class StagingSyncer:
-    """Group commit of staged objects: ``add(path)`` after each write; a background
-    thread fsyncs the files added since its last round, then their folders, every
-    ``interval_s``. ``stop()`` runs a last round.
+    """When the listener's staged objects reach the disk, and which ones have.
+
+    ``write(path, chunks)`` stages one object. With ``per_object`` it is fsynced with
+    it (``object`` mode); else it is queued, and a background thread (``start()``)
+    fsyncs the files queued since its last round, then their folders, every
+    ``interval_s`` (``batch`` mode, group commit); ``stop()`` runs a last round.
+    Either way the syncer remembers what is on disk, so ``study_sync`` before a
+    completion fsyncs only what is not (queued, or staged by an earlier process).
 
     A round that fails (``OSError``, e.g. EIO) is logged and kept in ``error`` until a
-    round succeeds: the listener then answers Out of Resources (0xA700) instead of
-    success, since it could not keep its promise. The failed files stay for the next
-    round; completion fsyncs each study again anyway (``paths_sync``).
+    round succeeds: ``write`` then raises, and the listener answers Out of Resources
+    (0xA700) instead of success, since it could not keep its promise. The failed files
+    stay queued for the next round and for ``study_sync``.
     """
 
-    def __init__(self, interval_s: float = 0.5) -> None:
+    def __init__(self, interval_s: float = 0.5, *, per_object: bool = False) -> None:
         if interval_s <= 0:
             raise ValueError(f"interval_s must be positive, not {interval_s}")
         self.interval_s = interval_s
+        self.per_object = per_object
         self.error: str | None = None
         self.rounds = 0
         self._pending: dict[Path, None] = {}
+        self._synced: set[Path] = set()  # on disk, not yet taken by a completion
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def write(self, path: Path, data: Iterable[bytes | memoryview]) -> bool:
+        """Stage one object (``object_write``); False when it was there already."""
+        if self.per_object:
+            written = object_write(path, data, sync=True)
+            if written:
+                with self._lock:
+                    self._synced.add(path)
+            return written
+        if self.error is not None:  # the disk failed us: promise nothing more
+            raise OSError(f"staging fsync failing ({self.error})")
+        written = object_write(path, data, sync=False)
+        if written:
+            self.add(path)
+        return written
+
+    def study_sync(self, files: list[Path]) -> int:
+        """Make sure ``files`` and their folders are on disk, fsyncing only those this
+        syncer has not synced yet; they are forgotten (a completion takes them). The
+        number of files fsynced. Raises ``OSError``."""
+        with self._lock:
+            unknown = [p for p in files if p not in self._synced]
+            self._synced.difference_update(files)
+            for path in unknown:
+                self._pending.pop(path, None)
+        try:
+            return paths_sync(unknown)
+        except OSError:
+            with self._lock:
+                self._pending.update(dict.fromkeys(unknown))
+            raise
 
     def add(self, path: Path) -> None:
         with self._lock:
@@ -151,6 +189,8 @@ class StagingSyncer:
         try:
             # a file that completion already took (and synced) is skipped
             count = paths_sync(batch, missing_ok=True)
+            with self._lock:
+                self._synced.update(p for p in batch if p.exists())
         except OSError as exc:
             self.error = f"{type(exc).__name__}: {exc}"
             log.error("fsync of %d received objects failed: %s", len(batch), self.error)

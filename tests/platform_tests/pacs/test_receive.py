@@ -376,21 +376,35 @@ def _sop_uid(path: Path) -> str:
     return str(dcmread(path, stop_before_pixels=True).SOPInstanceUID)
 
 
+# (how the study's names are made, whether completion is given the listener's syncer)
+COMPLETIONS = [("hard link", False), ("copy", False), ("hard link", True)]
+
+
+@pytest.mark.parametrize(("publish", "with_syncer"), COMPLETIONS)
 def test_a_study_is_on_disk_before_it_is_completed(
     start_listener: Any,
     synthetic_case: Path,
     fsyncs: Any,
     settings: Any,
     monkeypatch: pytest.MonkeyPatch,
+    publish: str,
+    with_syncer: bool,
 ) -> None:
     """Batch mode whose syncer never gets its turn: completion fsyncs the staged files
-    and folders before it makes the study, and the study's names before it commits."""
+    and folders before it makes the study, and the study's names before it commits
+    (a copy, where the upload folder is on another file system, is fsynced itself)."""
     settings.LESIONLOOP_DICOM_FSYNC_INTERVAL_MS = 3_600_000
     files = case_files(synthetic_case)
     listener = start_listener(fsync="batch")
     assert set(store_files(listener.port, files)) == {0}
     staged = _staged()
     assert not {p for p in fsyncs.paths if p.suffix == ".dcm"}  # nothing synced yet
+    if publish == "copy":
+
+        def cross_device(src: Any, dst: Any) -> None:
+            raise OSError(18, "Invalid cross-device link")
+
+        monkeypatch.setattr(storage.os, "link", cross_device)
     seen_at_creation: list[set[Path]] = []
     create = services._study_from_received
 
@@ -399,11 +413,15 @@ def test_a_study_is_on_disk_before_it_is_completed(
         return create(**kwargs)
 
     monkeypatch.setattr(services, "_study_from_received", recording)
-    assert len(services.received_studies_complete(quiet_seconds=0)) == 2
+    syncer = listener.syncer if with_syncer else None
+    assert len(services.received_studies_complete(quiet_seconds=0, syncer=syncer)) == 2
     assert set(staged) | {p.parent for p in staged} <= seen_at_creation[0]
     study = Study.objects.get()
     upload = storage.upload_dir(study.pk) / "dicom"
-    assert {upload / p.name for p in staged} | {upload, upload.parent} <= set(fsyncs.paths)
+    assert {upload, upload.parent} <= set(fsyncs.paths)
+    copies = {upload / p.name for p in staged} & set(fsyncs.paths)
+    assert len(copies) == (len(staged) if publish == "copy" else 0)
+    assert len(list(upload.iterdir())) == len(files)
     assert listener.syncer.rounds == 0
 
 
@@ -449,6 +467,7 @@ def test_a_crash_in_batch_mode_loses_no_object(
     crash()
     fsyncs.clear()
     start_listener(fsync="batch")  # recovers at start
+    staged = _staged()
     assert sorted(services.received_studies_complete(quiet_seconds=0))
     study = Study.objects.get()
     upload = sorted((storage.upload_dir(study.pk) / "dicom").iterdir())
@@ -456,5 +475,5 @@ def test_a_crash_in_batch_mode_loses_no_object(
     assert Job.objects.filter(study=study, kind="ingest").count() == 1
     event = AuditEvent.objects.get(event_type="study_received")
     assert event.payload["objects"] == len(files)
-    assert set(upload) <= set(fsyncs.paths)
+    assert set(staged) <= set(fsyncs.paths)  # by completion: no syncer ran
     assert services.received_staging_recover() == [] and not _staged()

@@ -122,7 +122,7 @@ def test_the_thread_syncs_within_its_interval_and_at_stop(tmp_path: Path) -> Non
     staging.object_write(first, [b"x"], sync=False)
     syncer.add(first)
     deadline = time.monotonic() + 5
-    while syncer.pending and time.monotonic() < deadline:
+    while not syncer.rounds and time.monotonic() < deadline:  # a round ends, then counts
         time.sleep(0.01)
     assert syncer.pending == 0 and syncer.rounds >= 1
     syncer._stop.set()  # the thread ends; stop() must still sync what came last
@@ -137,3 +137,55 @@ def test_the_thread_syncs_within_its_interval_and_at_stop(tmp_path: Path) -> Non
 def test_a_syncer_needs_a_positive_interval(interval: float) -> None:
     with pytest.raises(ValueError, match="positive"):
         staging.StagingSyncer(interval_s=interval)
+
+
+# (mode, sync rounds before the completion, files the completion must fsync itself)
+STUDY_SYNCS = [
+    ("object", 0, ["earlier"]),  # fsynced at write; an earlier process's file is not known
+    ("batch", 0, ["a", "b", "earlier"]),  # queued, the round has not come
+    ("batch", 1, ["earlier"]),
+]
+
+
+@pytest.mark.parametrize(("mode", "rounds", "expected"), STUDY_SYNCS)
+def test_completion_fsyncs_only_what_is_not_on_disk(
+    tmp_path: Path, fsyncs: Any, mode: str, rounds: int, expected: list[str]
+) -> None:
+    syncer = staging.StagingSyncer(interval_s=3600, per_object=mode == "object")
+    folder = tmp_path / "study"
+    files = {name: folder / f"{name}.dcm" for name in ("a", "b", "earlier")}
+    assert syncer.write(files["a"], [b"a"]) and syncer.write(files["b"], [b"b"])
+    assert not syncer.write(files["b"], [b"again"])  # stored once
+    staging.object_write(files["earlier"], [b"e"], sync=False)  # a previous listener's
+    for _ in range(rounds):
+        syncer.sync_round()
+    fsyncs.clear()
+    assert syncer.study_sync(list(files.values())) == len(expected)
+    assert fsyncs.paths == [*(files[n] for n in expected), folder]
+    assert syncer.pending == 0
+    fsyncs.clear()
+    syncer.study_sync(list(files.values()))  # forgotten: a completion took them
+    assert len(fsyncs) == 4
+
+
+def test_batch_writes_are_refused_while_the_disk_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    syncer = staging.StagingSyncer(interval_s=3600)
+    assert syncer.write(tmp_path / "s" / "1.dcm", [b"x"])
+    real = os.fsync
+
+    def broken(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(staging.os, "fsync", broken)
+    syncer.sync_round()
+    with pytest.raises(OSError, match="staging fsync failing"):
+        syncer.write(tmp_path / "s" / "2.dcm", [b"y"])
+    assert not (tmp_path / "s" / "2.dcm").exists()
+    with pytest.raises(OSError):
+        syncer.study_sync([tmp_path / "s" / "1.dcm"])
+    assert syncer.pending == 1  # still owed after the failed completion sync
+    monkeypatch.setattr(staging.os, "fsync", real)
+    syncer.sync_round()
+    assert syncer.error is None and syncer.write(tmp_path / "s" / "2.dcm", [b"y"])
