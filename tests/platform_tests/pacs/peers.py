@@ -64,21 +64,41 @@ def start_listener() -> Iterator[Any]:
 def store_files(
     port: int, files: list[Path], *, calling_ae: str = "MODALITY", called_ae: str = "LESIONLOOP"
 ) -> list[int]:
-    """C-STORE ``files`` on one association; the status of each (-1: not sent)."""
+    """C-STORE ``files`` on one association; the status of each (-1: not sent).
+
+    pynetdicom's requestor can lose a response it was waiting for (its reactor takes
+    it off the queue first: "Received unexpected C-STORE service message", then a
+    DIMSE timeout and an abort; pydicom/pynetdicom#435), more often the faster the
+    SCP answers. Like a modality, this sender then sends the objects without a status
+    again on a new association, at most twice; the listener stores each once."""
+    statuses: list[int] = []
+    for _attempt in range(3):
+        statuses += _store_once(port, files[len(statuses) :], calling_ae, called_ae)
+        if len(statuses) == len(files):
+            break
+    return statuses + [-1] * (len(files) - len(statuses))
+
+
+def _store_once(port: int, files: list[Path], calling_ae: str, called_ae: str) -> list[int]:
+    """The statuses of ``files`` sent in order, up to the first without one."""
     from pydicom import dcmread
     from pynetdicom import AE, StoragePresentationContexts
 
     ae = AE(ae_title=calling_ae)
     ae.requested_contexts = StoragePresentationContexts
+    ae.dimse_timeout = 10  # a lost response costs this long
     assoc = ae.associate("127.0.0.1", port, ae_title=called_ae)
     assert assoc.is_established, "association refused"
     statuses = []
     try:
         for path in files:
-            status = assoc.send_c_store(dcmread(path))
-            statuses.append(int(status.Status) if status and "Status" in status else -1)
+            status = assoc.send_c_store(dcmread(path)) if assoc.is_established else None
+            if not status or "Status" not in status:
+                break
+            statuses.append(int(status.Status))
     finally:
-        assoc.release()
+        if assoc.is_established:
+            assoc.release()
     return statuses
 
 
