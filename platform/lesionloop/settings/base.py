@@ -17,7 +17,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_int, env_list, env_str
+from .env import env_bool, env_choice, env_int, env_list, env_str
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 VAR_DIR = Path(env_str("LESIONLOOP_VAR", str(PROJECT_ROOT / "var")))
@@ -210,6 +210,11 @@ LESIONLOOP_DICOM_QUIET_SECONDS = env_int("LESIONLOOP_DICOM_QUIET_SECONDS", 30, m
 # The CT and the MR are two DICOM studies of one patient: a received study joins the
 # study of the same PatientID received within this many hours (e.g. a late MR).
 LESIONLOOP_DICOM_PAIR_HOURS = env_int("LESIONLOOP_DICOM_PAIR_HOURS", 12, minimum=0)
+# When a received object reaches the disk (docs/DICOM.md, Durability): "object" fsyncs
+# each before answering success; "batch" fsyncs every LESIONLOOP_DICOM_FSYNC_INTERVAL_MS
+# (an OS crash or power loss may lose that last window) and each study before completion.
+LESIONLOOP_DICOM_FSYNC = env_choice("LESIONLOOP_DICOM_FSYNC", "batch", ("batch", "object"))
+LESIONLOOP_DICOM_FSYNC_INTERVAL_MS = env_int("LESIONLOOP_DICOM_FSYNC_INTERVAL_MS", 500, minimum=10)
 # Dotted paths called with (study_id=, files=) for objects that arrive after ingest:
 # a planning system's RTSTRUCT becomes the ground truth of a study nobody reviewed yet.
 LESIONLOOP_DICOM_LATE_OBJECT_HOOKS: list[str] = ["lesionloop.loop.flows.late_structure_set"]
