@@ -13,7 +13,9 @@ queue (never the web process) sweeps:
 - PACS retrieves and contour sends left queued longer than the send backoff, or claimed
   by a worker that died, are sent again (``pacs.services.pacs_rows_sweep``), and so are
   gate-set scores (``training.gate.gate_scores_sweep``); their rows are claimed
-  atomically, so an extra message is harmless.
+  atomically, so an extra message is harmless;
+- studies still awaiting a model while one is active (the activation's own message was
+  lost) are queued for pre-segmentation.
 
 Exactly once: a claim is a conditional update from ``queued``, each claim bumps the
 job's ``attempts``, and the transaction that finishes a job first locks the row and
@@ -51,6 +53,7 @@ class SweepResult:
     runs_resent: int = 0
     runs_failed: int = 0
     pacs_resent: int = 0
+    studies_released: int = 0
     gate_scores_resent: int = 0
 
     def __bool__(self) -> bool:
@@ -60,7 +63,7 @@ class SweepResult:
 def sweep() -> SweepResult:
     """One sweep over study jobs and training runs (see the module docstring)."""
     from lesionloop.pacs.services import pacs_rows_sweep
-    from lesionloop.studies.services import jobs_sweep
+    from lesionloop.studies.services import jobs_sweep, studies_awaiting_model_enqueue
     from lesionloop.training.gate import gate_scores_sweep
     from lesionloop.training.services import training_runs_sweep
 
@@ -75,10 +78,23 @@ def sweep() -> SweepResult:
         runs_failed=runs.failed,
         pacs_resent=pacs_rows_sweep(),
         gate_scores_resent=gate_scores_sweep(),
+        studies_released=_release_awaiting_studies(studies_awaiting_model_enqueue),
     )
     if result:
         log.info("sweep: %s", result)
     return result
+
+
+def _release_awaiting_studies(release: Any) -> int:
+    """``release()`` when a study awaits a model and has no pre-segmentation job open:
+    with an active model that means the activation's own message was lost."""
+    from lesionloop.studies.models import Job, Study
+
+    open_jobs = Job.objects.filter(
+        kind=Job.Kind.PRESEGMENT, state__in=[Job.State.QUEUED, Job.State.RUNNING]
+    ).values("study_id")
+    waiting = Study.objects.filter(status=Study.Status.AWAITING_MODEL).exclude(pk__in=open_jobs)
+    return release() if waiting.exists() else 0
 
 
 class SweeperMiddleware(Middleware):

@@ -18,6 +18,7 @@ from lesionloop.pacs import services as pacs
 from lesionloop.pacs.models import DicomSend, RemoteNode, Retrieve
 from lesionloop.registry import services as registry
 from lesionloop.registry.models import GateScore
+from lesionloop.studies.models import Study
 from lesionloop.training import gate
 
 from ..studies.helpers import make_study, model_version
@@ -143,3 +144,18 @@ def test_a_dead_broker_never_raises_from_an_enqueue(
     monkeypatch.setattr(dramatiq.Actor, "send", broker_down)
     monkeypatch.setattr(dramatiq.Actor, "send_with_options", broker_down)
     enqueue()  # logged; the row stays queued for the sweeper
+
+
+@pytest.mark.parametrize(("active", "released"), [(True, 1), (False, 0)])
+def test_sweep_releases_studies_awaiting_an_active_model(
+    sent: list[Any], active: bool, released: int
+) -> None:
+    """The activation's message was lost: studies would await a model that is there."""
+    study = make_study(status="awaiting_model")
+    Study.objects.filter(pk=study.pk).update(revision_number=0)  # never pre-segmented
+    model_version(status="active" if active else "candidate")
+    result = sweep()
+    study.refresh_from_db()
+    assert result.studies_released == released
+    assert (study.status == "awaiting_model") is (not active)
+    assert sweep().studies_released == 0  # its job is open now (or there is no model)
