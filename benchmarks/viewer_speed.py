@@ -204,7 +204,7 @@ def main() -> int:
                         document.getElementById('slice').value = 0;
                         S.frameStats.length = 0;
                         const p0 = rendered();
-                        el.dispatchEvent(new KeyboardEvent('keydown', {key: 'End', bubbles: true}));
+                        el.dispatchEvent(new KeyboardEvent('keydown', {key: 'Home', bubbles: true}));
                         await p0;
                         for (let z = 1; z < depth; z++) {
                             const t0 = performance.now();
