@@ -5,7 +5,7 @@
  * lesion overlay stays the current slice's. A click in a MIP view sends the other planes
  * to the slice where the maximum under the click lies (app.mipDepthAt, used by
  * views.linkFrom). Installs on `app`: setMip, mipDepthAt, mipCaption. */
-import { getVolume, loadVolume, setMipWidth, mipWidth } from "./volume.js";
+import { getVolume, loadVolume, setMipWidth, mipWidth, mipStats } from "./volume.js";
 import { mipDepth, slabRange, SLAB_WIDTHS_MM } from "./mip.js";
 
 const DEFAULT_MM = 10;
@@ -15,6 +15,7 @@ export function installMip(app) {
   const box = $("mip-seg");
   let lastOn = DEFAULT_MM;
   S.mipMm = 0;
+  app.mipStats = mipStats;  // the benchmark reads the time of the last slab
 
   const active = () => S.mipMm > 0 && S.channel !== "ct" && !!getVolume(studyId, "mr");
 
