@@ -115,6 +115,14 @@ def test_mip_shows_the_slab_maximum_in_every_plane(cast: Any, browser_login: Any
     assert np.array_equal(shown(page, "axial"), vol[depth])
     page.keyboard.press("t")  # T brings back the last width
     page.wait_for_selector('#viewports[data-mip="10"]')
+    # Painting needs single slices: the brush turns the MIP off, the MIP the brush.
+    page.wait_for_selector("#c-lease .lease.mine")
+    page.keyboard.press("b")
+    page.wait_for_selector('#viewports[data-mip="0"]')
+    assert page.evaluate("window.LLViewer.tool") == "brush"
+    page.keyboard.press("t")
+    page.wait_for_selector('#viewports[data-mip="10"]')
+    assert page.evaluate("window.LLViewer.tool") == "navigate"
     assert not page.js_errors, page.js_errors
 
 

@@ -4,7 +4,9 @@
  * (mip.js, computed from the in-memory int16 volume by volume.planeImage), while the
  * lesion overlay stays the current slice's. A click in a MIP view sends the other planes
  * to the slice where the maximum under the click lies (app.mipDepthAt, used by
- * views.linkFrom). Installs on `app`: setMip, mipDepthAt, mipCaption. */
+ * views.linkFrom). Painting tools and the MIP exclude each other (a brush or eraser turns
+ * the MIP off; the MIP turns the window tool back on). Installs on `app`: setMip,
+ * mipDepthAt, mipCaption; wraps app.setTool. */
 import { getVolume, loadVolume, setMipWidth, mipWidth, mipStats } from "./volume.js";
 import { mipDepth, slabRange, SLAB_WIDTHS_MM } from "./mip.js";
 
@@ -17,11 +19,20 @@ export function installMip(app) {
   S.mipMm = 0;
   app.mipStats = mipStats;  // the benchmark reads the time of the last slab
 
+  const setTool = app.setTool;
+  app.setTool = (tool) => {
+    setTool(tool);  // may refuse (read-only, rejected lesion): then the MIP stays
+    if (S.tool !== "navigate" && S.mipMm) { app.setMip(0); window.LL.toast("MIP off: painting works on single slices", "info", 2500); }
+  };
+
   const active = () => S.mipMm > 0 && S.channel !== "ct" && !!getVolume(studyId, "mr");
 
   app.setMip = (mm) => {
     mm = SLAB_WIDTHS_MM.includes(Number(mm)) ? Number(mm) : 0;
     if (mm && !getVolume(studyId, "mr")) return;  // the slab needs the whole volume
+    // A MIP is for looking: the brush would paint the current slice under enhancement that
+    // may lie on another slice of the slab, so painting and the MIP exclude each other.
+    if (mm && S.tool !== "navigate") { setTool("navigate"); window.LL.toast("MIP on: the window tool is back (painting needs single slices)", "info", 2500); }
     S.mipMm = mm;
     if (mm) lastOn = mm;
     setMipWidth(mm);
