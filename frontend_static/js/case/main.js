@@ -12,6 +12,7 @@ import { installReview } from "./review.js";
 import { installSave } from "./save.js";
 import { installLease } from "./lease.js";
 import { installHeader } from "./header.js";
+import { installAssist } from "./assist.js";
 
 const LL = window.LL;
 const cs = window.cornerstone;
@@ -132,6 +133,7 @@ installLesionPanel(app);
 installReview(app);
 installSave(app);
 installLease(app);
+installAssist(app);
 installInput(app);
 
 /** The axial slider and its label follow the cursor. */
