@@ -124,7 +124,9 @@ def test_interpolate_fills_the_gap_slices_in_one_undo_step(cast: Any, browser_lo
     assert not page.js_errors, page.js_errors
 
 
-def test_click_to_add_proposes_the_missed_lesion_and_saves_it(cast: Any, browser_login: Any) -> None:
+def test_click_to_add_proposes_the_missed_lesion_and_saves_it(
+    cast: Any, browser_login: Any
+) -> None:
     from lesionloop.review.models import Lesion
 
     ready = ready_study(seed=7, n_lesions=3)
@@ -161,7 +163,9 @@ def test_click_to_add_proposes_the_missed_lesion_and_saves_it(cast: Any, browser
         if len(times) < 3:
             page.click("#proposal-discard")
     print(f"\npropose-lesion round trip in the browser (ms): {[round(t) for t in times]}")
-    proposal = page.evaluate("({vox: window.LLViewer.proposal.volume_vox, bbox: window.LLViewer.proposal.bbox, n: window.LLViewer.proposal.indices.length})")
+    proposal = page.evaluate(
+        "({vox: window.LLViewer.proposal.volume_vox, bbox: window.LLViewer.proposal.bbox, n: window.LLViewer.proposal.indices.length})"
+    )
     assert proposal["n"] == proposal["vox"] > 0
     assert missed["voxels"] / 3 <= proposal["vox"] <= missed["voxels"] * 3, (proposal, missed)
     # Every plane goes through the click, so every plane shows a section of the proposal.

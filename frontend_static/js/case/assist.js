@@ -96,6 +96,15 @@ export function installAssist(app) {
     const [z, y, x] = fromPlane(plane, k, Math.round(row), Math.round(col), S.shape).map(Math.round);
     const mine = ++asked;
     S.proposal = null;
+    // The server knows the saved mask only: a lesion painted here and not saved yet is
+    // caught here, as the server would catch a saved one.
+    const [, H, W] = S.shape, here = ed().mask[z * H * W + y * W + x];
+    if (here && ed().dirty) {
+      showProposal(`The voxel clicked already belongs to lesion ${here}; click outside the lesions on the mask to add one.`, { bad: true });
+      $("proposal").dataset.code = "no_lesion_found";
+      app.views.redrawAll();
+      return;
+    }
     showProposal(`Looking for a lesion within ${S.proposeRadiusMm} mm of (${z}, ${y}, ${x})…`);
     app.views.redrawAll();
     const t0 = performance.now();
