@@ -134,6 +134,7 @@ def test_click_to_add_proposes_the_missed_lesion_and_saves_it(
     assert missed, "the fixture misses its smallest lesion"
     page = browser_login("cora", "cora-pass-1", next_path=f"/studies/{study.pk}/")
     open_for_edit(page)
+    assert page.is_hidden("#proposal")  # nothing proposed yet
     page.keyboard.press("t")
     assert page.evaluate("window.LLViewer.tool") == "add"
 
