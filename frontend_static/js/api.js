@@ -84,6 +84,7 @@
     lesions: (id) => `/api/studies/${id}/lesions/?ordering=volume_mm3`,
     lesion: (id, lesionId) => `/api/studies/${id}/lesions/${lesionId}/`,
     mask: (id) => `/api/studies/${id}/mask/`,
+    proposeLesion: (id) => `/api/studies/${id}/propose-lesion/`,
     volume: (id, channel, slice = null, plane = "axial") => `/api/studies/${id}/volume/${channel}/` +
       (slice == null ? "" : `?slice=${slice}`) + (slice != null && plane !== "axial" ? `&plane=${plane}` : ""),
     lease: (id) => `/api/studies/${id}/lease/`,

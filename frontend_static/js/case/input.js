@@ -31,11 +31,11 @@ export function installInput(app) {
       const p = view.imagePoint(ev);
       S.editor.begin(S.selected, S.tool);
       drag = { view, mode: "paint", last: p, k: view.k };
-      S.editor.dabIn(view.plane, drag.k, p[0], p[1], S.radiusMm, S.tool === "eraser");
+      S.editor.dabIn(view.plane, drag.k, p[0], p[1], S.radiusMm, S.tool === "eraser", S.brush3d);
       touchPainted(); app.views.redrawAll();
       return;
     }
-    const mode = ev.button === 2 || ev.button === 1 || ev.shiftKey ? "pan" : ev.ctrlKey ? "zoom" : "wl";
+    const mode = ev.button === 2 || ev.button === 1 || ev.shiftKey ? "pan" : ev.ctrlKey ? "zoom" : S.tool === "add" && app.canEdit() ? "add" : "wl";
     drag = { view, mode, x: ev.clientX, y: ev.clientY, moved: false, vp: JSON.parse(JSON.stringify(cs.getViewport(view.el))) };
   }
 
@@ -58,7 +58,7 @@ export function installInput(app) {
     const { view } = drag;
     if (drag.mode === "paint") {
       const p = view.imagePoint(ev);
-      S.editor.lineIn(view.plane, drag.k, drag.last, p, S.radiusMm, S.tool === "eraser");
+      S.editor.lineIn(view.plane, drag.k, drag.last, p, S.radiusMm, S.tool === "eraser", S.brush3d);
       drag.last = p;
       touchPainted(); app.views.redrawAll();
       return;
@@ -74,7 +74,7 @@ export function installInput(app) {
     } else if (drag.mode === "zoom") {
       vp.scale = Math.max(0.1, Math.min(20, drag.vp.scale * Math.exp(-dy / 200)));
       cs.setViewport(view.el, vp);
-    } else {
+    } else {  // wl, and a drag with the click-to-add tool
       const ww0 = drag.vp.voi.windowWidth, wc0 = drag.vp.voi.windowCenter;
       const k = Math.max(1, ww0) / 300;
       app.setVoi(app.baseChannel(), wc0 + dy * k, ww0 + dx * k);
@@ -87,6 +87,8 @@ export function installInput(app) {
     const d = drag;
     drag = null;
     if (d.mode === "paint") { S.editor.end(); return; }
+    // Click to add: a click (no drag) asks the server for a lesion grown from that voxel.
+    if (d.mode === "add" && !d.moved && ev.button === 0) { const [row, col] = d.view.imagePoint(ev); app.views.linkFrom(d.view.plane, row, col); app.proposeAt(d.view.plane, d.view.k, row, col); return; }
     // A click without a drag moves the cursor: the other planes go through that point.
     if (d.mode === "wl" && !d.moved && ev.button === 0) {
       const [row, col] = d.view.imagePoint(ev);
@@ -125,6 +127,7 @@ export function installInput(app) {
     End: () => app.views.setSlice(S.active || "axial", app.views.counts()[S.active || "axial"] - 1),
     n: () => app.stepLesion(1), "]": () => app.stepLesion(1), p: () => app.stepLesion(-1), "[": () => app.stepLesion(-1),
     a: () => app.decide("accepted"), r: () => app.decide("rejected"), x: () => app.decide("rejected"),
+    i: () => app.interpolate(), g: () => app.setTool("add"),  // grow; T is the MIP slab
     b: () => app.setTool("brush"), e: () => app.setTool("eraser"), v: () => app.setTool("navigate"),
     o: () => app.toggleOverlay(), "+": () => app.zoomBy(1.25), "=": () => app.zoomBy(1.25), "-": () => app.zoomBy(0.8),
     m: () => app.setChannel("mr"), c: () => app.setChannel("ct"), f: () => app.setChannel("fused"),

@@ -13,6 +13,7 @@ import { installSave } from "./save.js";
 import { installLease } from "./lease.js";
 import { installHeader } from "./header.js";
 import { installMip } from "./mip-control.js";
+import { installAssist } from "./assist.js";
 
 const LL = window.LL;
 const cs = window.cornerstone;
@@ -133,6 +134,7 @@ installLesionPanel(app);
 installReview(app);
 installSave(app);
 installLease(app);
+installAssist(app);
 installInput(app);
 installMip(app);
 

@@ -26,7 +26,7 @@ export function installReview(app) {
     document.querySelectorAll(".edit-only").forEach((n) => { n.hidden = !roleCanEdit; });
     // An approved study shows no approve button, training checkbox or save row.
     document.querySelectorAll(".review-only").forEach((n) => { n.hidden = !roleCanEdit || app.approved(); });
-    document.querySelectorAll("#new-lesion, #radius, #eligible").forEach((b) => { b.disabled = !on; });
+    document.querySelectorAll("#new-lesion, #radius, #eligible, #brush-3d, #propose-radius, [data-tool='add']").forEach((b) => { b.disabled = !on; });
     if (!on && S.tool !== "navigate") app.setTool("navigate");
     app.updateHistoryButtons(); app.updateSelectedActions(); app.updateApprove();
   };
@@ -40,6 +40,7 @@ export function installReview(app) {
     $("accept").disabled = !on || !!(l && l.local) || erased;
     $("reject").disabled = !on || !!(l && l.local);
     $("delete-lesion").disabled = !on || frozen;
+    $("interpolate").disabled = !on || frozen;
     document.querySelectorAll('[data-tool="brush"], [data-tool="eraser"]').forEach((b) => { b.disabled = !app.canEdit() || frozen; });
     $("tool-hint").textContent = app.canEdit() && frozen ? `Lesion ${S.selected} is rejected: accept it first to edit its contour.` : "";
     if (frozen && (S.tool === "brush" || S.tool === "eraser")) app.setTool("navigate");
@@ -71,7 +72,7 @@ export function installReview(app) {
   store.subscribe("edit", () => { app.updateHistoryButtons(); app.updateApprove(); });
 
   app.setTool = (t) => {
-    if ((t === "brush" || t === "eraser") && !app.canEdit()) return;
+    if ((t === "brush" || t === "eraser" || t === "add") && !app.canEdit()) return;
     if ((t === "brush" || t === "eraser") && app.selectedRejected()) {
       LL.toast(`Lesion ${S.selected} is rejected: accept it first to edit its contour.`, "warn", 3000);
       return;

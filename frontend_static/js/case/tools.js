@@ -1,7 +1,10 @@
-/* Mask editing: brush and eraser (radius in mm, in any plane, on the selected lesion), new
+/* Mask editing: brush and eraser (radius in mm, in any plane, on the selected lesion; a
+ * disc on the slice, or a sphere through the neighbouring slices), interpolation fills, new
  * lesion, delete lesion, undo/redo, and voxel counts per label kept up to date so that
  * lesion volumes follow every edit (count x voxel volume). An edit is a list of voxel
  * changes (index, old, new); undo writes the old values back, redo the new ones. */
+
+import { sphereOffsets } from "./shapes.js";
 
 class Change {
   constructor(label, kind) {
@@ -80,36 +83,61 @@ export class MaskEditor {
   }
 
   /** Paint (brush) or erase a disc of radius_mm (an ellipse in voxels when the plane's
-   * pixels are not square) around (row, col) on slice k of a plane. */
-  dabIn(plane, k, row, col, radiusMm, erase) {
+   * pixels are not square) around (row, col) on slice k of a plane; with `sphere` a ball
+   * of radius_mm around that voxel instead (shapes.sphereOffsets: anisotropic spacing,
+   * reaching the neighbouring slices once the radius exceeds half the slice spacing). */
+  dabIn(plane, k, row, col, radiusMm, erase, sphere = false) {
     const ch = this.current; if (!ch) return;
     const g = this._planeIndex(plane, k);
+    if (sphere) { this._sphereAt(g.at(Math.round(row), Math.round(col)), radiusMm, erase); return; }
     const rr = radiusMm / g.rowMm, rc = radiusMm / g.colMm;
     const r0 = Math.max(0, Math.floor(row - rr)), r1 = Math.min(g.rows - 1, Math.ceil(row + rr));
     const c0 = Math.max(0, Math.floor(col - rc)), c1 = Math.min(g.cols - 1, Math.ceil(col + rc));
-    const L = ch.label;
     for (let r = r0; r <= r1; r++) {
       const dr = (r - row) / rr;
       for (let c = c0; c <= c1; c++) {
         const dc = (c - col) / rc;
         if (dc * dc + dr * dr > 1) continue;
-        const i = g.at(r, c);
-        const v = this.mask[i];
-        // The brush never paints over another lesion; the eraser only removes the selected one.
-        if (erase) { if (v === L) this._set(ch, i, 0); }
-        else if (v === 0) this._set(ch, i, L);
+        this._paint(g.at(r, c), erase);
       }
     }
   }
+  /** Paint or erase the sphere around flat voxel index `centre` (same rules as a dab). */
+  _sphereAt(centre, radiusMm, erase) {
+    const { D, H, W } = this;
+    if (this._lastBall && this._lastBall.ch === this.current && this._lastBall.centre === centre && this._lastBall.r === radiusMm) return;
+    this._lastBall = { ch: this.current, centre, r: radiusMm };  // a slow drag repeats centres
+    const key = `${radiusMm}|${this.spacing.join(",")}`;
+    if (!this._ball || this._ball.key !== key) this._ball = { key, offsets: sphereOffsets(radiusMm, this.spacing) };
+    const z = (centre / (H * W)) | 0, y = ((centre / W) | 0) % H, x = centre % W;
+    for (const [dz, dy, dx] of this._ball.offsets) {
+      const zz = z + dz, yy = y + dy, xx = x + dx;
+      if (zz < 0 || zz >= D || yy < 0 || yy >= H || xx < 0 || xx >= W) continue;
+      this._paint(zz * H * W + yy * W + xx, erase);
+    }
+  }
+  /** The brush never paints over another lesion; the eraser only removes the selected one. */
+  _paint(i, erase) {
+    const ch = this.current, v = this.mask[i];
+    if (erase) { if (v === ch.label) this._set(ch, i, 0); }
+    else if (v === 0) this._set(ch, i, ch.label);
+  }
+  /** Paint the current change's label on the flat voxel indices `indices`, over
+   * background only (an interpolation fill, an accepted proposal). */
+  fill(indices) {
+    if (!this.current) return;
+    for (const i of indices) this._paint(i, false);
+  }
+
   /** A stroke segment in a plane: dabs along the line so that a fast drag leaves no gaps. */
-  lineIn(plane, k, a, b, radiusMm, erase) {
+  lineIn(plane, k, a, b, radiusMm, erase, sphere = false) {
     const g = this._planeIndex(plane, k);
     const step = Math.max(0.5, Math.min(radiusMm / g.rowMm, radiusMm / g.colMm) / 2);
     const dist = Math.hypot(b[0] - a[0], b[1] - a[1]);
     const n = Math.max(1, Math.ceil(dist / step));
     for (let s = 0; s <= n; s++) {
       const t = s / n;
-      this.dabIn(plane, k, a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, radiusMm, erase);
+      this.dabIn(plane, k, a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, radiusMm, erase, sphere);
     }
   }
 
