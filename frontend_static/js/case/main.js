@@ -12,6 +12,7 @@ import { installReview } from "./review.js";
 import { installSave } from "./save.js";
 import { installLease } from "./lease.js";
 import { installHeader } from "./header.js";
+import { installMeasure } from "./measure-ui.js";
 
 const LL = window.LL;
 const cs = window.cornerstone;
@@ -133,6 +134,7 @@ installReview(app);
 installSave(app);
 installLease(app);
 installInput(app);
+installMeasure(app);
 
 /** The axial slider and its label follow the cursor. */
 store.subscribe("position", () => {
