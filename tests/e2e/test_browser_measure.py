@@ -159,19 +159,25 @@ def test_outline_small_rings_and_diameters_update_after_an_edit(
         )
         assert "cm³" not in page.locator(li).inner_text()
 
-    # A ring around each lesion under 100 mm³ (here one drawn now: a 2 mm dab on 3 mm
-    # pixels), in the planes through it; its diameters wait for the save.
-    z0 = int(page.evaluate("window.LLViewer.z"))
+    # A ring around each lesion under 100 mm³, in every plane through it: here the small
+    # lesion the model missed, added with one 2 mm dab on 3 mm pixels. Its diameters
+    # wait for the save.
+    missed = ready.missed
+    page.keyboard.press("0")
     page.click("#new-lesion")
     tiny = page.evaluate("window.LLViewer.selected")
     page.locator("#radius").fill("2")
-    paint(page, z0, [(6, 6), (6, 6)])
+    paint(page, missed["z"], [(missed["y"], missed["x"])] * 2)
     tiny_li = f'#lesion-list li[data-label="{tiny}"]'
     page.wait_for_selector(tiny_li)
     assert 0 < float(page.get_attribute(f"{tiny_li} .vol", "data-vol")) < 100
     assert page.locator(f"{tiny_li} .dax").inner_text() == "…"
-    page.wait_for_function("Number(document.getElementById('viewport').dataset.smallMarks) >= 1")
     page.keyboard.press("v")
+    page.click(tiny_li)
+    for el in VIEWS.values():
+        page.wait_for_function(f"Number(document.getElementById('{el}').dataset.smallMarks) >= 1")
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENS / "small-lesion-ring.png"))
 
     # Outline only: the inside of the largest lesion shows the image (grey), not the fill.
     big = Lesion.objects.filter(study=study).order_by("-volume_mm3").first()
