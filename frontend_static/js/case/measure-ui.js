@@ -25,6 +25,8 @@ export function installMeasure(app) {
   S.measure = { ruler: false, lines: {}, markSmall: true };
   let drag = null;
 
+  // Test hooks on the view element, written only when they change (every frame renders).
+  const mark = (el, key, value) => { if (el.dataset[key] !== value) el.dataset[key] = value; };
   const grid = () => (S.study && S.study.grid) || {};
   const canvasPoint = (view, [row, col]) => cs.pixelToCanvas(view.el, { x: col + 0.5, y: row + 0.5 });
 
@@ -119,10 +121,10 @@ export function installMeasure(app) {
   /** Drawn in image pixel coordinates (follows zoom and pan): rings around small lesions
    * on this slice. `info`: the overlay's slice info (extents per label). */
   function drawImage(view, ctx, px, info) {
-    if (!S.measure.markSmall || !info || !S.smallLabels || !S.smallLabels.size) return;
+    const marked = S.measure.markSmall && info && S.smallLabels ? [...info.extents].filter(([l]) => S.smallLabels.has(l)) : [];
+    mark(view.el, "smallMarks", String(marked.length));
     const sp = planeSpacing(view.plane, S.spacing);
-    for (const [l, e] of info.extents) {
-      if (!S.smallLabels.has(l)) continue;
+    for (const [l, e] of marked) {
       const cx = (e.c0 + e.c1 + 1) / 2, cy = (e.r0 + e.r1 + 1) / 2;
       // At least 14 screen pixels beyond the lesion's half-diagonal, so the ring never
       // covers the few voxels it points at.
@@ -134,7 +136,6 @@ export function installMeasure(app) {
       ctx.strokeStyle = labelCss(l, 0.9);
       ctx.stroke();
     }
-    view.el.dataset.smallMarks = String([...info.extents.keys()].filter((l) => S.smallLabels.has(l)).length);
   }
 
   /** Drawn in canvas coordinates after the image: the ruler of this plane (on its slice)
@@ -158,8 +159,8 @@ export function installMeasure(app) {
     ctx.shadowColor = "#000"; ctx.shadowBlur = 3;
     ctx.fillText(`${bar.mm} mm`, w / 2, y - 6);
     ctx.shadowBlur = 0;
-    view.el.dataset.scaleBarMm = String(bar.mm);
-    view.el.dataset.scaleBarPx = bar.px.toFixed(1);
+    mark(view.el, "scaleBarMm", String(bar.mm));
+    mark(view.el, "scaleBarPx", bar.px.toFixed(1));
   }
 
   function drawRuler(view, ctx, line) {
