@@ -19,6 +19,16 @@ import { labelCss } from "./overlay.js";
 const cs = window.cornerstone;
 const RULER_CSS = "rgba(255,235,90,0.95)";
 
+/** Text in the current fill colour with a dark edge, readable on bright bone or a white
+ * lesion fill (a stroked edge: canvas shadows cost a blur per frame, per view). */
+function haloText(ctx, text, x, y) {
+  const fill = ctx.fillStyle;
+  ctx.lineWidth = 3; ctx.lineJoin = "round"; ctx.strokeStyle = "rgba(0,0,0,0.85)";
+  ctx.strokeText(text, x, y);
+  ctx.fillStyle = fill;
+  ctx.fillText(text, x, y);
+}
+
 export function installMeasure(app) {
   const { S, $ } = app;
   const { views } = app.views;
@@ -156,9 +166,7 @@ export function installMeasure(app) {
     ctx.moveTo(x0, y - 5); ctx.lineTo(x0, y); ctx.lineTo(x0 + bar.px, y); ctx.lineTo(x0 + bar.px, y - 5);
     ctx.stroke();
     ctx.font = "11px system-ui, sans-serif"; ctx.textAlign = "center"; ctx.textBaseline = "bottom";
-    ctx.shadowColor = "#000"; ctx.shadowBlur = 3;
-    ctx.fillText(`${bar.mm} mm`, w / 2, y - 6);
-    ctx.shadowBlur = 0;
+    haloText(ctx, `${bar.mm} mm`, w / 2, y - 6);
     mark(view.el, "scaleBarMm", String(bar.mm));
     mark(view.el, "scaleBarPx", bar.px.toFixed(1));
   }
@@ -174,9 +182,7 @@ export function installMeasure(app) {
     for (const p of [a, b]) { ctx.moveTo(p.x - nx, p.y - ny); ctx.lineTo(p.x + nx, p.y + ny); }
     ctx.stroke();
     ctx.font = "600 13px system-ui, sans-serif"; ctx.textAlign = "left"; ctx.textBaseline = "middle";
-    ctx.shadowColor = "#000"; ctx.shadowBlur = 4;
-    ctx.fillText(`${line.mm.toFixed(1)} mm`, b.x + 8, b.y - 10);
-    ctx.shadowBlur = 0;
+    haloText(ctx, `${line.mm.toFixed(1)} mm`, b.x + 8, b.y - 10);
   }
 
   $("ruler-on")?.addEventListener("click", () => { if (!S.measure.ruler) app.setTool("navigate"); setRuler(!S.measure.ruler); app.focusActive(); });
