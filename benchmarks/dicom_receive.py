@@ -8,9 +8,14 @@ process - dcmtk's ``storescu`` (default) or a pynetdicom script (``--sender pyne
 bytes, from the sender's start to its exit) and how long after the last object the
 ingest job appeared, minus the quiet period. Targets: >= 50 MB/s, <= 2 s.
 ``--profile FILE`` writes cProfile stats of the listener's association threads.
+``--fsync batch|object`` overrides ``LESIONLOOP_DICOM_FSYNC`` for the listener.
+``--receiver bare`` / ``bare-fsync`` measure the ceiling instead: a bare pynetdicom SCP
+with no database, writing each object (temporary name, rename; with ``-fsync`` also
+fsync of the file and of its folder) and nothing else.
 
     DATABASE_URL=postgres://... DJANGO_SETTINGS_MODULE=lesionloop.settings.test \\
-        python benchmarks/dicom_receive.py [--quiet-seconds 2] [--sender storescu]
+        python benchmarks/dicom_receive.py [--quiet-seconds 2] [--sender storescu] \\
+        [--associations 4] [--fsync batch] [--receiver listener]
 """
 
 from __future__ import annotations
@@ -116,6 +121,40 @@ def send(sender: str, port: int, folder: Path, paths: list[Path], associations: 
         raise SystemExit(f"a sender failed: exit codes {codes}")
 
 
+def bare_receiver(port: int, folder: Path, *, fsync: bool) -> Any:
+    """The ceiling: pynetdicom's SCP with the listener's presentation contexts and a
+    handler that only writes the object as pynetdicom hands it over; the server."""
+    from pynetdicom import AE, AllStoragePresentationContexts, evt
+
+    from lesionloop.pacs.network import ACCEPTED_TRANSFER_SYNTAXES
+
+    ae = AE(ae_title="LESIONLOOP")
+    ae.maximum_pdu_size = 0
+    for cx in AllStoragePresentationContexts:
+        ae.add_supported_context(cx.abstract_syntax, ACCEPTED_TRANSFER_SYNTAXES)
+
+    def handle_store(event: Any) -> int:
+        target = folder / f"{event.request.AffectedSOPInstanceUID}.dcm"
+        tmp = target.with_suffix(".tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(event.encoded_dataset())
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, target)
+        if fsync:
+            fd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        return 0x0000
+
+    return ae.start_server(
+        ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, handle_store)]
+    )
+
+
 def profile_associations(out: Path) -> None:
     """Profile the listener's association threads; their stats merged into ``out``."""
     import cProfile
@@ -150,10 +189,83 @@ def profile_associations(out: Path) -> None:
     DULServiceProvider.run = profiled(DULServiceProvider.run)  # type: ignore[method-assign]
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def report(
+    args: argparse.Namespace, n: int, file_bytes: int, pixel_bytes: int, seconds: float
+) -> None:
+    print(
+        f"receiver: {args.receiver}{f' (fsync {args.fsync})' if args.receiver == 'listener' else ''}"
+        f"  sender: {args.sender} x {args.associations} association(s)  objects: {n}  "
+        f"send: {seconds:.2f} s"
+    )
+    print(
+        f"receive throughput: {file_bytes / 1e6 / seconds:.1f} MB/s of files "
+        f"({pixel_bytes / 1e6 / seconds:.1f} MB/s of pixels; target >= 50)"
+    )
+
+
+def run_bare(args: argparse.Namespace, work: Path, paths: list[Path], pixel_bytes: int) -> None:
+    port = free_port()
+    received = work / "received"
+    received.mkdir()
+    server = bare_receiver(port, received, fsync=args.receiver == "bare-fsync")
+    try:
+        started = time.monotonic()
+        send(args.sender, port, work / "send", paths, max(1, args.associations))
+        seconds = time.monotonic() - started
+    finally:
+        server.shutdown()
+    assert len(list(received.glob("*.dcm"))) == len(paths)
+    report(args, len(paths), sum(p.stat().st_size for p in paths), pixel_bytes, seconds)
+
+
+def run_listener(args: argparse.Namespace, work: Path, paths: list[Path], pixel_bytes: int) -> None:
+    from django.test.utils import setup_databases, setup_test_environment, teardown_databases
+
+    from lesionloop.pacs.listener import Listener, listener_config
+    from lesionloop.pacs.models import ReceivedStudy
+    from lesionloop.studies.models import Job
+
+    if args.profile:
+        profile_associations(args.profile)
+    setup_test_environment()
+    old = setup_databases(verbosity=0, interactive=False)
+    try:
+        port = free_port()
+        listener = Listener(
+            listener_config(host="127.0.0.1", port=port, ae_title="LESIONLOOP"),
+            quiet_seconds=args.quiet_seconds,
+            poll_seconds=0.2,
+        ).start()
+        started = time.monotonic()
+        send(args.sender, port, work / "send", paths, max(1, args.associations))
+        last = time.monotonic()
+        while not Job.objects.filter(kind="ingest").exists():
+            time.sleep(0.02)
+            if time.monotonic() - last > args.quiet_seconds + 60:
+                raise SystemExit("no ingest job within a minute")
+        created = time.monotonic()
+        listener.stop()
+        received = sum(ReceivedStudy.objects.values_list("object_count", flat=True))
+        assert received == len(paths), f"{received} of {len(paths)} objects received"
+        report(args, len(paths), sum(p.stat().st_size for p in paths), pixel_bytes, last - started)
+        delay = created - last - args.quiet_seconds
+        print(f"ingest job created {delay:.2f} s after last object + quiet period (target <= 2)")
+    finally:
+        teardown_databases(old, verbosity=0)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quiet-seconds", type=float, default=2.0)
     p.add_argument("--sender", choices=["storescu", "pynetdicom"], default="storescu")
+    p.add_argument("--receiver", choices=["listener", "bare", "bare-fsync"], default="listener")
+    p.add_argument("--fsync", choices=["batch", "object"], help="LESIONLOOP_DICOM_FSYNC")
     p.add_argument("--profile", type=Path, help="write cProfile stats of the listener here")
     p.add_argument(
         "--associations", type=int, default=1, help="concurrent associations (sender processes)"
@@ -165,54 +277,17 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="ll-bench-dicom-"))
     settings.STORAGE_ROOT = work / "storage"
+    if args.fsync:
+        settings.LESIONLOOP_DICOM_FSYNC = args.fsync
     django.setup()
-    from django.test.utils import setup_databases, setup_test_environment, teardown_databases
-
-    from lesionloop.pacs.listener import Listener, listener_config
-    from lesionloop.pacs.models import ReceivedStudy
-    from lesionloop.studies.models import Job
-
-    if args.profile:
-        profile_associations(args.profile)
-    folder = work / "send"
-    folder.mkdir()
-    paths, pixel_bytes = write_folder(folder)
-    file_bytes = sum(p.stat().st_size for p in paths)
-    setup_test_environment()
-    old = setup_databases(verbosity=0, interactive=False)
+    args.fsync = getattr(settings, "LESIONLOOP_DICOM_FSYNC", "object")
     try:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        listener = Listener(
-            listener_config(host="127.0.0.1", port=port, ae_title="LESIONLOOP"),
-            quiet_seconds=args.quiet_seconds,
-            poll_seconds=0.2,
-        ).start()
-        started = time.monotonic()
-        send(args.sender, port, folder, paths, max(1, args.associations))
-        last = time.monotonic()
-        while not Job.objects.filter(kind="ingest").exists():
-            time.sleep(0.02)
-            if time.monotonic() - last > args.quiet_seconds + 60:
-                raise SystemExit("no ingest job within a minute")
-        created = time.monotonic()
-        listener.stop()
-        received = sum(ReceivedStudy.objects.values_list("object_count", flat=True))
-        assert received == len(paths), f"{received} of {len(paths)} objects received"
-        seconds = last - started
-        print(
-            f"sender: {args.sender} x {args.associations} association(s)  objects: "
-            f"{len(paths)}  send: {seconds:.2f} s"
-        )
-        print(
-            f"receive throughput: {file_bytes / 1e6 / seconds:.1f} MB/s of files "
-            f"({pixel_bytes / 1e6 / seconds:.1f} MB/s of pixels; target >= 50)"
-        )
-        delay = created - last - args.quiet_seconds
-        print(f"ingest job created {delay:.2f} s after last object + quiet period (target <= 2)")
+        folder = work / "send"
+        folder.mkdir()
+        paths, pixel_bytes = write_folder(folder)
+        run = run_listener if args.receiver == "listener" else run_bare
+        run(args, work, paths, pixel_bytes)
     finally:
-        teardown_databases(old, verbosity=0)
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

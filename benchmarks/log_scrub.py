@@ -1,7 +1,7 @@
 """Benchmark: the cost of scrubbing patient data from log records (core/logscrub.py).
 
-Times ``logger.info`` of a runserver-style request line with a query string, and of a
-pydicom-style warning, to a NullHandler, without and then with the scrubbing record
+Times ``logger.info`` of a runserver-style request line with a query string, of a
+pydicom-style warning and of a Python warning from Django (``py.warnings``), to a NullHandler, without and then with the scrubbing record
 factory. Prints microseconds per record and the difference. No target: the number says
 what one log line costs extra.
 
@@ -28,6 +28,15 @@ CASES = {
         ("GET /api/studies/?search=DOE%5EJOHN HTTP/1.1", 200, 5),
     ),
     "pydicom warning": ("pydicom", "Invalid value for VR DA: %r.", ("DOE^JOHN",)),
+    # a Python warning routed into logging: not DICOM, but the stack is walked to know that
+    "django warning": (
+        "py.warnings",
+        "%s",
+        (
+            "/venv/django/db/backends/postgresql/base.py:9: RuntimeWarning: connection to "
+            'server at "db", port 5432 failed: FATAL:  database "lesionloop" does not exist\n',
+        ),
+    ),
 }
 
 

@@ -1,7 +1,7 @@
 """Speed of the case viewer in a real browser (Playwright + Debian's /usr/bin/chromium) on
 a 512x512x80 study served from this machine.
 
-python benchmarks/viewer_speed.py [--depth 80] [--size 512] [--saves 5]
+python benchmarks/viewer_speed.py [--depth 80] [--size 512] [--saves 5] [--mip-steps 40]
 
 It creates a throw-away PostgreSQL test database (``test_lesionloop_viewer_bench``; the
 server in ``DATABASE_URL``, default 127.0.0.1:5432) and a temporary storage folder, writes a
@@ -19,6 +19,9 @@ app with Django's live-server thread (whitenoise static files), and prints:
   (which also waits for the next animation frame); then the same in each of the three
   planes of the three-plane layout, where the work of a frame is that of every view
   repainted (the plane that changed, and the crosshair of the other two);
+- MIP slab redraw (<= 50 ms): slice changes with a 10 and a 20 mm thick-slab MIP on, in
+  each plane of the three-plane layout: the slab maximum computed from the in-memory
+  int16 volume, handed to cornerstone, rendered with the overlay (p95 over the steps);
 - full-mask save round trip (<= 500 ms): gzip the 512x512x80 uint16 mask in the browser
   (CompressionStream), PUT with If-Match, server decodes, diffs, stores the revision and
   answers with the lesions.
@@ -81,6 +84,59 @@ PLANE_STEPS_JS = """async ([plane, steps]) => {
 }"""
 
 
+MIP_STEPS_JS = """async ([plane, steps, widthMm]) => {
+    const S = window.LLViewer, app = S.app;
+    const el = app.views.views[plane].el;
+    const count = app.views.counts()[plane];
+    const rendered = () => new Promise(r => el.addEventListener('cornerstoneimagerendered', r, {once: true}));
+    let k = Math.max(0, Math.floor(count / 2 - steps / 2));
+    const p0 = rendered(); app.views.setSlice(plane, k); await p0;
+    const t = performance.now();
+    const pt = rendered(); app.setMip(widthMm); await pt;
+    const toggle = performance.now() - t;
+    const out = [];
+    for (let i = 0; i < steps && k + 1 < count; i++, k++) {
+        await new Promise(r => requestAnimationFrame(() => r()));
+        const n0 = S.frameStats.length;
+        S.active = plane;
+        const p = rendered();
+        const t0 = performance.now();
+        el.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowUp', bubbles: true}));
+        const handler = performance.now() - t0;  // the slab computed, the image handed to cornerstone
+        const mip = app.mipStats.lastMs;
+        await p;
+        const latency = performance.now() - t0;
+        const own = S.frameStats.slice(n0).filter(f => f.plane === plane);
+        out.push({mip, handler, redraw: handler + own.reduce((a, f) => a + f.renderMs + f.overlayMs, 0), latency});
+    }
+    app.setMip(0);
+    return {toggle, out};
+}"""
+
+
+def mip_steps(page: object, steps: int) -> dict[str, list[float]]:
+    """Slice changes with the thick-slab MIP on, in each plane of the three-plane layout:
+    the slab computed from the int16 volume (mip.js), the image handed to cornerstone and
+    painted (render + overlay). Returns "plane width" -> redraw times in ms."""
+    page.evaluate("window.LLViewer.app.views.setLayout('3')")  # type: ignore[attr-defined]
+    out: dict[str, list[float]] = {}
+    for width in (10, 20):
+        for plane in ("axial", "coronal", "sagittal"):
+            res = page.evaluate(MIP_STEPS_JS, [plane, steps, width])  # type: ignore[attr-defined]
+            rows = res["out"]
+            mip = [r["mip"] for r in rows]
+            redraw = [r["redraw"] for r in rows]
+            lat = [r["latency"] for r in rows]
+            print(
+                f"MIP {width} mm {plane} slice change ({len(rows)} steps): slab median {statistics.median(mip):.1f} ms, "
+                f"p95 {pct(mip, 0.95):.1f} ms; redraw (slab + render + overlay) median {statistics.median(redraw):.1f} ms, "
+                f"p95 {pct(redraw, 0.95):.1f} ms, max {max(redraw):.1f} ms; key-to-frame median {statistics.median(lat):.1f} ms, "
+                f"p95 {pct(lat, 0.95):.1f} ms; MIP switched on in {res['toggle']:.0f} ms (three planes)"
+            )
+            out[f"{plane} {width}"] = redraw
+    return out
+
+
 def plane_steps(page: object, steps: int) -> dict[str, tuple[list[float], list[float]]]:
     """Slice changes in each plane of the three-plane layout (second pass: overlay bitmaps
     cached); returns plane -> (work per frame in ms, key-to-frame latency in ms)."""
@@ -113,6 +169,9 @@ def main() -> int:
     )
     ap.add_argument(
         "--steps", type=int, default=60, help="slice steps per plane (three-plane layout)"
+    )
+    ap.add_argument(
+        "--mip-steps", type=int, default=40, help="slice steps per plane and slab width, MIP on"
     )
     ap.add_argument(
         "--opens", type=int, default=3, help="times the case is opened (fresh context each)"
@@ -204,7 +263,7 @@ def main() -> int:
                         document.getElementById('slice').value = 0;
                         S.frameStats.length = 0;
                         const p0 = rendered();
-                        el.dispatchEvent(new KeyboardEvent('keydown', {key: 'End', bubbles: true}));
+                        el.dispatchEvent(new KeyboardEvent('keydown', {key: 'Home', bubbles: true}));
                         await p0;
                         for (let z = 1; z < depth; z++) {
                             const t0 = performance.now();
@@ -232,6 +291,7 @@ def main() -> int:
                 )
 
             plane_rows = plane_steps(page, args.steps)
+            mip_rows = mip_steps(page, args.mip_steps)
 
             # Full-mask saves: a small brush edit each time, then the real save path.
             saves = page.evaluate(
@@ -280,6 +340,11 @@ def main() -> int:
                     for plane, (w, lat) in plane_rows.items()
                 )
                 + " (target: painted within 16 ms p95)"
+            )
+            print(
+                "SUMMARY MIP slab redraw p95 "
+                + " | ".join(f"{k} mm {pct(v, 0.95):.1f} ms" for k, v in mip_rows.items())
+                + f" (target <= 50 ms) | load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}"
             )
             page.evaluate("window.LLViewer.shutdown()")
             browser.close()

@@ -4,7 +4,10 @@
 .ci/run) interpolates and merges the files exactly as ``up`` would; the rules are then checked
 on the YAML it prints: every long-running service restarts unless stopped and has a health
 check, the one-off ``migrate`` gates every service that touches the database, volumes are
-named, and no secret has a default (raw files, before interpolation).
+named (or a read-only script of docker/), and no secret has a default (raw files, before
+interpolation). The database roles: ``migrate`` alone holds the owner's URL, every
+long-running service connects as the app role, and the init script that makes both roles
+is mounted into the postgres image (tested itself in test_init_roles.py).
 """
 
 from __future__ import annotations
@@ -19,7 +22,15 @@ import pytest
 import yaml
 
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
-SECRETS = {"SECRET_KEY": "s" * 60, "POSTGRES_PASSWORD": "pg-pw", "REDIS_PASSWORD": "redis-pw"}
+SECRETS = {
+    "SECRET_KEY": "s" * 60,
+    "POSTGRES_PASSWORD": "pg-super-pw",
+    "LESIONLOOP_OWNER_PASSWORD": "owner-pw",
+    "LESIONLOOP_APP_PASSWORD": "app-pw",
+    "REDIS_PASSWORD": "redis-pw",
+}
+LONG_RUNNING = ("web", "worker-default", "worker-infer", "worker-train", "dicom-listener")
+INIT_DIR = "/docker-entrypoint-initdb.d/"
 REMOTE = {
     "SECRET_KEY": "s" * 60,
     "DATABASE_URL": "postgres://lesionloop:pg-pw@main:5432/lesionloop",
@@ -81,6 +92,23 @@ def _source(mount: Any) -> str:
     return mount["source"] if isinstance(mount, dict) else mount.split(":")[0]
 
 
+def _mount(mount: Any) -> tuple[str, str, bool]:
+    """(source, target, read-only) in either syntax."""
+    if isinstance(mount, dict):
+        return mount["source"], mount["target"], bool(mount.get("read_only"))
+    source, target, *mode = mount.split(":")
+    return source, target, "ro" in mode
+
+
+def _allowed_mount(mount: Any, named: set[str]) -> bool:
+    """A named volume, or a read-only file of this repository's docker/ folder (scripts)."""
+    source, _, read_only = _mount(mount)
+    if source in named:
+        return True
+    path = Path(source)
+    return read_only and path.is_file() and DOCKER in path.resolve().parents
+
+
 def _one_offs(services: dict[str, Any]) -> set[str]:
     """Services others wait for with ``service_completed_successfully``."""
     found = set()
@@ -111,16 +139,14 @@ def test_stack_is_valid_and_follows_the_rules(
             check = spec.get("healthcheck") or {}
             assert check.get("test") and not check.get("disable"), f"{name} has no health check"
         for mount in spec.get("volumes") or []:
-            source = _source(mount)
-            assert source in named, f"{name} mounts {source!r}, not a named volume"
+            assert _allowed_mount(mount, named), f"{name} mounts {mount!r}, not a named volume"
 
 
 def test_main_stack_gates_on_migrate_and_runs_the_listener(tmp_path: Path) -> None:
     config = yaml.safe_load(_config(["compose.yml"], SECRETS, tmp_path).stdout)
     services = config["services"]
     assert _one_offs(services) == {"migrate"}
-    assert "migrate" in services["migrate"]["command"]
-    for name in ("web", "worker-default", "worker-infer", "worker-train", "dicom-listener"):
+    for name in LONG_RUNNING:
         deps = services[name]["depends_on"]
         assert deps["migrate"]["condition"] == "service_completed_successfully", name
         assert deps["db"]["condition"] == deps["redis"]["condition"] == "service_healthy", name
@@ -177,3 +203,52 @@ def test_env_example_names_every_required_variable() -> None:
     listed = set(re.findall(r"^#?\s*(\w+)=", example, flags=re.M))
     assert required and required <= listed, required - listed
     assert not re.search(r"^(SECRET_KEY|\w*PASSWORD)=\S", example, flags=re.M), "no values"
+
+
+def _url_user(url: str) -> tuple[str, str]:
+    """(role, password) of a ``postgres://role:password@host/db`` URL."""
+    match = re.fullmatch(r"postgres://([^:@/]+):([^@/]+)@db:5432/lesionloop", url)
+    assert match, url
+    return match.group(1), match.group(2)
+
+
+def test_migrate_runs_as_the_owner_and_the_services_as_the_app_role(tmp_path: Path) -> None:
+    services = yaml.safe_load(_config(["compose.yml"], SECRETS, tmp_path).stdout)["services"]
+    db = services["db"]["environment"]
+    owner, app = db["LESIONLOOP_OWNER_ROLE"], db["LESIONLOOP_APP_ROLE"]
+    assert owner != app and "postgres" not in {owner, app}
+    assert db["POSTGRES_USER"] == "postgres"  # the superuser, used by no app service
+    assert db["LESIONLOOP_OWNER_PASSWORD"] == SECRETS["LESIONLOOP_OWNER_PASSWORD"]
+    assert db["LESIONLOOP_APP_PASSWORD"] == SECRETS["LESIONLOOP_APP_PASSWORD"]
+    migrate = services["migrate"]
+    assert _url_user(migrate["environment"]["DATABASE_OWNER_URL"]) == (
+        owner,
+        SECRETS["LESIONLOOP_OWNER_PASSWORD"],
+    )
+    command = " ".join(migrate["command"])
+    assert "manage.py migrate --noinput &&" in command  # grants only after a migration
+    grants = command.split("&&")[1].split()
+    assert grants[grants.index("--app-role") + 1] == app
+    assert grants[grants.index("--owner-role") + 1] == owner
+    assert {"db_roles", "--grants-only", "--apply"} <= set(grants)
+    for name in (*LONG_RUNNING, "migrate"):
+        env = services[name]["environment"]
+        assert _url_user(env["DATABASE_URL"]) == (app, SECRETS["LESIONLOOP_APP_PASSWORD"]), name
+    # the owner's and the superuser's passwords reach no long-running app service
+    for name in LONG_RUNNING:
+        text = yaml.safe_dump(services[name])
+        assert "DATABASE_OWNER_URL" not in text, name
+        assert SECRETS["LESIONLOOP_OWNER_PASSWORD"] not in text, name
+        assert SECRETS["POSTGRES_PASSWORD"] not in text, name
+
+
+def test_the_init_script_is_mounted_into_the_postgres_image(tmp_path: Path) -> None:
+    services = yaml.safe_load(_config(["compose.yml"], SECRETS, tmp_path).stdout)["services"]
+    scripts = [_mount(m) for m in services["db"]["volumes"] if _mount(m)[1].startswith(INIT_DIR)]
+    assert len(scripts) == 1, services["db"]["volumes"]
+    source, target, read_only = scripts[0]
+    assert Path(source).resolve() == DOCKER / "postgres" / "init-roles.sh"
+    assert target == INIT_DIR + "init-roles.sh" and read_only
+    # executable: the entrypoint runs it in its own bash (a sourced one would share its shell)
+    assert Path(source).stat().st_mode & 0o111
+    assert Path(source).read_text().startswith("#!/usr/bin/env bash\n")

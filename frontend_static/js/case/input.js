@@ -120,8 +120,9 @@ export function installInput(app) {
   const steps = (n) => () => app.views.stepPlane(S.active || "axial", n);
   const keys = {
     ArrowUp: steps(1), ArrowDown: steps(-1), PageUp: steps(5), PageDown: steps(-5),
-    Home: () => app.views.setSlice(S.active || "axial", app.views.counts()[S.active || "axial"] - 1),
-    End: () => app.views.setSlice(S.active || "axial", 0),
+    // Home = slice 1 (the slider's left end), End = the last slice, in every plane.
+    Home: () => app.views.setSlice(S.active || "axial", 0),
+    End: () => app.views.setSlice(S.active || "axial", app.views.counts()[S.active || "axial"] - 1),
     n: () => app.stepLesion(1), "]": () => app.stepLesion(1), p: () => app.stepLesion(-1), "[": () => app.stepLesion(-1),
     a: () => app.decide("accepted"), r: () => app.decide("rejected"), x: () => app.decide("rejected"),
     b: () => app.setTool("brush"), e: () => app.setTool("eraser"), v: () => app.setTool("navigate"),
@@ -130,6 +131,8 @@ export function installInput(app) {
     l: () => app.views.setLayout(S.layout === "3" ? "1" : "3"),
     0: () => app.resetView(),
   };
+  // N alone is the next lesion; Shift+N draws a new one (the button's tooltip says so).
+  const shiftKeys = { N: () => app.newLesion() };
   document.addEventListener("keydown", (ev) => {
     if (ev.target.matches("input[type=search], input[type=text], textarea") || document.querySelector("dialog[open]")) return;
     const k = ev.key;
@@ -138,7 +141,7 @@ export function installInput(app) {
     if (mod && (k === "y" || k === "Y")) { ev.preventDefault(); app.historyStep(1); return; }
     if (mod && (k === "s" || k === "S")) { ev.preventDefault(); app.save(); return; }
     if (mod || ev.altKey) return;
-    const fn = keys[k] || keys[k.toLowerCase && k.toLowerCase()];
+    const fn = (ev.shiftKey && shiftKeys[k.toUpperCase()]) || keys[k] || keys[k.toLowerCase && k.toLowerCase()];
     if (fn && !(ev.target.matches("input[type=range]") && k.startsWith("Arrow") && ev.target.id !== "slice")) {
       ev.preventDefault(); fn();
     }

@@ -12,6 +12,7 @@ import { installReview } from "./review.js";
 import { installSave } from "./save.js";
 import { installLease } from "./lease.js";
 import { installHeader } from "./header.js";
+import { installMip } from "./mip-control.js";
 import { installMeasure } from "./measure-ui.js";
 
 const LL = window.LL;
@@ -134,6 +135,7 @@ installReview(app);
 installSave(app);
 installLease(app);
 installInput(app);
+installMip(app);
 installMeasure(app);
 
 /** The axial slider and its label follow the cursor. */

@@ -88,7 +88,9 @@ export function installMeasure(app) {
     const { rows, cols } = planeShape(view.plane, S.shape);
     const r = Math.round(row), c = Math.round(col);
     if (r < 0 || c < 0 || r >= rows || c >= cols) { el.textContent = ""; return; }
-    const [z, y, x] = fromPlane(view.plane, view.k, r, c, S.shape);
+    // In a MIP view the value shown is the slab's maximum: read the voxel that holds it.
+    const depth = app.mipDepthAt ? app.mipDepthAt(view.plane, view.k, r, c) : view.k;
+    const [z, y, x] = fromPlane(view.plane, depth, r, c, S.shape);
     const g = grid();
     const mm = voxelToMm([z, y, x], S.spacing, g.origin_xyz_mm, g.direction);
     const idx = (z * S.shape[1] + y) * S.shape[2] + x;
@@ -99,7 +101,7 @@ export function installMeasure(app) {
     if (S.channel !== "mr" && ct != null) vals.push(`CT ${ct} HU`);
     const frame = mm.frame === "grid" ? "grid mm" : `${mm.frame} mm`;
     el.textContent = `${mm.xyz.map((v) => v.toFixed(1)).join(", ")} (${frame})\n` +
-      `voxel z${z} y${y} x${x}${vals.length ? " · " + vals.join(" · ") : ""}`;
+      `${depth !== view.k ? "MIP max at " : ""}voxel z${z} y${y} x${x}${vals.length ? " · " + vals.join(" · ") : ""}`;
     el.dataset.value = S.channel === "ct" ? (ct == null ? "" : String(ct)) : (mr == null ? "" : String(mr));
   }
 

@@ -196,7 +196,7 @@ export class PlaneView {
     const axis = { axial: 0, coronal: 1, sagittal: 2 }[plane];
     const where = `${"zyx"[axis]} ${this.app.axisMm(axis, k).toFixed(1)} mm`;
     if (plane === "axial") q("tl").innerHTML = `${esc(s.patient_label || "")}<br>${esc(s.description || "")}`;
-    q("tr").innerHTML = `${chName}<br><span style="color:${PLANE_COLOURS[plane]}">${PLANE_NAMES[plane]}</span>`;
+    q("tr").innerHTML = `${chName}<br><span style="color:${PLANE_COLOURS[plane]}">${PLANE_NAMES[plane]}</span>${this.app.mipCaption ? this.app.mipCaption(plane, k) : ""}`;
     q("bl").innerHTML = `Slice ${k + 1}/${this.count} · ${where}<br>${sp.col.toFixed(2)}×${sp.row.toFixed(2)} mm pixels`;
     q("br").innerHTML = `W ${Math.round(viewport.voi.windowWidth)} L ${Math.round(viewport.voi.windowCenter)}<br>Zoom ${(viewport.scale * 100).toFixed(0)}%`;
   }

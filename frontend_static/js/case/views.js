@@ -6,6 +6,9 @@ import { PLANES, planeShape, sliceIndex, toPlane, fromPlane, clampPos } from "./
 import { PlaneView } from "./viewport.js";
 
 const LAYOUT_KEY = "lesionloop.viewer.layout";
+// Below this width of the image area (e.g. an 800 x 600 window) three planes are too small
+// to read: one plane is shown, without changing the layout the user chose.
+export const THREE_PLANES_MIN_PX = 560;
 
 export function createViews(app) {
   const { S, $ } = app;
@@ -40,7 +43,10 @@ export function createViews(app) {
   /** A click at (row, col) of a plane: the cursor goes there, the other planes follow. */
   function linkFrom(plane, row, col) {
     if (!S.shape) return;
-    setPos(fromPlane(plane, sliceIndex(plane, S.pos), row, col, S.shape));
+    // In a MIP view the click goes to the slice where the bright voxel under it lies.
+    const k = sliceIndex(plane, S.pos);
+    const depth = app.mipDepthAt ? app.mipDepthAt(plane, k, row, col) : k;
+    setPos(fromPlane(plane, depth, row, col, S.shape));
   }
 
   /** Cursor to voxel `centre` (fractional) and every shown view panned to centre it. */
@@ -55,9 +61,17 @@ export function createViews(app) {
   function fitAll() { each((v) => v.fit()); }
   function setVoiAll(wc, ww) { each((v) => v.setVoi(wc, ww)); }
 
+  function narrow() { return container.clientWidth > 0 && container.clientWidth < THREE_PLANES_MIN_PX; }
+
+  /** `remember`: the user's choice (kept in localStorage, and shown even when narrow);
+   * otherwise three planes become one while the image area is narrow. */
   function setLayout(layout, { remember = true } = {}) {
-    S.layout = layout === "1" ? "1" : "3";
+    const wanted = layout === "1" ? "1" : "3";
+    if (remember || !S.layoutWanted) S.layoutWanted = wanted;
+    S.layout = !remember && wanted === "3" && narrow() ? "1" : wanted;
     container.dataset.layout = S.layout;
+    container.dataset.autoLayout = S.layout !== S.layoutWanted ? "1" : "";
+    document.getElementById("layout-seg").title = container.dataset.autoLayout ? "Three planes need a wider window: one is shown (3 planes or L shows them anyway)" : "";
     document.querySelectorAll("#layout-seg button").forEach((b) => b.classList.toggle("on", b.dataset.layout === S.layout));
     if (remember) { try { localStorage.setItem(LAYOUT_KEY, S.layout); } catch (e) { /* private mode */ } }
     if (S.layout === "1" && S.active !== "axial") S.active = "axial";
@@ -68,6 +82,14 @@ export function createViews(app) {
     redrawAll();
     app.store.notify("layout", S.layout);
   }
+  /** After a resize: the layout the user chose, or one plane while too narrow for three. */
+  function fitLayout() {
+    const wanted = S.layoutWanted || S.layout;
+    const fits = wanted === "3" && narrow() ? "1" : wanted;
+    if (fits !== S.layout) setLayout(wanted, { remember: false });
+  }
+  window.addEventListener("resize", fitLayout);
+
   function savedLayout() {
     try { return localStorage.getItem(LAYOUT_KEY) || "3"; } catch (e) { return "3"; }
   }
@@ -75,5 +97,5 @@ export function createViews(app) {
   /** Plane sizes for the test hooks: slice counts per plane. */
   function counts() { return Object.fromEntries(PLANES.map((p) => [p, planeShape(p, S.shape).count])); }
 
-  return { views, shown, setPos, stepPlane, setSlice, linkFrom, centreAll, showAll, redrawAll, resizeAll, fitAll, setVoiAll, setLayout, savedLayout, counts };
+  return { views, shown, setPos, stepPlane, setSlice, linkFrom, centreAll, showAll, redrawAll, resizeAll, fitAll, setVoiAll, setLayout, fitLayout, savedLayout, counts };
 }

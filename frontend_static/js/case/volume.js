@@ -7,12 +7,20 @@
  * imageIds: `ll:<study>/<channel>/<k>` (axial, also through the loader) and
  * `ll:<study>/<channel>/<plane>/<k>` (reformats, only when the volume is in memory). */
 import { extractSlice, flipRows, planeShape, planeSpacing } from "./planes.js";
+import { mipSlice } from "./mip.js";
 
 const LL = window.LL;
 const volumes = new Map();   // "study/channel" -> {data: Int16Array, shape, spacing}
 const pending = new Map();   // "study/channel" -> Promise
 const singles = new Map();   // "study/channel/k" -> Promise<Int16Array>; "study/channel/plane/k" -> Promise<image>
 const geometry = new Map();  // study -> {shape, spacing} from the study detail
+// Thick-slab MIP (mip.js) of the MR planes: slab width in mm, 0 = off. Read by planeImage,
+// so every view shows the slab without knowing about it; `mipStats.lastMs` is the time
+// the last slab took to compute (the benchmark reads it).
+let mipWidthMm = 0;
+export const mipStats = { lastMs: 0 };
+export function setMipWidth(mm) { mipWidthMm = mm > 0 ? mm : 0; }
+export function mipWidth() { return mipWidthMm; }
 
 function parseTriple(s) { return (s || "").split(",").map((v) => Number(v.trim())); }
 function key(study, channel) { return `${study}/${channel}`; }
@@ -82,13 +90,21 @@ export function imageId(study, channel, plane, k) {
 }
 
 /** Slice k of a plane as a cornerstone image, synchronously, when the volume is in
- * memory; null otherwise. */
+ * memory; null otherwise. With a MIP width set, MR images are the maximum over the slab
+ * centred on slice k (mip.js); CT never is. */
 export function planeImage(study, channel, plane, k) {
   const vol = getVolume(study, channel);
   if (!vol) return null;
   const { rows, cols } = planeShape(plane, vol.shape);
+  const spacing = planeSpacing(plane, vol.spacing);
+  if (mipWidthMm > 0 && channel === "mr") {
+    const t0 = performance.now();
+    const px = mipSlice(vol.data, vol.shape, plane, k, mipWidthMm, vol.spacing);
+    mipStats.lastMs = performance.now() - t0;
+    return makeImage(`${imageId(study, channel, plane, k)}/mip${mipWidthMm}`, px, rows, cols, spacing);
+  }
   const px = extractSlice(vol.data, vol.shape, plane, k);
-  return makeImage(imageId(study, channel, plane, k), px, rows, cols, planeSpacing(plane, vol.spacing));
+  return makeImage(imageId(study, channel, plane, k), px, rows, cols, spacing);
 }
 
 /** Slice k of a coronal or sagittal plane before the volume is in memory (one GET of

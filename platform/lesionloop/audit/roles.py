@@ -9,11 +9,15 @@
 ``app_role_sql`` gives the statements (idempotent; run them as a superuser, or a role
 with CREATEROLE that can grant on the owner's tables, after the first ``migrate``).
 Default privileges make the tables of later migrations writable by the app role too.
+With ``grants_only`` it leaves out the role's creation and attributes, which need a
+superuser (compose: ``docker/postgres/init-roles.sh``): the rest the owner may run itself,
+after ``app_role_problems`` has found the role as confined as it must be.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from .models import AuditEvent
 
@@ -37,9 +41,15 @@ def audit_table() -> str:
 
 
 def app_role_sql(
-    *, app_role: str, owner_role: str, database: str, schema: str = "public"
+    *,
+    app_role: str,
+    owner_role: str,
+    database: str,
+    schema: str = "public",
+    grants_only: bool = False,
 ) -> list[str]:
-    """The statements that create (if missing) and confine the app role."""
+    """The statements that create (if missing) and confine the app role; with
+    ``grants_only`` only its privileges (the owner can grant them without CREATEROLE)."""
     app = quote_ident(app_role, what="app role")
     owner = quote_ident(owner_role, what="owner role")
     db = quote_ident(database, what="database")
@@ -47,12 +57,14 @@ def app_role_sql(
     audit = quote_ident(audit_table(), what="audit table")
     if app_role == owner_role:
         raise ValueError("the app role must not be the owner role")
-    return [
+    role = [
         "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = "
         f"'{app_role}') THEN CREATE ROLE {app} LOGIN; END IF; END $$",
         f"ALTER ROLE {app} NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS",
         # membership in the owner would hand it the owner's rights
         f"REVOKE {owner} FROM {app}",
+    ]
+    grants = [
         f"GRANT CONNECT ON DATABASE {db} TO {app}",
         f"GRANT USAGE ON SCHEMA {sch} TO {app}",
         f"REVOKE CREATE ON SCHEMA {sch} FROM PUBLIC",
@@ -68,3 +80,27 @@ def app_role_sql(
         f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {sch} "
         f"GRANT USAGE, SELECT ON SEQUENCES TO {app}",
     ]
+    return grants if grants_only else role + grants
+
+
+# What an app role must not have, as a query on pg_roles (one row: the role's flags).
+_ROLE_FLAGS = (
+    "SELECT rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls, "
+    "pg_has_role(rolname, %s, 'MEMBER') FROM pg_roles WHERE rolname = %s"
+)
+_FLAG_NAMES = ("SUPERUSER", "CREATEROLE", "CREATEDB", "REPLICATION", "BYPASSRLS")
+
+
+def app_role_problems(cursor: Any, *, app_role: str, owner_role: str) -> list[str]:
+    """Why ``app_role`` is not confined (empty when it is): missing, a superuser, one of
+    CREATEROLE / CREATEDB / REPLICATION / BYPASSRLS, or a member of the owner role (which
+    would hand it the owner's rights). Reads ``pg_roles`` only: any role may run it."""
+    cursor.execute(_ROLE_FLAGS, [owner_role, app_role])
+    row = cursor.fetchone()
+    if row is None:
+        return [f"role {app_role!r} does not exist"]
+    flags = zip(_FLAG_NAMES, row[: len(_FLAG_NAMES)], strict=True)
+    problems = [f"{app_role!r} has {name}" for name, flag in flags if flag]
+    if row[-1]:
+        problems.append(f"{app_role!r} is a member of the owner role {owner_role!r}")
+    return problems

@@ -38,3 +38,8 @@ class Conflict(DomainError):
 
     status_code = 409
     code = "conflict"
+
+
+class ClaimLost(Exception):
+    """A worker's claim on a job was taken over (the sweeper requeued the job after its
+    heartbeat stopped): whatever this worker was about to commit must not be."""

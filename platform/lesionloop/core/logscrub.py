@@ -7,9 +7,15 @@ Two leaks are closed, whatever logger or handler the record goes to (Django's co
   ``key=value`` after a ``?`` or ``&`` keeps its key and loses its value
   (``?search=[scrubbed]``), in request lines and referers alike;
 - **DICOM parser messages**: pydicom logs (and warns) the offending value,
-  ``Invalid value for VR DA: 'DOE^JOHN'.``: in records of the DICOM libraries, of
-  ``py.warnings`` (warnings are routed into logging) and in any message about a VR,
-  quoted and bracketed values are replaced.
+  ``Invalid value for VR DA: 'DOE^JOHN'.``: in records that can carry DICOM values,
+  quoted and bracketed values are replaced. Those are the records of the pydicom,
+  pynetdicom and highdicom loggers, any message about a VR, and Python warnings (routed
+  into logging as ``py.warnings``) that come from those packages: the warning's file is
+  one of theirs, or it was raised while their code was running (pydicom's
+  ``warn_and_log(stacklevel=...)`` can point the file at its caller; a warning class of
+  theirs is raised from their code). Every other message keeps its quoted values, so an
+  administrator still reads which host or database failed (``connection to server at
+  "db", port 5432 failed: FATAL: database "lesionloop" does not exist``).
 
 ``install()`` runs once per process (``CoreConfig.ready``). It wraps the log record
 factory rather than adding a handler filter: a filter only guards the handlers it is
@@ -20,25 +26,49 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
+from types import FrameType
 from typing import Any
 
 SCRUBBED = "[scrubbed]"
 _QUERY_VALUE = re.compile(r"(?<=[?&])([^=&\s\"'#?]{1,100})=[^&\s\"'#]*")
 _QUOTED = re.compile(r"""b?'(?:[^'\\\n]|\\.)*'|b?"(?:[^"\\\n]|\\.)*\"""")
 _BRACKETED = re.compile(r"\[(?!scrubbed\])[^\]\n]*\]")
-_DICOM_LOGGERS = ("pydicom", "pynetdicom", "highdicom", "py.warnings")
+DICOM_PACKAGES = ("pydicom", "pynetdicom", "highdicom")
+WARNINGS_LOGGER = "py.warnings"
+# ``warnings.formatwarning``: "<file>:<line>: <Category>: <message>"
+_WARNING_FILE = re.compile(r"(?P<file>[^\n]+?):\d+: \w+: ")
+_DICOM_PATH = re.compile(r"[/\\](?:pydicom|pynetdicom|highdicom)[/\\]")
 
 
-def _is_dicom(logger_name: str, message: str) -> bool:
-    root = logger_name.split(".", 1)[0]
-    return root in _DICOM_LOGGERS or logger_name.startswith("py.warnings") or " for VR " in message
+def is_dicom_record(logger_name: str, message: str) -> bool:
+    """Whether a record can carry DICOM values, judged from its logger and text alone: a
+    logger of the DICOM packages, a message about a VR, or a formatted warning whose file
+    lies in one of the packages."""
+    if logger_name.split(".", 1)[0] in DICOM_PACKAGES or " for VR " in message:
+        return True
+    if logger_name == WARNINGS_LOGGER:
+        head = _WARNING_FILE.match(message)
+        return bool(head and _DICOM_PATH.search(head["file"]))
+    return False
 
 
-def scrub(message: str, *, logger_name: str = "") -> str:
-    """``message`` without query-string values, and for DICOM messages without quoted or
-    bracketed values. Pure: the same text always gives the same result."""
+def _raised_in_dicom_code(frame: FrameType | None) -> bool:
+    """Whether a frame of the DICOM packages is on the stack (a warning being logged now
+    was raised while their code ran, whatever file ``stacklevel`` named)."""
+    while frame is not None:
+        if str(frame.f_globals.get("__name__", "")).split(".", 1)[0] in DICOM_PACKAGES:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def scrub(message: str, *, logger_name: str = "", dicom: bool = False) -> str:
+    """``message`` without query-string values, and for records that can carry DICOM
+    values (``dicom``, or ``is_dicom_record``) without quoted or bracketed values. Pure:
+    the same arguments always give the same result."""
     out = _QUERY_VALUE.sub(rf"\1={SCRUBBED}", message) if "=" in message else message
-    if _is_dicom(logger_name, message):
+    if dicom or is_dicom_record(logger_name, message):
         out = _QUOTED.sub(f"'{SCRUBBED}'", out)
         out = _BRACKETED.sub(f"[{SCRUBBED}]", out)
     return out
@@ -49,7 +79,10 @@ def _scrub_record(record: logging.LogRecord) -> None:
         message = record.getMessage()
     except Exception:  # noqa: BLE001 - a malformed record is logging's to report
         return
-    cleaned = scrub(message, logger_name=record.name)
+    # the stack is walked for warnings only: they are rare, and the file alone misses
+    # a warning pydicom attributes to its caller
+    dicom = record.name == WARNINGS_LOGGER and _raised_in_dicom_code(sys._getframe(1))
+    cleaned = scrub(message, logger_name=record.name, dicom=dicom)
     if cleaned != message:
         record.msg, record.args = cleaned, None
 

@@ -40,6 +40,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from lesionloop.audit.services import audit_record
+from lesionloop.core import queueing
 from lesionloop.pacs import services as pacs
 from lesionloop.registry import selectors as registry_selectors
 from lesionloop.registry import services as registry
@@ -159,7 +160,9 @@ def _after_activation(*, version: ModelVersion) -> None:
     the new active version's score on the current gate set when it has none."""
     first_ever = model_version_never_activated(besides=version.pk)
     version_id = version.pk
-    transaction.on_commit(lambda: tasks.model_version_activated_task.send(version_id, first_ever))
+    transaction.on_commit(
+        lambda: queueing.send(tasks.model_version_activated_task, version_id, first_ever)
+    )
     training.gate_scores_request(version_ids=[version_id])
 
 

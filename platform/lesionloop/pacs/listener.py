@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from . import network, services
+from . import network, services, staging
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +29,6 @@ def listener_config(**overrides: Any) -> network.ListenerConfig:
 
 # Each association runs in its own thread: its batch of row updates lives here.
 _local = threading.local()
-
-
-def _store(received: network.Received) -> None:
-    batch = getattr(_local, "batch", None)
-    if batch is None:
-        batch = _local.batch = services.ReceiveBatch(received.calling_ae)
-    batch.store(received)
 
 
 def _flush() -> None:
@@ -68,6 +61,7 @@ class Listener:
         quiet_seconds: float | None = None,
         poll_seconds: float = 1.0,
         complete: bool = True,
+        fsync: str | None = None,
     ) -> None:
         self.config = config or listener_config()
         self.quiet_seconds = (
@@ -75,6 +69,10 @@ class Listener:
         )
         self.poll_seconds = poll_seconds
         self.complete = complete
+        self.fsync = settings.LESIONLOOP_DICOM_FSYNC if fsync is None else fsync
+        if self.fsync not in staging.FSYNC_MODES:
+            raise ValueError(f"fsync must be one of {staging.FSYNC_MODES}, not {self.fsync!r}")
+        self.syncer: staging.StagingSyncer | None = None
         self.server: Any = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -85,9 +83,13 @@ class Listener:
 
     def start(self) -> Listener:
         services.received_staging_recover()
+        interval = settings.LESIONLOOP_DICOM_FSYNC_INTERVAL_MS / 1000
+        self.syncer = staging.StagingSyncer(interval, per_object=self.fsync == staging.FSYNC_OBJECT)
+        if self.fsync == staging.FSYNC_BATCH:
+            self.syncer.start()
         self.server = network.start_listener(
             self.config,
-            on_store=_store,
+            on_store=self._store,
             on_flush=_flush,
             on_association_end=_association_end,
             on_refused=_refused,
@@ -99,13 +101,20 @@ class Listener:
             )
             self._thread.start()
         log.info(
-            "DICOM listener %s on %s:%s (quiet period %ss)",
+            "DICOM listener %s on %s:%s (quiet period %ss, fsync %s)",
             self.config.ae_title,
             self.config.host,
             self.port,
             self.quiet_seconds,
+            self.fsync,
         )
         return self
+
+    def _store(self, received: network.Received) -> None:
+        batch = getattr(_local, "batch", None)
+        if batch is None:
+            batch = _local.batch = services.ReceiveBatch(received.calling_ae, syncer=self.syncer)
+        batch.store(received)
 
     def stop(self) -> None:
         self._stop.set()
@@ -114,12 +123,17 @@ class Listener:
         if self.server is not None:
             self.server.shutdown()  # pynetdicom's: stops serving and closes the socket
             self.server = None
+        if self.syncer is not None:
+            self.syncer.stop()  # a last round: what was answered is on disk
+            self.syncer = None
 
     def _completion_loop(self) -> None:
         while not self._stop.wait(self.poll_seconds):
             try:
                 close_old_connections()
-                services.received_studies_complete(quiet_seconds=self.quiet_seconds)
+                services.received_studies_complete(
+                    quiet_seconds=self.quiet_seconds, syncer=self.syncer
+                )
             except Exception:  # keep receiving whatever happens to one completion
                 log.exception("completion round failed")
         connection.close()

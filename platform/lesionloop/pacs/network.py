@@ -18,7 +18,10 @@ from typing import Any
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
+from pydicom.filereader import read_dataset
+from pydicom.tag import Tag
 from pydicom.uid import (
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
@@ -34,6 +37,12 @@ from pynetdicom import (
     PYNETDICOM_IMPLEMENTATION_VERSION,
     AllStoragePresentationContexts,
     evt,
+)
+from pynetdicom._handlers import (
+    standard_dimse_recv_handler,
+    standard_dimse_sent_handler,
+    standard_pdu_recv_handler,
+    standard_pdu_sent_handler,
 )
 from pynetdicom.pdu_primitives import A_RELEASE
 from pynetdicom.sop_class import (
@@ -87,7 +96,8 @@ class Peer:
 class Received:
     """One C-STORE request, parsed: what ``services.received_object_store`` needs."""
 
-    data: bytes  # the object in DICOM file format (with file meta)
+    meta: bytes  # preamble, "DICM" and File Meta Information (``file_meta_bytes``)
+    dataset: bytes  # the data set as the peer encoded it; meta + dataset is the file
     study_instance_uid: str
     sop_instance_uid: str
     sop_class_uid: str
@@ -96,6 +106,16 @@ class Received:
     patient_id: str
     calling_ae: str
     address: str
+
+    @property
+    def size(self) -> int:
+        """Bytes of the object in DICOM file format."""
+        return len(self.meta) + len(self.dataset)
+
+    @property
+    def data(self) -> bytes:
+        """The object in DICOM file format (a copy: write ``meta`` and ``dataset``)."""
+        return self.meta + self.dataset
 
 
 class ObjectRefused(Exception):
@@ -142,12 +162,35 @@ def file_meta_bytes(*, sop_class_uid: str, sop_instance_uid: str, transfer_synta
     return b"\0" * 128 + b"DICM" + group + body
 
 
+def _past_header(tag: int, vr: str | None, length: int) -> bool:
+    return tag > 0x0020000E  # elements come in tag order: the last one read is behind us
+
+
+def read_header(meta: bytes, dataset: bytes, transfer_syntax: str) -> Dataset:
+    """The ``HEADER_TAGS`` (and SpecificCharacterSet) of an encoded data set.
+
+    Only the top-level elements up to SeriesInstanceUID (0020,000E) are walked, each
+    value skipped unless asked for: the cost does not grow with the pixel data or with
+    the elements after it. A deflated data set is read by ``dcmread`` (it inflates).
+    Raises whatever pydicom raises for bytes it cannot read."""
+    syntax = UID(transfer_syntax)
+    if syntax == DeflatedExplicitVRLittleEndian:
+        return dcmread(BytesIO(meta + dataset), stop_before_pixels=True, specific_tags=HEADER_TAGS)
+    return read_dataset(
+        BytesIO(dataset),
+        syntax.is_implicit_VR,
+        syntax.is_little_endian,
+        stop_when=_past_header,
+        specific_tags=[Tag(t) for t in HEADER_TAGS],
+    )
+
+
 def parse_store(event: Any) -> Received:
     """The C-STORE request as ``Received``; ``ObjectRefused`` with the status to answer.
 
     The dataset is not decoded: its bytes are kept as they came behind a File Meta
-    header built here, and only the elements up to the pixel data are walked to read
-    the few ``HEADER_TAGS`` (an unreadable header refuses the object).
+    header built here, and only the elements up to the last of ``HEADER_TAGS`` are
+    walked to read them (``read_header``; an unreadable header refuses the object).
     """
     request = event.request
     sop_class = str(request.AffectedSOPClassUID)
@@ -155,13 +198,12 @@ def parse_store(event: Any) -> Received:
         raise ObjectRefused(SOP_CLASS_NOT_SUPPORTED, f"{sop_class} is not a storage SOP class")
     request_sop = str(request.AffectedSOPInstanceUID)
     try:
+        transfer_syntax = str(event.context.transfer_syntax)
         meta = file_meta_bytes(
-            sop_class_uid=sop_class,
-            sop_instance_uid=request_sop,
-            transfer_syntax=str(event.context.transfer_syntax),
+            sop_class_uid=sop_class, sop_instance_uid=request_sop, transfer_syntax=transfer_syntax
         )
-        data = meta + event.encoded_dataset(include_meta=False)
-        ds = dcmread(BytesIO(data), stop_before_pixels=True, specific_tags=HEADER_TAGS)
+        dataset = event.encoded_dataset(include_meta=False)
+        ds = read_header(meta, dataset, transfer_syntax)
         study_uid = str(ds.StudyInstanceUID)
         sop_uid = str(ds.SOPInstanceUID)
         ds_class = str(ds.SOPClassUID)
@@ -175,7 +217,8 @@ def parse_store(event: Any) -> Received:
     if not (UID_PATTERN.fullmatch(study_uid) and UID_PATTERN.fullmatch(sop_uid)):
         raise ObjectRefused(CANNOT_UNDERSTAND, "missing or invalid StudyInstanceUID/SOPInstanceUID")
     return Received(
-        data=data,
+        meta=meta,
+        dataset=dataset,
         study_instance_uid=study_uid,
         sop_instance_uid=sop_uid,
         sop_class_uid=sop_class,
@@ -271,6 +314,7 @@ def start_listener(
         _safely(lambda: on_refused(calling, address, reason))
 
     handlers = [
+        (evt.EVT_REQUESTED, _quiet_standard_logging),
         (evt.EVT_C_STORE, handle_store),
         (evt.EVT_C_ECHO, lambda event: SUCCESS),
         (evt.EVT_ACSE_RECV, handle_acse),
@@ -279,19 +323,46 @@ def start_listener(
         (evt.EVT_REJECTED, handle_rejected),
     ]
     server = ae.start_server((config.host, config.port), block=False, evt_handlers=handlers)
-    networks = _networks(config.allowed_networks)
-    if networks:
-
-        def verify_request(request: Any, client_address: Any) -> bool:
-            address = ipaddress.ip_address(client_address[0])
-            if any(address in net for net in networks):
-                return True
-            log.warning("connection from %s refused: not in the allowed networks", address)
-            _safely(lambda: on_refused("", str(address), "address not in the allowed networks"))
-            return False
-
-        server.verify_request = verify_request
+    _networks_only(server, _networks(config.allowed_networks), on_refused)
     return server
+
+
+def _networks_only(
+    server: Any, networks: list[Any], on_refused: Callable[[str, str, str], None]
+) -> None:
+    """Close connections from outside ``networks`` (none: any address) before they
+    associate, telling ``on_refused``."""
+    if not networks:
+        return
+
+    def verify_request(request: Any, client_address: Any) -> bool:
+        address = ipaddress.ip_address(client_address[0])
+        if any(address in net for net in networks):
+            return True
+        log.warning("connection from %s refused: not in the allowed networks", address)
+        _safely(lambda: on_refused("", str(address), "address not in the allowed networks"))
+        return False
+
+    server.verify_request = verify_request
+
+
+# pynetdicom binds these to every association: they format each PDU and DIMSE message
+# into INFO/DEBUG lines, a cost per object even when the logger drops the lines.
+_STANDARD_LOG_HANDLERS = [
+    (evt.EVT_DIMSE_RECV, standard_dimse_recv_handler),
+    (evt.EVT_DIMSE_SENT, standard_dimse_sent_handler),
+    (evt.EVT_PDU_RECV, standard_pdu_recv_handler),
+    (evt.EVT_PDU_SENT, standard_pdu_sent_handler),
+]
+
+
+def _quiet_standard_logging(event: Any) -> None:
+    """Unbind pynetdicom's logging handlers from this association when its logger would
+    drop their lines anyway (below INFO); set the ``pynetdicom`` logger to INFO or DEBUG
+    and the message log is there again for the next association."""
+    if not logging.getLogger("pynetdicom").isEnabledFor(logging.INFO):
+        for event_type, handler in _STANDARD_LOG_HANDLERS:
+            event.assoc.unbind(event_type, handler)
 
 
 def _safely(call: Callable[[], None]) -> None:

@@ -13,7 +13,6 @@ restarted listener loses nothing.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,12 +26,13 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from lesionloop.audit.services import audit_record
+from lesionloop.core import queueing
 from lesionloop.core.exceptions import Conflict, DomainError
 from lesionloop.studies import storage
 from lesionloop.studies.models import Job, Study
 from lesionloop.studies.services import job_create, study_reingest_with
 
-from . import network
+from . import network, staging
 from .models import DicomSend, ReceivedStudy, RemoteNode, Retrieve
 
 log = logging.getLogger(__name__)
@@ -67,16 +67,6 @@ def _late_dir(study_id: int) -> Path:
 RECEIVE_FLUSH_SECONDS = 0.5
 
 
-def _durable_write(path: Path, data: bytes) -> None:
-    """``path`` atomically, then its folder fsynced: the new name survives a crash."""
-    storage.atomic_write_bytes(path, data)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 @dataclass
 class _Pending:
     row_id: int
@@ -88,15 +78,18 @@ class _Pending:
 
 
 class ReceiveBatch:
-    """What one association received: each object is staged durably before ``store``
-    returns (so before the success status is sent); the rows' counters and
-    ``last_arrival`` are written at the first object of each study, then at most every
+    """What one association received: each object is staged before ``store`` returns
+    (so before the success status is sent), by the listener's ``syncer`` (which
+    fsyncs it at once or in its next group fsync, ``LESIONLOOP_DICOM_FSYNC``; see
+    ``staging``), or fsynced at once without one. The rows' counters and ``last_arrival``
+    are written at the first object of each study, then at most every
     ``RECEIVE_FLUSH_SECONDS`` and by ``flush()`` (the listener flushes when the peer
     releases or aborts). The files are the truth: a crash before a flush loses nothing
     (``received_staging_recover`` puts such studies back to ``receiving``)."""
 
-    def __init__(self, calling_ae: str = "") -> None:
+    def __init__(self, calling_ae: str = "", *, syncer: staging.StagingSyncer | None = None):
         self.calling_ae = calling_ae[:16]
+        self.syncer = syncer
         self._rows: dict[str, _Pending] = {}
 
     def store(self, received: network.Received) -> bool:
@@ -126,13 +119,22 @@ class ReceiveBatch:
             )
         )
         if not known:
-            _durable_write(target, received.data)
+            # another association may be storing the same object right now: one wins
+            known = not self._write(target, received)
+        if not known:
             pending.objects += 1
-            pending.bytes += len(received.data)
+            pending.bytes += received.size
         pending.last_arrival = timezone.now()
         if first or time.monotonic() - pending.flushed >= RECEIVE_FLUSH_SECONDS:
             self._flush_one(pending)
         return not known
+
+    def _write(self, target: Path, received: network.Received) -> bool:
+        """Stage one object; False when it was there already."""
+        chunks = (received.meta, received.dataset)
+        if self.syncer is None:
+            return staging.object_write(target, chunks, sync=True)
+        return self.syncer.write(target, chunks)
 
     def flush(self) -> None:
         for pending in self._rows.values():
@@ -179,6 +181,8 @@ def received_staging_recover() -> list[int]:
     root = staging_root()
     back: list[int] = []
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        for tmp in folder.glob(".*.tmp"):  # a write the crash interrupted (never answered)
+            tmp.unlink(missing_ok=True)
         files = sorted(folder.glob("*.dcm"))
         row = ReceivedStudy.objects.filter(study_instance_uid=folder.name).first()
         if row is not None and row.study_id is not None:
@@ -245,11 +249,14 @@ def _pair_window() -> timedelta:
     return timedelta(hours=settings.LESIONLOOP_DICOM_PAIR_HOURS)
 
 
-def received_studies_complete(*, quiet_seconds: float | None = None) -> list[int]:
+def received_studies_complete(
+    *, quiet_seconds: float | None = None, syncer: staging.StagingSyncer | None = None
+) -> list[int]:
     """Complete every received study quiet for ``quiet_seconds``; the row ids completed.
 
     The planning CT and the MR are usually two DICOM studies of one patient: rows of
-    the same PatientID that are due together become one LesionLoop study.
+    the same PatientID that are due together become one LesionLoop study. ``syncer``:
+    the listener's, which knows what is on disk already (else everything is fsynced).
     """
     quiet = settings.LESIONLOOP_DICOM_QUIET_SECONDS if quiet_seconds is None else quiet_seconds
     now = timezone.now()
@@ -271,7 +278,7 @@ def received_studies_complete(*, quiet_seconds: float | None = None) -> list[int
             groups.setdefault(patient_id or f"row:{pk}", []).append(pk)
     done: list[int] = []
     for ids in groups.values():
-        done += received_group_complete(received_ids=ids, quiet_seconds=quiet)
+        done += received_group_complete(received_ids=ids, quiet_seconds=quiet, syncer=syncer)
     return done
 
 
@@ -336,7 +343,10 @@ def received_study_complete(*, received_id: int, quiet_seconds: float | None = N
 
 
 def received_group_complete(
-    *, received_ids: list[int], quiet_seconds: float | None = None
+    *,
+    received_ids: list[int],
+    quiet_seconds: float | None = None,
+    syncer: staging.StagingSyncer | None = None,
 ) -> list[int]:
     """Turn quiet received studies of one patient into a Study + ingest job, exactly like
     an upload; or hand late objects to the patient's existing study: its ingest runs
@@ -363,6 +373,11 @@ def received_group_complete(
         )
         return [r.pk for r in rows]
     try:
+        # a study is on disk before it is completed, whatever LESIONLOOP_DICOM_FSYNC says
+        if syncer is None:
+            staging.paths_sync(files)
+        else:
+            syncer.study_sync(files)
         with transaction.atomic():
             study = Study.objects.select_for_update().filter(pk=study_id).first()
             if study is None:
@@ -408,11 +423,29 @@ def _received_audit(
     )
 
 
+def _linked_sync(target: Path, files: list[Path]) -> None:
+    """The study's names for ``files`` (links, or copies on another file system) on
+    disk before the transaction that records them commits and the staging names go;
+    so are the folders on the way (``upload/dicom`` is new for a new study). A hard
+    link shares the staged file's data, fsynced already: only its folder needs it."""
+    names = [target / p.name for p in files]
+    copies = [p for p in names if p.stat().st_nlink == 1]
+    staging.paths_sync(copies)
+    if names:
+        staging.fsync_path(target)
+    root = storage.storage_root()
+    for folder in target.parents:
+        if folder == root or root not in folder.parents:
+            break
+        staging.fsync_path(folder)
+
+
 def _study_from_received(*, rows: list[ReceivedStudy], files: list[Path]) -> Study:
     study = Study.objects.create(status=Study.Status.RECEIVED, source="dicom")
     target = storage.upload_dir(study.pk) / "dicom"
     for path in files:
         storage.link_or_copy(path, target / path.name)
+    _linked_sync(target, files)
     _rows_attach(rows, study)
     _received_audit(rows=rows, study=study, files=files)
     job_create(study=study, kind=Job.Kind.INGEST)
@@ -422,6 +455,7 @@ def _study_from_received(*, rows: list[ReceivedStudy], files: list[Path]) -> Stu
 def _study_reingest(*, rows: list[ReceivedStudy], study: Study, files: list[Path]) -> None:
     """The study's ingest failed (e.g. the MR came late): ingest it again with everything."""
     study_reingest_with(study=study, files=files)
+    _linked_sync(storage.upload_dir(study.pk) / "dicom", files)
     _rows_attach(rows, study)
     _received_audit(rows=rows, study=study, files=files, reingest=True)
 
@@ -446,6 +480,7 @@ def _late_objects_attach(*, rows: list[ReceivedStudy], study: Study, files: list
                 "received_at": timezone.now().isoformat(),
             }
         )
+    _linked_sync(target, files)
     report = dict(study.report or {})
     report["late_objects"] = [*report.get("late_objects", []), *late]
     study.report = report
@@ -569,7 +604,7 @@ def retrieve_create(
 def _retrieve_enqueue(retrieve_id: int) -> None:
     from . import tasks
 
-    tasks.pacs_retrieve_task.send(retrieve_id)
+    queueing.send(tasks.pacs_retrieve_task, retrieve_id)  # never raises: the sweeper resends
 
 
 def _claim_job(model: type[Retrieve] | type[DicomSend], pk: int, queued: str, running: str) -> bool:
@@ -679,7 +714,35 @@ def dicom_send_create(
 def _send_enqueue(send_id: int) -> None:
     from . import tasks
 
-    tasks.dicom_send_task.send(send_id)
+    queueing.send(tasks.dicom_send_task, send_id)  # never raises: the sweeper resends
+
+
+# Longer than the send actor's largest backoff (10 min): a queued row untouched for this
+# long has no message left to run it.
+PACS_RESEND_AFTER = timedelta(minutes=12)
+
+
+def pacs_rows_sweep(*, now: datetime | None = None) -> int:
+    """Send again the queued retrieves and sends whose message was lost (a broker crash, a
+    request made while the broker was down), and those whose worker died mid-claim
+    (``STALE_CLAIM``). Extra messages are harmless: each row is claimed atomically
+    (``_claim_job``). Returns how many messages were sent."""
+    now = now or timezone.now()
+    cutoff = now - PACS_RESEND_AFTER
+    stale = now - STALE_CLAIM
+    retrieves = Retrieve.objects.filter(
+        Q(status=Retrieve.Status.QUEUED, created_at__lt=cutoff)
+        | Q(status=Retrieve.Status.RUNNING, claimed_at__lt=stale)
+    ).values_list("pk", flat=True)
+    sends = DicomSend.objects.filter(
+        Q(status=DicomSend.Status.QUEUED, updated_at__lt=cutoff)
+        | Q(status=DicomSend.Status.SENDING, claimed_at__lt=stale)
+    ).values_list("pk", flat=True)
+    for pk in retrieves:
+        _retrieve_enqueue(pk)
+    for pk in sends:
+        _send_enqueue(pk)
+    return len(retrieves) + len(sends)
 
 
 def dicom_sends_on_approval(*, study_id: int) -> list[DicomSend]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_int, env_list, env_str
+from .env import env_bool, env_choice, env_int, env_list, env_str
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 VAR_DIR = Path(env_str("LESIONLOOP_VAR", str(PROJECT_ROOT / "var")))
@@ -210,6 +210,11 @@ LESIONLOOP_DICOM_QUIET_SECONDS = env_int("LESIONLOOP_DICOM_QUIET_SECONDS", 30, m
 # The CT and the MR are two DICOM studies of one patient: a received study joins the
 # study of the same PatientID received within this many hours (e.g. a late MR).
 LESIONLOOP_DICOM_PAIR_HOURS = env_int("LESIONLOOP_DICOM_PAIR_HOURS", 12, minimum=0)
+# When a received object reaches the disk (docs/DICOM.md, Durability): "object" fsyncs
+# each before answering success; "batch" fsyncs every LESIONLOOP_DICOM_FSYNC_INTERVAL_MS
+# (an OS crash or power loss may lose that last window) and each study before completion.
+LESIONLOOP_DICOM_FSYNC = env_choice("LESIONLOOP_DICOM_FSYNC", "batch", ("batch", "object"))
+LESIONLOOP_DICOM_FSYNC_INTERVAL_MS = env_int("LESIONLOOP_DICOM_FSYNC_INTERVAL_MS", 500, minimum=10)
 # Dotted paths called with (study_id=, files=) for objects that arrive after ingest:
 # a planning system's RTSTRUCT becomes the ground truth of a study nobody reviewed yet.
 LESIONLOOP_DICOM_LATE_OBJECT_HOOKS: list[str] = ["lesionloop.loop.flows.late_structure_set"]
@@ -223,7 +228,26 @@ _DRAMATIQ_MIDDLEWARE = [
     "dramatiq.middleware.Retries",
     "dramatiq.middleware.CurrentMessage",
     "django_dramatiq.middleware.DbConnectionsMiddleware",
+    # Workers on the default queue run the job sweeper (lesionloop.loop.sweeper).
+    "lesionloop.loop.sweeper.SweeperMiddleware",
 ]
+
+# --- Recovery: heartbeats and the sweeper (docs/PLATFORM.md, "Nothing is stuck") -----
+# A running job's worker writes its heartbeat this often (seconds).
+LESIONLOOP_JOB_HEARTBEAT_S = env_int("LESIONLOOP_JOB_HEARTBEAT_S", 5, minimum=1)
+# A running job whose heartbeat is older than this lost its worker: it is queued again.
+LESIONLOOP_JOB_STALE_S = env_int("LESIONLOOP_JOB_STALE_S", 45, minimum=2)
+# A queued job older than this whose message the broker no longer holds is sent again.
+LESIONLOOP_JOB_REQUEUE_S = env_int("LESIONLOOP_JOB_REQUEUE_S", 60, minimum=1)
+# A job whose worker died this many times is failed instead (it may be what kills it).
+LESIONLOOP_JOB_MAX_ATTEMPTS = env_int("LESIONLOOP_JOB_MAX_ATTEMPTS", 3, minimum=1)
+# How often each default-queue worker process sweeps (seconds); 0 turns the sweeper off.
+LESIONLOOP_SWEEP_INTERVAL_S = env_int("LESIONLOOP_SWEEP_INTERVAL_S", 15, minimum=0)
+if LESIONLOOP_JOB_STALE_S <= 2 * LESIONLOOP_JOB_HEARTBEAT_S:
+    raise ImproperlyConfigured(
+        f"LESIONLOOP_JOB_STALE_S ({LESIONLOOP_JOB_STALE_S}) must exceed two heartbeats "
+        f"(LESIONLOOP_JOB_HEARTBEAT_S={LESIONLOOP_JOB_HEARTBEAT_S}): live jobs would be requeued"
+    )
 
 
 def dramatiq_broker_settings(url: str) -> dict[str, object]:

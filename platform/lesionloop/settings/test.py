@@ -10,7 +10,7 @@ import dj_database_url
 
 from .base import *  # noqa: F403
 from .base import dramatiq_broker_settings
-from .env import env_str
+from .env import env_int, env_str
 
 DEBUG = False
 SECRET_KEY = "test-only-key"
@@ -25,6 +25,8 @@ LESIONLOOP_GRID = env_str("LESIONLOOP_GRID", "tiny")
 # Unit tests use the StubBroker; end-to-end tests start real workers against Redis.
 DRAMATIQ_BROKER = dramatiq_broker_settings(env_str("LESIONLOOP_E2E_BROKER_URL"))
 EMBEDDED_WORKER = False
+# No sweeper thread in the unit tests' in-process workers; the real-worker tests turn it on.
+LESIONLOOP_SWEEP_INTERVAL_S = env_int("LESIONLOOP_SWEEP_INTERVAL_S", 0, minimum=0)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

@@ -107,10 +107,17 @@ class Job(models.Model):
     state = models.CharField(
         max_length=16, choices=State.choices, default=State.QUEUED, db_index=True
     )
+    # Claims so far; also the fencing token: only the worker holding the current
+    # attempt may beat or finish the job (a requeued job's old worker cannot).
     attempts = models.PositiveIntegerField(default=0)
     message = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # Written every few seconds by the running worker (``core.heartbeat``).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # The last message sent for the job, and when ("" = the broker did not take it).
+    message_id = models.CharField(max_length=64, blank=True, default="")
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -17,7 +17,8 @@ import logging
 import os
 import shutil
 import time
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,7 +32,9 @@ from django.utils import timezone
 from django.utils.text import get_valid_filename
 
 from lesionloop.audit.services import audit_record
-from lesionloop.core.exceptions import DomainError
+from lesionloop.core import queueing
+from lesionloop.core.exceptions import ClaimLost, DomainError
+from lesionloop.core.heartbeat import Heartbeat
 from lesionloop.core.text import clean_json, clean_text
 from lesionloop.registry.models import ModelVersion
 from lesionloop.registry.selectors import model_version_active
@@ -42,8 +45,6 @@ from .priority import review_priority
 
 log = logging.getLogger(__name__)
 
-# A running job whose worker vanished may be claimed again after this long.
-STALE_CLAIM = timedelta(minutes=45)
 REVIEWED_STATUSES = {Study.Status.IN_REVIEW, Study.Status.APPROVED}
 
 
@@ -72,31 +73,50 @@ class GroundTruthApply(Protocol):
 
 
 # --- jobs ---------------------------------------------------------------------------
+# A job is a row before it is a message: the row is the durable queue. A worker claims
+# it (queued -> running, attempts + 1), beats while it works and finishes it in a
+# transaction that first checks it still holds that attempt. ``jobs_sweep`` (run by the
+# workers' sweeper, ``lesionloop.loop.sweeper``) queues again what a dead worker or a
+# lost message left behind.
+
+
+@dataclass(frozen=True)
+class SweepCounts:
+    requeued: int = 0  # running with a stale heartbeat -> queued, new message
+    resent: int = 0  # queued, message lost -> message sent again
+    failed: int = 0  # stale after the last allowed attempt -> failed
 
 
 def job_create(*, study: Study, kind: str, model_version: ModelVersion | None = None) -> Job:
-    """Create a job and enqueue its actor once the surrounding transaction commits."""
+    """Create a job and enqueue its actor once the surrounding transaction commits.
+
+    If the broker is down the job stays queued without a message (the upload still
+    succeeds); the sweeper sends it once the broker is back."""
     job = Job.objects.create(study=study, kind=kind, model_version=model_version)
     transaction.on_commit(lambda: job_enqueue(job_id=job.pk, kind=kind))
     return job
 
 
-def job_enqueue(*, job_id: int, kind: str) -> None:
+def _job_actor(kind: str) -> Any:
     from . import tasks
 
-    actor = tasks.study_ingest_task if kind == Job.Kind.INGEST else tasks.study_presegment_task
-    actor.send(job_id)
+    return tasks.study_ingest_task if kind == Job.Kind.INGEST else tasks.study_presegment_task
+
+
+def job_enqueue(*, job_id: int, kind: str) -> str:
+    """Send the job's message and record it; never raises (the message id or "")."""
+    message_id = queueing.send(_job_actor(kind), job_id)
+    Job.objects.filter(pk=job_id).update(message_id=message_id, enqueued_at=timezone.now())
+    return message_id
 
 
 def job_claim(*, job_id: int) -> Job | None:
-    """Take a queued (or stale running) job; None if another worker has it or it is done."""
+    """Take a queued job (attempts + 1: the claim's fencing token); None if another
+    worker has it or it is done. Running jobs are never taken over here: only the
+    sweeper puts a job whose heartbeat stopped back to queued."""
     now = timezone.now()
-    taken = (
-        Job.objects.filter(pk=job_id)
-        .filter(
-            Q(state=Job.State.QUEUED) | Q(state=Job.State.RUNNING, claimed_at__lt=now - STALE_CLAIM)
-        )
-        .update(state=Job.State.RUNNING, claimed_at=now, attempts=F("attempts") + 1)
+    taken = Job.objects.filter(pk=job_id, state=Job.State.QUEUED).update(
+        state=Job.State.RUNNING, claimed_at=now, heartbeat_at=now, attempts=F("attempts") + 1
     )
     if not taken:
         log.info("job %s already claimed or finished; ignoring the message", job_id)
@@ -104,11 +124,39 @@ def job_claim(*, job_id: int) -> Job | None:
     return Job.objects.select_related("study", "model_version").get(pk=job_id)
 
 
-def job_finish(*, job: Job, ok: bool, message: str = "") -> None:
-    Job.objects.filter(pk=job.pk).update(
-        state=Job.State.SUCCEEDED if ok else Job.State.FAILED,
-        message=clean_text(message, max_len=4000),
-        finished_at=timezone.now(),
+def job_heartbeat(job: Job) -> Heartbeat:
+    """``with job_heartbeat(job):`` keeps the claimed job's heartbeat fresh."""
+
+    def beat() -> bool:
+        return bool(
+            Job.objects.filter(pk=job.pk, state=Job.State.RUNNING, attempts=job.attempts).update(
+                heartbeat_at=timezone.now()
+            )
+        )
+
+    return Heartbeat(beat, every_s=settings.LESIONLOOP_JOB_HEARTBEAT_S)
+
+
+def job_hold(job: Job) -> None:
+    """Inside the transaction that finishes ``job``: lock its row and check this worker
+    still holds the claim; ``ClaimLost`` (the transaction must roll back) otherwise."""
+    held = (
+        Job.objects.select_for_update()
+        .filter(pk=job.pk, state=Job.State.RUNNING, attempts=job.attempts)
+        .exists()
+    )
+    if not held:
+        raise ClaimLost(f"job {job.pk}: attempt {job.attempts} was taken over")
+
+
+def job_finish(*, job: Job, ok: bool, message: str = "") -> bool:
+    """Finish the claimed attempt; False (nothing written) when the claim was lost."""
+    return bool(
+        Job.objects.filter(pk=job.pk, state=Job.State.RUNNING, attempts=job.attempts).update(
+            state=Job.State.SUCCEEDED if ok else Job.State.FAILED,
+            message=clean_text(message, max_len=4000),
+            finished_at=timezone.now(),
+        )
     )
 
 
@@ -126,6 +174,82 @@ def jobs_recover() -> int:
     if jobs:
         log.info("re-enqueued %d unfinished jobs", len(jobs))
     return len(jobs)
+
+
+def _stale(cutoff: datetime) -> Q:
+    """No heartbeat since ``cutoff`` (a row claimed before heartbeats: by its claim)."""
+    return Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, claimed_at__lt=cutoff)
+
+
+def _job_requeue_stale(job: Job, *, cutoff: datetime) -> str:
+    """Put one running job whose heartbeat stopped back to queued (or fail it after the
+    last attempt): "requeued", "failed" or "" when its state changed meanwhile."""
+    with transaction.atomic():
+        stale = Job.objects.filter(
+            _stale(cutoff), pk=job.pk, state=Job.State.RUNNING, attempts=job.attempts
+        )
+        if job.attempts >= settings.LESIONLOOP_JOB_MAX_ATTEMPTS:
+            reason = (
+                f"The worker running this {job.kind} job stopped {job.attempts} times "
+                "(LESIONLOOP_JOB_MAX_ATTEMPTS); not trying again."
+            )
+            if not stale.update(state=Job.State.FAILED, message=reason, finished_at=timezone.now()):
+                return ""
+            unreviewed = Study.objects.filter(pk=job.study_id).exclude(status__in=REVIEWED_STATUSES)
+            # no mask yet: failed; a working mask (a re-pre-segmentation): reviewable
+            unreviewed.filter(revision_number=0).update(
+                status=Study.Status.FAILED, status_reason=reason, updated_at=timezone.now()
+            )
+            unreviewed.filter(revision_number__gt=0, status=Study.Status.PROCESSING).update(
+                status=Study.Status.READY, status_reason=reason, updated_at=timezone.now()
+            )
+            audit_record(event_type="job_failed", study=job.study_id, job=job.pk, reason=reason)
+            return "failed"
+        if not stale.update(state=Job.State.QUEUED, heartbeat_at=None, enqueued_at=timezone.now()):
+            return ""
+        audit_record(
+            event_type="job_requeued",
+            study=job.study_id,
+            job=job.pk,
+            kind=job.kind,
+            attempts=job.attempts,
+            reason="heartbeat stopped",
+        )
+        transaction.on_commit(lambda: job_enqueue(job_id=job.pk, kind=job.kind))
+    return "requeued"
+
+
+def _job_resend_lost(job: Job, *, cutoff: datetime) -> bool:
+    """Send a queued job again when the broker no longer holds its message."""
+    queue = _job_actor(job.kind).queue_name
+    if queueing.message_live(queue, job.message_id):
+        return False
+    sent_before = Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=cutoff)
+    if not Job.objects.filter(sent_before, pk=job.pk, state=Job.State.QUEUED).update(
+        enqueued_at=timezone.now()
+    ):
+        return False  # claimed, or another sweeper just sent it
+    log.info("job %s lost its message (%r); sending it again", job.pk, job.message_id)
+    job_enqueue(job_id=job.pk, kind=job.kind)
+    return True
+
+
+def jobs_sweep() -> SweepCounts:
+    """Queue again the jobs a dead worker or a lost message left behind (module notes)."""
+    now = timezone.now()
+    stale_cutoff = now - timedelta(seconds=settings.LESIONLOOP_JOB_STALE_S)
+    outcomes = [
+        _job_requeue_stale(job, cutoff=stale_cutoff)
+        for job in Job.objects.filter(_stale(stale_cutoff), state=Job.State.RUNNING)
+    ]
+    resend_cutoff = now - timedelta(seconds=settings.LESIONLOOP_JOB_REQUEUE_S)
+    lost = Job.objects.filter(state=Job.State.QUEUED, created_at__lt=resend_cutoff).filter(
+        Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=resend_cutoff)
+    )
+    resent = sum(_job_resend_lost(job, cutoff=resend_cutoff) for job in lost)
+    return SweepCounts(
+        requeued=outcomes.count("requeued"), resent=resent, failed=outcomes.count("failed")
+    )
 
 
 # --- upload -------------------------------------------------------------------------
@@ -251,6 +375,9 @@ def _study_fail(
             _study_fail_write(study_id=study_id, reason=reason, job=job, unprepare=unprepare)
             audit_record(event_type="study_failed", study=study_id, reason=reason, **payload)
         return
+    except ClaimLost:
+        log.warning("study %s: job %s was requeued; its failure is not stored", study_id, job)
+        return
     except DatabaseError:
         log.exception("study %s: storing its failure failed; storing a safe reason", study_id)
     try:
@@ -258,6 +385,8 @@ def _study_fail(
             _study_fail_write(
                 study_id=study_id, reason=SAFE_FAILURE_REASON, job=job, unprepare=unprepare
             )
+    except ClaimLost:
+        return
     except DatabaseError:
         log.exception("study %s: even the safe failure could not be stored", study_id)
         return
@@ -274,13 +403,15 @@ def _study_fail(
 
 
 def _study_fail_write(*, study_id: int, reason: str, job: Job | None, unprepare: bool) -> None:
+    """The failure's writes; ``ClaimLost`` first if ``job`` was requeued meanwhile
+    (then the new attempt owns the study and its files)."""
+    if job is not None and not job_finish(job=job, ok=False, message=reason):
+        raise ClaimLost(f"job {job.pk}: attempt {job.attempts} was taken over")
     fields: dict[str, Any] = {"status": Study.Status.FAILED, "status_reason": reason}
     if unprepare:
         shutil.rmtree(storage.prepared_dir(study_id), ignore_errors=True)
         fields["prepared"] = False
     Study.objects.filter(pk=study_id).update(**fields, updated_at=timezone.now())
-    if job is not None:
-        job_finish(job=job, ok=False, message=reason)
 
 
 def _prepare(*, study_id: int, source: Path, ground_truth: Path | None) -> dict[str, Any]:
@@ -346,11 +477,17 @@ def study_ingest(*, job_id: int, ground_truth_apply: GroundTruthApply) -> Study 
 
     Returns the study once ingested; None when the job was taken or the study failed.
     """
-    from ml.imaging.errors import IngestError
-
     job = job_claim(job_id=job_id)
     if job is None:
         return None
+    with job_heartbeat(job):
+        return _ingest_claimed(job=job, apply=ground_truth_apply)
+
+
+def _ingest_claimed(*, job: Job, apply: GroundTruthApply) -> Study | None:
+    """The body of ``study_ingest`` once the job is claimed (its heartbeat running)."""
+    from ml.imaging.errors import IngestError
+
     study_id = job.study_id
     Study.objects.filter(pk=study_id).update(
         status=Study.Status.PROCESSING,
@@ -378,8 +515,11 @@ def study_ingest(*, job_id: int, ground_truth_apply: GroundTruthApply) -> Study 
         return None
     try:
         return _ingest_commit(
-            job=job, info=info, has_gt=gt is not None, started=started, apply=ground_truth_apply
+            job=job, info=info, has_gt=gt is not None, started=started, apply=apply
         )
+    except ClaimLost:
+        log.warning("ingest job %s was requeued meanwhile; this attempt stores nothing", job.pk)
+        return None
     except Exception as exc:  # noqa: BLE001 - the study must not stay "processing"
         log.exception("ingest of study %s could not be stored", study_id)
         _study_fail(
@@ -399,6 +539,7 @@ def _ingest_commit(
     the transaction that finishes the job."""
     fields = _study_fields_from_info(info)
     with transaction.atomic():
+        job_hold(job)
         study = Study.objects.select_for_update().get(pk=job.study_id)
         for key, value in fields.items():
             setattr(study, key, value)
@@ -536,6 +677,15 @@ def study_presegment(*, job_id: int, prediction_apply: PredictionApply) -> None:
     job = job_claim(job_id=job_id)
     if job is None:
         return
+    with job_heartbeat(job):
+        try:
+            _presegment_claimed(job=job, apply=prediction_apply)
+        except ClaimLost:
+            log.warning("pre-segmentation job %s was requeued meanwhile; stored nothing", job.pk)
+
+
+def _presegment_claimed(*, job: Job, apply: PredictionApply) -> None:
+    """The body of ``study_presegment`` once the job is claimed (its heartbeat running)."""
     study, mv = job.study, job.model_version
     audit_record(event_type="presegment_started", study=study, model_version=mv, job=job.pk)
     try:
@@ -543,7 +693,8 @@ def study_presegment(*, job_id: int, prediction_apply: PredictionApply) -> None:
     except Exception as exc:
         log.exception("pre-segmentation of study %s with %s failed", study.pk, mv)
         reason = f"Pre-segmentation with model {mv.name} failed ({type(exc).__name__}: {exc})."
-        job_finish(job=job, ok=False, message=reason)
+        if not job_finish(job=job, ok=False, message=reason):
+            raise ClaimLost(f"job {job.pk}: attempt {job.attempts} was taken over") from exc
         with transaction.atomic():
             locked = Study.objects.select_for_update().get(pk=study.pk)
             if locked.revision_number == 0 and locked.status != Study.Status.APPROVED:
@@ -554,6 +705,7 @@ def study_presegment(*, job_id: int, prediction_apply: PredictionApply) -> None:
         return
     priority = review_priority(lesions)
     with transaction.atomic():
+        job_hold(job)
         study = Study.objects.select_for_update().get(pk=study.pk)
         Prediction.objects.update_or_create(
             study=study,
@@ -574,7 +726,7 @@ def study_presegment(*, job_id: int, prediction_apply: PredictionApply) -> None:
             seconds=round(seconds, 3),
         )
         if _study_unreviewed(study):
-            prediction_apply(
+            apply(
                 study=study,
                 model_version=mv,
                 labels_gz=(target / "labels.u16.gz").read_bytes(),

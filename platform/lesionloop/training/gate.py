@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -25,6 +26,7 @@ import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 
+from lesionloop.core import queueing
 from lesionloop.registry import services as registry
 from lesionloop.registry.models import GateScore, GateSetVersion, ModelVersion
 from lesionloop.registry.selectors import gate_set_current
@@ -133,7 +135,33 @@ def gate_set_update() -> GateSetVersion | None:
 def gate_score_enqueue(score_id: int) -> None:
     from .tasks import gate_score_execute_task
 
-    gate_score_execute_task.send(score_id)
+    queueing.send(gate_score_execute_task, score_id)  # never raises: the sweeper resends
+
+
+GATE_RESEND_AFTER_S = 12 * 60
+
+
+def gate_scores_sweep(*, now: Any = None) -> int:
+    """Queue again the scores a dead worker left ``running`` (started longer ago than the
+    actor's time limit) and send again queued scores older than ``GATE_RESEND_AFTER_S``
+    (their message was lost). A score is claimed atomically (``gate_score_claim``), so an
+    extra message is harmless. Returns how many messages were sent."""
+    from django.utils import timezone
+
+    from .tasks import GATE_SCORE_TIME_LIMIT_MS
+
+    now = now or timezone.now()
+    dead = now - timedelta(milliseconds=GATE_SCORE_TIME_LIMIT_MS + 60_000)
+    GateScore.objects.filter(status=GateScore.Status.RUNNING, started_at__lt=dead).update(
+        status=GateScore.Status.QUEUED, message="worker lost: queued again"
+    )
+    lost = GateScore.objects.filter(
+        status=GateScore.Status.QUEUED,
+        created_at__lt=now - timedelta(seconds=GATE_RESEND_AFTER_S),
+    ).values_list("pk", flat=True)
+    for pk in lost:
+        gate_score_enqueue(pk)
+    return len(lost)
 
 
 def gate_scores_request(

@@ -63,6 +63,11 @@ class TrainingRun(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     pid = models.IntegerField(null=True, blank=True)
+    # Claims so far, and the fencing token of the current one (see studies.Job).
+    attempts = models.PositiveIntegerField(default=0)
+    # The last message sent for the run, and when ("" = the broker did not take it).
+    message_id = models.CharField(max_length=64, blank=True, default="")
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)

@@ -15,17 +15,21 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from lesionloop.audit.services import audit_record
-from lesionloop.core.exceptions import Conflict, DomainError
+from lesionloop.core import queueing
+from lesionloop.core.exceptions import ClaimLost, Conflict, DomainError
+from lesionloop.core.heartbeat import Heartbeat
 from lesionloop.registry import services as registry
 from lesionloop.registry.models import ModelVersion
 from lesionloop.registry.selectors import model_version_active
@@ -65,13 +69,14 @@ gate_scores_request = gate.gate_scores_request
 # --- start, auto-start, cancel ------------------------------------------------------
 
 
-def training_run_enqueue(run_id: int, *, delay_ms: int | None = None) -> None:
+def training_run_enqueue(run_id: int, *, delay_ms: int | None = None) -> str:
+    """Send the run's message and record it; never raises (the message id, or "" when
+    the broker is down: the run stays queued and the sweeper sends it later)."""
     from .tasks import training_run_execute_task
 
-    if delay_ms:
-        training_run_execute_task.send_with_options(args=(run_id,), delay=delay_ms)
-    else:
-        training_run_execute_task.send(run_id)
+    message_id = queueing.send(training_run_execute_task, run_id, delay_ms=delay_ms)
+    TrainingRun.objects.filter(pk=run_id).update(message_id=message_id, enqueued_at=timezone.now())
+    return message_id
 
 
 def training_run_start(
@@ -197,12 +202,9 @@ def training_run_execute(*, run_id: int) -> ModelVersion | None:
     run = TrainingRun.objects.filter(pk=run_id).first()
     if run is None:
         return None
-    if run.status == Status.RUNNING:
-        beat = run.heartbeat_at or run.started_at or run.created_at
-        if timezone.now() - beat > timedelta(seconds=ORPHAN_AFTER_S):
-            _fail_orphan(run, "The worker running this training stopped; run it again.")
-        return  # another worker is on it (or it was just failed above)
     if run.status != Status.QUEUED:
+        # running: another worker is on it (if that worker died, the sweeper queues the
+        # run again once its heartbeat is stale); finished: nothing to do.
         return None
 
     records = selectors.training_case_records()
@@ -217,7 +219,12 @@ def training_run_execute(*, run_id: int) -> ModelVersion | None:
         claimed = TrainingRun.objects.filter(
             pk=run.pk, status=Status.QUEUED, cancel_requested=False
         ).update(
-            status=Status.RUNNING, started_at=now, heartbeat_at=now, stage="preparing", message=""
+            status=Status.RUNNING,
+            started_at=now,
+            heartbeat_at=now,
+            stage="preparing",
+            message="",
+            attempts=F("attempts") + 1,
         )
         if not claimed:
             return None
@@ -230,9 +237,23 @@ def training_run_execute(*, run_id: int) -> ModelVersion | None:
         version = _version_start(
             run=run, active=active, config=config, warm=warm, train=train, val=val
         )
-    return _train(
-        run=run, version=version, config=config, train=train, val=val, warm=warm, active=active
-    )
+    with _run_heartbeat(run):
+        return _train(
+            run=run, version=version, config=config, train=train, val=val, warm=warm, active=active
+        )
+
+
+def _run_heartbeat(run: TrainingRun) -> Heartbeat:
+    """Keeps the claimed run's heartbeat fresh while this worker trains it."""
+
+    def beat() -> bool:
+        return bool(
+            TrainingRun.objects.filter(
+                pk=run.pk, status=Status.RUNNING, attempts=run.attempts
+            ).update(heartbeat_at=timezone.now())
+        )
+
+    return Heartbeat(beat, every_s=settings.LESIONLOOP_JOB_HEARTBEAT_S)
 
 
 def _wait_for_cases(
@@ -486,6 +507,8 @@ def _train(
             metrics = _metrics_with_baseline(outcome.done, active, reuse_baseline=reuse_baseline)
             return _finish_success(run=run, version=version, weights=weights, metrics=metrics)
         _finish_unsuccessful(run=run, version=version, outcome=outcome, timeout_s=timeout_s)
+    except ClaimLost:  # the sweeper requeued the run (and failed this attempt's version)
+        log.warning("training run %s attempt %s was taken over; stopped", run.pk, run.attempts)
     except Exception as exc:  # any failure leaves a failed version, never a half-published one
         log.exception("training run %s failed", run.pk)
         _finish_failure(
@@ -595,8 +618,15 @@ def _finish_success(
     weights: list[dict[str, str]],
     metrics: dict[str, Any],
 ) -> ModelVersion | None:
-    """Publish the candidate; activate it when nothing is active (returned then)."""
+    """Publish the candidate; activate it when nothing is active (returned then).
+    ``ClaimLost`` (nothing published) when the run was requeued meanwhile."""
     with transaction.atomic():
+        if not (
+            TrainingRun.objects.select_for_update()
+            .filter(pk=run.pk, status=Status.RUNNING, attempts=run.attempts)
+            .exists()
+        ):
+            raise ClaimLost(f"training run {run.pk}: attempt {run.attempts} was taken over")
         version = registry.model_version_publish(
             version_id=version.pk,
             weights_dir=f"models/{version.name}",
@@ -639,9 +669,9 @@ def _finish_failure(*, run: TrainingRun, version: ModelVersion, status: str, rea
         who = fresh.cancelled_by.get_username() if fresh.cancelled_by else "an admin"
         reason = f"Cancelled by {who}."
     with transaction.atomic():
-        updated = TrainingRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(
-            status=status, finished_at=timezone.now(), message=reason[:4000]
-        )
+        updated = TrainingRun.objects.filter(
+            pk=run.pk, status=Status.RUNNING, attempts=run.attempts
+        ).update(status=status, finished_at=timezone.now(), message=reason[:4000])
         registry.model_version_fail(
             version_id=version.pk, reason=reason, cancelled=status == Status.CANCELLED
         )
@@ -679,3 +709,102 @@ def training_runs_recover() -> None:
         _fail_orphan(run, "The server restarted while this training ran; start it again.")
     for run_id in TrainingRun.objects.filter(status=Status.QUEUED).values_list("pk", flat=True):
         training_run_enqueue(run_id)
+
+
+# --- the sweeper's part (lesionloop.loop.sweeper) -------------------------------------
+
+
+@dataclass(frozen=True)
+class RunSweepCounts:
+    requeued: int = 0  # running with a stale heartbeat -> queued, new message
+    resent: int = 0  # queued, message lost -> message sent again
+    failed: int = 0  # stale after the last allowed attempt -> failed
+
+
+def _run_stale(cutoff: datetime) -> Q:
+    return Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+
+
+def _run_requeue_stale(run: TrainingRun, *, cutoff: datetime) -> str:
+    """Queue a run whose worker died again (its half-trained version fails), or fail it
+    after the last attempt: "requeued", "failed" or "" when it changed meanwhile."""
+    stale = TrainingRun.objects.filter(
+        _run_stale(cutoff), pk=run.pk, status=Status.RUNNING, attempts=run.attempts
+    )
+    last = run.attempts >= settings.LESIONLOOP_JOB_MAX_ATTEMPTS
+    reason = (
+        f"The worker running this training stopped {run.attempts} times "
+        "(LESIONLOOP_JOB_MAX_ATTEMPTS); start it again."
+        if last
+        else f"The worker running attempt {run.attempts} stopped; training again."
+    )
+    with transaction.atomic():
+        if last:
+            changed = stale.update(status=Status.FAILED, finished_at=timezone.now(), message=reason)
+        else:
+            changed = stale.update(
+                status=Status.QUEUED,
+                model_version=None,
+                heartbeat_at=None,
+                pid=None,
+                stage="",
+                epoch=0,
+                step=0,
+                progress=0.0,
+                losses=[],
+                message=reason,
+                enqueued_at=timezone.now(),
+            )
+        if not changed:
+            return ""
+        if run.model_version_id:
+            registry.model_version_fail(version_id=run.model_version_id, reason=reason)
+        audit_record(
+            event_type="training_failed" if last else "training_requeued",
+            model_version=run.model_version_id,
+            training_run=run.pk,
+            attempts=run.attempts,
+            reason=reason,
+        )
+        if not last:
+            transaction.on_commit(lambda: training_run_enqueue(run.pk))
+    if run.model_version is not None:  # the dead attempt's work folder, not the next one's
+        for path in attempts_root().glob(f"run{run.pk}-{run.model_version.name}-*"):
+            shutil.rmtree(path, ignore_errors=True)
+    return "failed" if last else "requeued"
+
+
+def _run_resend_lost(run: TrainingRun, *, cutoff: datetime) -> bool:
+    """Send a queued run again when the broker no longer holds its message."""
+    from .tasks import training_run_execute_task
+
+    if queueing.message_live(training_run_execute_task.queue_name, run.message_id):
+        return False
+    sent_before = Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=cutoff)
+    if not TrainingRun.objects.filter(sent_before, pk=run.pk, status=Status.QUEUED).update(
+        enqueued_at=timezone.now()
+    ):
+        return False
+    log.info("training run %s lost its message (%r); sending it again", run.pk, run.message_id)
+    training_run_enqueue(run.pk)
+    return True
+
+
+def training_runs_sweep() -> RunSweepCounts:
+    """Queue again the runs a dead worker or a lost message left behind."""
+    now = timezone.now()
+    stale_cutoff = now - timedelta(seconds=settings.LESIONLOOP_JOB_STALE_S)
+    outcomes = [
+        _run_requeue_stale(run, cutoff=stale_cutoff)
+        for run in TrainingRun.objects.filter(
+            _run_stale(stale_cutoff), status=Status.RUNNING
+        ).select_related("model_version")
+    ]
+    resend_cutoff = now - timedelta(seconds=settings.LESIONLOOP_JOB_REQUEUE_S)
+    lost = TrainingRun.objects.filter(status=Status.QUEUED, created_at__lt=resend_cutoff).filter(
+        Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=resend_cutoff)
+    )
+    resent = sum(_run_resend_lost(run, cutoff=resend_cutoff) for run in lost)
+    return RunSweepCounts(
+        requeued=outcomes.count("requeued"), resent=resent, failed=outcomes.count("failed")
+    )

@@ -9,6 +9,7 @@ rolled back (roles are cluster-wide, so the names are unique per run).
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -183,6 +184,58 @@ def test_db_roles_command_prints_and_applies(as_role: Any) -> None:
         cursor.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", [name])
         assert cursor.fetchone()[0] == 0  # printing changes nothing
     call_command("db_roles", "--app-role", name, "--apply", stdout=out)
+    event = audit_record(event_type="probe")
+    as_role(name)
+    with pytest.raises(DatabaseError, match="permission denied"), transaction.atomic():
+        AuditEvent.objects.filter(pk=event.pk).update(event_type="forged")
+    audit_record(event_type="appended")
+
+
+# How the role is made unconfined before ``--grants-only``, and what the refusal names.
+UNCONFINED = [
+    ("missing", None, "does not exist"),
+    ("superuser", "ALTER ROLE {app} SUPERUSER", "has SUPERUSER"),
+    ("createrole", "ALTER ROLE {app} CREATEROLE", "has CREATEROLE"),
+    ("createdb", "ALTER ROLE {app} CREATEDB", "has CREATEDB"),
+    ("bypassrls", "ALTER ROLE {app} BYPASSRLS", "has BYPASSRLS"),
+    ("member-of-owner", "GRANT {owner} TO {app}", "is a member of the owner role"),
+]
+
+
+@pytest.mark.parametrize(("case", "change", "error"), UNCONFINED, ids=[c[0] for c in UNCONFINED])
+def test_grants_only_refuses_an_unconfined_role(case: str, change: str | None, error: str) -> None:
+    from django.core.management import CommandError, call_command
+
+    name = f"ll_app_{uuid.uuid4().hex[:12]}"
+    owner = f"ll_owner_{uuid.uuid4().hex[:12]}"
+    _sql(f'CREATE ROLE "{owner}"')
+    if change is not None:
+        _sql(f'CREATE ROLE "{name}" LOGIN')
+        _sql(change.format(app=f'"{name}"', owner=f'"{owner}"'))
+    args = ["--app-role", name, "--owner-role", owner, "--grants-only", "--apply"]
+    with pytest.raises(CommandError, match=f"Refusing to grant: .*{error}"):
+        call_command("db_roles", *args)
+    if case not in {"missing", "superuser"}:  # a superuser has every privilege anyway
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT has_table_privilege(%s, 'auth_user', 'INSERT')", [name])
+            assert cursor.fetchone()[0] is False  # refused before any grant
+
+
+def test_grants_only_grants_a_confined_role_and_alters_nothing(as_role: Any) -> None:
+    from django.core.management import CommandError, call_command
+
+    name = f"ll_app_{uuid.uuid4().hex[:12]}"
+    _sql(f'CREATE ROLE "{name}" LOGIN CONNECTION LIMIT 7')
+    out = io.StringIO()
+    call_command("db_roles", "--app-role", name, "--grants-only", "--apply", stdout=out)
+    assert "confined (10 statements)" in out.getvalue()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT rolconnlimit FROM pg_roles WHERE rolname = %s", [name])
+        assert cursor.fetchone()[0] == 7  # the role itself untouched
+    with pytest.raises(CommandError, match="alters no role"):
+        call_command(
+            "db_roles", "--app-role", name, "--grants-only", "--apply", "--password-env", "PATH"
+        )
     event = audit_record(event_type="probe")
     as_role(name)
     with pytest.raises(DatabaseError, match="permission denied"), transaction.atomic():

@@ -183,12 +183,94 @@ def test_no_patient_name_or_id_in_any_log(
         ("pynetdicom", "(0010,0010) PN [DOE^JOHN]", f"(0010,0010) PN [{SCRUBBED}]"),
         (
             "py.warnings",
-            "x.py:1: UserWarning: Value 'DOE'",
-            f"x.py:1: UserWarning: Value '{SCRUBBED}'",
+            "/venv/site-packages/pydicom/dataset.py:1: UserWarning: Value 'DOE'",
+            f"/venv/site-packages/pydicom/dataset.py:1: UserWarning: Value '{SCRUBBED}'",
         ),
+        (
+            "py.warnings",
+            "/venv/site-packages/django/db/backends/postgresql/base.py:9: RuntimeWarning: "
+            'FATAL:  database "ll_x" does not exist',
+            "/venv/site-packages/django/db/backends/postgresql/base.py:9: RuntimeWarning: "
+            'FATAL:  database "ll_x" does not exist',
+        ),
+        ("py.warnings", "x.py:1: UserWarning: Value 'DOE'", "x.py:1: UserWarning: Value 'DOE'"),
         ("lesionloop", "found 'CT' and 'MR'", "found 'CT' and 'MR'"),  # our own messages kept
         ("other", "Invalid value for VR IS: 'ID42'", f"Invalid value for VR IS: '{SCRUBBED}'"),
     ],
 )
 def test_scrub(logger: str, message: str, expected: str) -> None:
     assert scrub(message, logger_name=logger) == expected
+
+
+def _psycopg_error(database: str) -> str:
+    """The text of a real failed connection to a database that does not exist."""
+    import psycopg
+    from django.db import connection
+
+    db = connection.settings_dict
+    try:
+        psycopg.connect(
+            host=db["HOST"] or "127.0.0.1",
+            port=db["PORT"] or 5432,
+            user=db["USER"] or "postgres",
+            password=db["PASSWORD"] or None,
+            dbname=database,
+            connect_timeout=10,
+        ).close()
+    except psycopg.OperationalError as exc:
+        return str(exc)
+    raise AssertionError(f"database {database} exists")
+
+
+def _warn_from(module: Any, message: str, category: type[Warning] = RuntimeWarning) -> None:
+    """A warning attributed to ``module``'s file, as its own ``warnings.warn`` would be."""
+    warnings.warn_explicit(message, category, module.__file__, 1, module=module.__name__)
+
+
+def _emitters() -> dict[str, Any]:
+    import django.db.backends.postgresql.base as django_postgres
+    import psycopg
+    import pydicom.dataset
+    import pydicom.misc
+    from pydicom import config
+    from pydicom.valuerep import validate_value
+
+    missing_db = "ll_scrub_missing_db"
+    return {
+        # operational facts stay: the database, host and port an admin must see
+        "django-postgres": lambda: _warn_from(django_postgres, _psycopg_error(missing_db)),
+        "psycopg": lambda: _warn_from(psycopg, _psycopg_error(missing_db)),
+        "our-code": lambda: warnings.warn(f"database '{missing_db}' unreachable", stacklevel=1),
+        # DICOM values go: a file of pydicom, a pydicom function naming its caller's file
+        "pydicom-file": lambda: _warn_from(pydicom.dataset, f"Patient '{NAME}'", UserWarning),
+        "pydicom-stacklevel": lambda: pydicom.misc.warn_and_log(f"Patient name '{NAME}' [{NAME}]"),
+        "pydicom-validate": lambda: validate_value("DA", FAMILY, config.WARN),
+    }
+
+
+# (source, what must be in the py.warnings line, what must not)
+WARNING_SCOPE = [
+    ("django-postgres", ['database "ll_scrub_missing_db"', "port 5432", "base.py"], []),
+    ("psycopg", ['database "ll_scrub_missing_db" does not exist'], []),
+    ("our-code", ["database 'll_scrub_missing_db' unreachable"], []),
+    ("pydicom-file", [f"Patient '{SCRUBBED}'", "pydicom"], [FAMILY, GIVEN]),
+    ("pydicom-stacklevel", [f"Patient name '{SCRUBBED}' [{SCRUBBED}]"], [FAMILY, GIVEN]),
+    ("pydicom-validate", [f"for VR DA: '{SCRUBBED}'"], [FAMILY]),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("source", "kept", "lost"), WARNING_SCOPE, ids=[r[0] for r in WARNING_SCOPE]
+)
+def test_warnings_lose_quoted_values_only_when_they_come_from_dicom_code(
+    captured: _Capture, source: str, kept: list[str], lost: list[str]
+) -> None:
+    _emitters()[source]()
+    # one warning (seen by the handler on py.warnings and again on the root logger)
+    lines = sorted({line for line in captured.lines if line.startswith("py.warnings ")})
+    assert len(lines) == 1, captured.lines
+    for text in kept:
+        assert text in lines[0], (text, lines[0])
+    for text in lost:
+        assert text not in "\n".join(captured.lines), (text, captured.lines)

@@ -28,14 +28,21 @@ def free_port() -> int:
 
 @pytest.fixture
 def start_listener() -> Iterator[Any]:
-    """``start_listener(port=..., allowed_aets=[...], ...)`` -> a started ``Listener``;
-    every listener started is stopped at the end. No completion loop unless asked:
-    tests call ``received_studies_complete`` themselves."""
+    """``start_listener(port=..., allowed_aets=[...], fsync="object", ...)`` -> a started
+    ``Listener``; every listener started is stopped at the end. No completion loop
+    unless asked: tests call ``received_studies_complete`` themselves. ``fsync``
+    defaults to ``LESIONLOOP_DICOM_FSYNC``."""
     from lesionloop.pacs.listener import Listener, listener_config
 
     started: list[Any] = []
 
-    def start(*, complete: bool = False, quiet_seconds: float = 0.0, **config: Any) -> Any:
+    def start(
+        *,
+        complete: bool = False,
+        quiet_seconds: float = 0.0,
+        fsync: str | None = None,
+        **config: Any,
+    ) -> Any:
         config.setdefault("port", free_port())
         config.setdefault("host", "127.0.0.1")
         config.setdefault("ae_title", "LESIONLOOP")
@@ -44,6 +51,7 @@ def start_listener() -> Iterator[Any]:
             quiet_seconds=quiet_seconds,
             poll_seconds=0.2,
             complete=complete,
+            fsync=fsync,
         ).start()
         started.append(listener)
         return listener
@@ -56,21 +64,41 @@ def start_listener() -> Iterator[Any]:
 def store_files(
     port: int, files: list[Path], *, calling_ae: str = "MODALITY", called_ae: str = "LESIONLOOP"
 ) -> list[int]:
-    """C-STORE ``files`` on one association; the status of each (-1: not sent)."""
+    """C-STORE ``files`` on one association; the status of each (-1: not sent).
+
+    pynetdicom's requestor can lose a response it was waiting for (its reactor takes
+    it off the queue first: "Received unexpected C-STORE service message", then a
+    DIMSE timeout and an abort; pydicom/pynetdicom#435), more often the faster the
+    SCP answers. Like a modality, this sender then sends the objects without a status
+    again on a new association, at most twice; the listener stores each once."""
+    statuses: list[int] = []
+    for _attempt in range(3):
+        statuses += _store_once(port, files[len(statuses) :], calling_ae, called_ae)
+        if len(statuses) == len(files):
+            break
+    return statuses + [-1] * (len(files) - len(statuses))
+
+
+def _store_once(port: int, files: list[Path], calling_ae: str, called_ae: str) -> list[int]:
+    """The statuses of ``files`` sent in order, up to the first without one."""
     from pydicom import dcmread
     from pynetdicom import AE, StoragePresentationContexts
 
     ae = AE(ae_title=calling_ae)
     ae.requested_contexts = StoragePresentationContexts
+    ae.dimse_timeout = 10  # a lost response costs this long
     assoc = ae.associate("127.0.0.1", port, ae_title=called_ae)
     assert assoc.is_established, "association refused"
     statuses = []
     try:
         for path in files:
-            status = assoc.send_c_store(dcmread(path))
-            statuses.append(int(status.Status) if status and "Status" in status else -1)
+            status = assoc.send_c_store(dcmread(path)) if assoc.is_established else None
+            if not status or "Status" not in status:
+                break
+            statuses.append(int(status.Status))
     finally:
-        assoc.release()
+        if assoc.is_established:
+            assoc.release()
     return statuses
 
 

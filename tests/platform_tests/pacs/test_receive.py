@@ -323,3 +323,157 @@ def test_a_malformed_uid_is_refused_for_that_object_only(
     assert not (settings.STORAGE_ROOT.parent / "outside").exists()
     stored = set(ReceivedStudy.objects.values_list("study_instance_uid", flat=True))
     assert stored == {str(pydicom.dcmread(good[0], stop_before_pixels=True).StudyInstanceUID)}
+
+
+def _staged() -> list[Path]:
+    return sorted(services.staging_root().rglob("*.dcm"))
+
+
+# (LESIONLOOP_DICOM_FSYNC, the threads that fsync the staged objects)
+FSYNC_MODES = [
+    ("object", "association"),  # before each success status
+    ("batch", "dicom-fsync"),  # the group commit, after the status
+]
+
+
+@pytest.mark.parametrize(("mode", "syncing_thread"), FSYNC_MODES)
+def test_each_object_is_stored_once_and_fsynced_by_its_mode(
+    start_listener: Any, synthetic_case: Path, fsyncs: Any, mode: str, syncing_thread: str
+) -> None:
+    files = case_files(synthetic_case)
+    listener = start_listener(fsync=mode)
+    results: list[list[int]] = []
+    # the same objects over two associations at once, then some of them again
+    threads = [
+        threading.Thread(target=lambda: results.append(store_files(listener.port, files)))
+        for _ in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    results.append(store_files(listener.port, files[:5]))
+    listener.stop()  # batch: its last round
+    assert all(set(r) == {0} for r in results) and len(results) == 3
+    staged = _staged()
+    assert sorted(p.name for p in staged) == sorted(f"{_sop_uid(p)}.dcm" for p in files)
+    assert sum(r.object_count for r in ReceivedStudy.objects.all()) == len(files)
+    # every staged object reached the disk, fsynced by the thread its mode says
+    # (object mode fsyncs the file under its temporary name ".<name>.<random>.tmp")
+    synced = {call.path.name.lstrip(".").split(".dcm")[0] + ".dcm": call.thread for call in fsyncs}
+    assert {p.name for p in staged} <= set(synced)
+    threads_seen = {synced[p.name] for p in staged}
+    if syncing_thread == "association":
+        assert "dicom-fsync" not in threads_seen and "MainThread" not in threads_seen
+    else:
+        assert threads_seen <= {"dicom-fsync", "MainThread"}  # MainThread: the stop round
+        assert "dicom-fsync" in threads_seen
+
+
+def _sop_uid(path: Path) -> str:
+    from pydicom import dcmread
+
+    return str(dcmread(path, stop_before_pixels=True).SOPInstanceUID)
+
+
+# (how the study's names are made, whether completion is given the listener's syncer)
+COMPLETIONS = [("hard link", False), ("copy", False), ("hard link", True)]
+
+
+@pytest.mark.parametrize(("publish", "with_syncer"), COMPLETIONS)
+def test_a_study_is_on_disk_before_it_is_completed(
+    start_listener: Any,
+    synthetic_case: Path,
+    fsyncs: Any,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    publish: str,
+    with_syncer: bool,
+) -> None:
+    """Batch mode whose syncer never gets its turn: completion fsyncs the staged files
+    and folders before it makes the study, and the study's names before it commits
+    (a copy, where the upload folder is on another file system, is fsynced itself)."""
+    settings.LESIONLOOP_DICOM_FSYNC_INTERVAL_MS = 3_600_000
+    files = case_files(synthetic_case)
+    listener = start_listener(fsync="batch")
+    assert set(store_files(listener.port, files)) == {0}
+    staged = _staged()
+    assert not {p for p in fsyncs.paths if p.suffix == ".dcm"}  # nothing synced yet
+    if publish == "copy":
+
+        def cross_device(src: Any, dst: Any) -> None:
+            raise OSError(18, "Invalid cross-device link")
+
+        monkeypatch.setattr(storage.os, "link", cross_device)
+    seen_at_creation: list[set[Path]] = []
+    create = services._study_from_received
+
+    def recording(**kwargs: Any) -> Study:
+        seen_at_creation.append(set(fsyncs.paths))
+        return create(**kwargs)
+
+    monkeypatch.setattr(services, "_study_from_received", recording)
+    syncer = listener.syncer if with_syncer else None
+    assert len(services.received_studies_complete(quiet_seconds=0, syncer=syncer)) == 2
+    assert set(staged) | {p.parent for p in staged} <= seen_at_creation[0]
+    study = Study.objects.get()
+    upload = storage.upload_dir(study.pk) / "dicom"
+    assert {upload, upload.parent} <= set(fsyncs.paths)
+    copies = {upload / p.name for p in staged} & set(fsyncs.paths)
+    assert len(copies) == (len(staged) if publish == "copy" else 0)
+    assert len(list(upload.iterdir())) == len(files)
+    assert listener.syncer.rounds == 0
+
+
+def _rows_never_written() -> None:
+    ReceivedStudy.objects.all().delete()
+
+
+def _counters_not_flushed() -> None:
+    ReceivedStudy.objects.update(object_count=1, bytes=1)
+
+
+def _row_finished_before_its_last_objects() -> None:
+    ReceivedStudy.objects.update(status="done")
+
+
+# (what the crash left in the rows, how)
+CRASHES = [
+    ("rows never written", _rows_never_written),
+    ("counters not flushed", _counters_not_flushed),
+    ("row finished before its last objects", _row_finished_before_its_last_objects),
+]
+
+
+@pytest.mark.parametrize(("case", "crash"), CRASHES, ids=[c[0] for c in CRASHES])
+def test_a_crash_in_batch_mode_loses_no_object(
+    start_listener: Any,
+    synthetic_case: Path,
+    fsyncs: Any,
+    settings: Any,
+    case: str,
+    crash: Any,
+) -> None:
+    """The listener process dies after answering success, before its syncer ran and
+    before (some) rows were written: the next listener finds every object, the study
+    is made once, with every file fsynced on the way."""
+    settings.LESIONLOOP_DICOM_FSYNC_INTERVAL_MS = 3_600_000
+    files = case_files(synthetic_case)
+    first = start_listener(fsync="batch")
+    assert set(store_files(first.port, files)) == {0}
+    syncer, first.syncer = first.syncer, None
+    syncer._stop.set()  # the crash: the syncer never runs again
+    first.stop()
+    crash()
+    fsyncs.clear()
+    start_listener(fsync="batch")  # recovers at start
+    staged = _staged()
+    assert sorted(services.received_studies_complete(quiet_seconds=0))
+    study = Study.objects.get()
+    upload = sorted((storage.upload_dir(study.pk) / "dicom").iterdir())
+    assert [p.name for p in upload] == sorted(f"{_sop_uid(p)}.dcm" for p in files)
+    assert Job.objects.filter(study=study, kind="ingest").count() == 1
+    event = AuditEvent.objects.get(event_type="study_received")
+    assert event.payload["objects"] == len(files)
+    assert set(staged) <= set(fsyncs.paths)  # by completion: no syncer ran
+    assert services.received_staging_recover() == [] and not _staged()

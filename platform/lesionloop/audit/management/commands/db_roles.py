@@ -7,6 +7,10 @@
 ``--apply`` runs the statements in one transaction over the owner connection
 (``DATABASE_OWNER_URL``, else ``DATABASE_URL``); creating a role needs a superuser or
 CREATEROLE, so it is often easier to pipe the printed SQL into ``psql`` as ``postgres``.
+``--grants-only`` leaves the role itself alone (a superuser made it, as compose's
+``docker/postgres/init-roles.sh`` does): it checks that the role is confined (not a
+superuser, no CREATEROLE/CREATEDB/REPLICATION/BYPASSRLS, not a member of the owner) and
+refuses otherwise, then grants; a non-superuser owner without CREATEROLE can run it.
 docs/SECURITY.md explains the two roles.
 """
 
@@ -18,7 +22,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, connection, transaction
 
-from lesionloop.audit.roles import app_role_sql
+from lesionloop.audit.roles import app_role_problems, app_role_sql
 from lesionloop.core.dbowner import owner_connection
 
 
@@ -35,6 +39,11 @@ class Command(BaseCommand):
             default="",
             help="with --apply: set the app role's password from this environment variable",
         )
+        parser.add_argument(
+            "--grants-only",
+            action="store_true",
+            help="check the existing role, grant its privileges; create or alter no role",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if connection.vendor != "postgresql":
@@ -44,7 +53,10 @@ class Command(BaseCommand):
             database = options["database"] or connection.settings_dict["NAME"]
             try:
                 statements = app_role_sql(
-                    app_role=options["app_role"], owner_role=owner, database=database
+                    app_role=options["app_role"],
+                    owner_role=owner,
+                    database=database,
+                    grants_only=options["grants_only"],
                 )
             except ValueError as exc:
                 raise CommandError(str(exc)) from None
@@ -55,7 +67,15 @@ class Command(BaseCommand):
                 )
                 self.stdout.write(";\n".join(statements) + ";")
                 return
+            if options["grants_only"]:
+                self._check_confined(options["app_role"], owner)
             self._apply(statements, options)
+
+    def _check_confined(self, app_role: str, owner: str) -> None:
+        with connection.cursor() as cursor:
+            problems = app_role_problems(cursor, app_role=app_role, owner_role=owner)
+        if problems:
+            raise CommandError("Refusing to grant: " + "; ".join(problems) + " (docs/SECURITY.md).")
 
     def _table_owner(self) -> str:
         from lesionloop.audit.roles import audit_table
@@ -71,6 +91,8 @@ class Command(BaseCommand):
         password = os.environ.get(options["password_env"], "") if options["password_env"] else ""
         if options["password_env"] and not password:
             raise CommandError(f"{options['password_env']} is empty or not set.")
+        if password and options["grants_only"]:
+            raise CommandError("--grants-only alters no role: set the password as a superuser.")
         try:
             with transaction.atomic(), connection.cursor() as cursor:
                 for statement in statements:

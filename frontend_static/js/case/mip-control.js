@@ -1,0 +1,72 @@
+/* The thick-slab MIP control of the case page: Off / 5 / 10 / 20 mm buttons and the T
+ * key (MIP on at the last width / off). MR only (CT and the fused CT layer stay slices);
+ * every shown plane projects the slab centred on its current slice along its normal
+ * (mip.js, computed from the in-memory int16 volume by volume.planeImage), while the
+ * lesion overlay stays the current slice's. A click in a MIP view sends the other planes
+ * to the slice where the maximum under the click lies (app.mipDepthAt, used by
+ * views.linkFrom). Painting tools and the MIP exclude each other (a brush or eraser turns
+ * the MIP off; the MIP turns the window tool back on). Installs on `app`: setMip,
+ * mipDepthAt, mipCaption; wraps app.setTool. */
+import { getVolume, loadVolume, setMipWidth, mipWidth, mipStats } from "./volume.js";
+import { mipDepth, slabRange, SLAB_WIDTHS_MM } from "./mip.js";
+
+const DEFAULT_MM = 10;
+
+export function installMip(app) {
+  const { S, $, studyId } = app;
+  const box = $("mip-seg");
+  let lastOn = DEFAULT_MM;
+  S.mipMm = 0;
+  app.mipStats = mipStats;  // the benchmark reads the time of the last slab
+
+  const setTool = app.setTool;
+  app.setTool = (tool) => {
+    setTool(tool);  // may refuse (read-only, rejected lesion): then the MIP stays
+    if (S.tool !== "navigate" && S.mipMm) { app.setMip(0); window.LL.toast("MIP off: painting works on single slices", "info", 2500); }
+  };
+
+  const active = () => S.mipMm > 0 && S.channel !== "ct" && !!getVolume(studyId, "mr");
+
+  app.setMip = (mm) => {
+    mm = SLAB_WIDTHS_MM.includes(Number(mm)) ? Number(mm) : 0;
+    if (mm && !getVolume(studyId, "mr")) return;  // the slab needs the whole volume
+    // A MIP is for looking: the brush would paint the current slice under enhancement that
+    // may lie on another slice of the slab, so painting and the MIP exclude each other.
+    if (mm && S.tool !== "navigate") { setTool("navigate"); window.LL.toast("MIP on: the window tool is back (painting needs single slices)", "info", 2500); }
+    S.mipMm = mm;
+    if (mm) lastOn = mm;
+    setMipWidth(mm);
+    box.querySelectorAll("button").forEach((b) => b.classList.toggle("on", Number(b.dataset.mip) === mm));
+    $("viewports").dataset.mip = String(mm);
+    app.views.showAll();
+  };
+
+  /** The slice under image pixel (row, col) of `plane` that holds the slab's maximum,
+   * or the plane's current slice when MIP is off. */
+  app.mipDepthAt = (plane, k, row, col) => {
+    if (!active()) return k;
+    const vol = getVolume(studyId, "mr");
+    return mipDepth(vol.data, vol.shape, plane, k, S.mipMm, vol.spacing, row, col);
+  };
+
+  /** Corner text of a view showing a slab: width asked and the slices it covers. */
+  app.mipCaption = (plane, k) => {
+    if (!active()) return "";
+    const [lo, hi] = slabRange(plane, k, S.mipMm, S.shape, S.spacing);
+    return `<br><span class="mip-caption">MIP ${S.mipMm} mm · slices ${lo + 1}–${hi + 1}</span>`;
+  };
+
+  box.querySelectorAll("button").forEach((b) => {
+    b.disabled = true;
+    b.addEventListener("click", () => { app.setMip(b.dataset.mip); app.focusActive(); });
+  });
+  loadVolume(studyId, "mr").then(() => box.querySelectorAll("button").forEach((b) => { b.disabled = false; }), () => {});
+
+  document.addEventListener("keydown", (ev) => {
+    if (ev.key !== "t" && ev.key !== "T") return;
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.target.matches("input[type=search], input[type=text], textarea") || document.querySelector("dialog[open]")) return;
+    ev.preventDefault();
+    app.setMip(S.mipMm ? 0 : lastOn);
+  });
+  app.store.subscribe("layout", () => { if (mipWidth()) app.views.showAll(); });
+}
