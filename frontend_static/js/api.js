@@ -140,11 +140,13 @@
     if (v == null || v === "" || Number.isNaN(Number(v))) return "—";
     return Number(v).toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
   }
-  function fmtVol(mm3) {
-    if (mm3 == null) return "—";
+  /** A volume in mm³, always (never switching to cm³: a 900 and a 1.2 read wrongly side
+   * by side); one decimal under 10 mm³. `unit: false` leaves the unit to a column header. */
+  function fmtVol(mm3, { unit = true } = {}) {
+    if (mm3 == null || mm3 === "" || Number.isNaN(Number(mm3))) return "—";
     const v = Number(mm3);
-    if (v >= 1000) return (v / 1000).toFixed(2) + " cm³";
-    return v.toFixed(v < 10 ? 1 : 0) + " mm³";
+    const text = v.toLocaleString("en-US", { maximumFractionDigits: v < 10 ? 1 : 0, minimumFractionDigits: v < 10 ? 1 : 0 });
+    return unit ? `${text} mm³` : text;
   }
   function fmtDate(iso, withSeconds = false) {
     if (!iso) return "—";

@@ -1,7 +1,7 @@
 // node --test tests/js: the label bitmap of the lesion overlay (frontend_static/js/case/overlay.js).
 import test from "node:test";
 import assert from "node:assert/strict";
-import { paintLabels, labelColor, REJECTED_RGB, REJECTED_ALPHA } from "../../frontend_static/js/case/overlay.js";
+import { paintLabels, outlineSegments, labelColor, REJECTED_RGB, REJECTED_ALPHA } from "../../frontend_static/js/case/overlay.js";
 
 const alpha = (v) => v >>> 24;
 const red = (v) => v & 255;
@@ -48,4 +48,30 @@ test("anisotropic reformat sizes (rows != cols) paint row by row", () => {
   const out = new Uint32Array(6);
   paintLabels(l, 2, 3, style(), out);
   assert.deepEqual([...out].map(alpha), [0, 255, 0, 0, 0, 0]);
+});
+
+/** Segments as sorted strings "x0,y0-x1,y1" (direction as emitted), for comparison. */
+const segs = (flat) => { const out = []; for (let i = 0; i < flat.length; i += 4) out.push(`${flat[i]},${flat[i + 1]}-${flat[i + 2]},${flat[i + 3]}`); return out.sort(); };
+
+test("outline: contour lines between voxels, merged into runs (3 x 3 block in a 4 x 4 image)", () => {
+  const out = outlineSegments(labels, 4, 4);
+  // The block spans x 0..3, y 0..3: four sides of length 3, nothing inside.
+  assert.deepEqual(segs(out.get(2)), ["0,0-0,3", "0,0-3,0", "0,3-3,3", "3,0-3,3"].sort());
+  assert.deepEqual([...out.keys()], [2]);
+});
+
+test("outline: a single voxel is a unit square around it, its signal left uncovered", () => {
+  const one = new Uint16Array(15);  // odd 3 x 5 image
+  one[1 * 5 + 3] = 4;               // (row 1, col 3)
+  assert.deepEqual(segs(outlineSegments(one, 3, 5).get(4)), ["3,1-3,2", "3,1-4,1", "3,2-4,2", "4,1-4,2"].sort());
+});
+
+test("outline: two touching labels each get the shared edge; skipped labels and empty images give none", () => {
+  const two = Uint16Array.from([1, 1, 3, 0, 0, 0]);  // 2 x 3
+  const out = outlineSegments(two, 2, 3);
+  assert.ok(segs(out.get(1)).includes("2,0-2,1"));
+  assert.ok(segs(out.get(3)).includes("2,0-2,1"));
+  assert.deepEqual(segs(out.get(1)), ["0,0-0,1", "0,0-2,0", "0,1-2,1", "2,0-2,1"].sort());
+  assert.equal(outlineSegments(two, 2, 3, (l) => l === 3).has(3), false);
+  assert.equal(outlineSegments(new Uint16Array(6), 2, 3).size, 0);
 });

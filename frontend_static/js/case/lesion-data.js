@@ -4,6 +4,31 @@
 /** Under this volume a lesion is marked *small* (the kind that gets missed). */
 export const SMALL_MM3 = 100;
 
+/** Hover help of the panel's columns (the header's and the cells' `title`). */
+export const COLUMN_HELP = {
+  lesion: "Lesions ranked by volume; small = under 100 mm³, the kind that gets missed",
+  volume: "Volume in mm³ (one unit throughout; 1 cm³ = 1000 mm³), from the mask, following your edits",
+  axial: "Longest axial diameter in mm: the longest in-plane distance between voxel centres on any one axial slice (RANO-BM reads this one); measured by the server at each save",
+  longest: "Longest 3D diameter in mm: the longest distance between any two voxel centres of the lesion, across slices; measured by the server at each save",
+  pd: "p: the model's mean probability over the lesion; Δ: how much its two networks disagree there",
+  p: "p = mean ensemble probability over the lesion's voxels (0-1): how sure the model is that this is a lesion",
+  disagreement: "Δ = mean |U-Net − DeepMedic| probability over the lesion's voxels (0-1): high means the two networks disagree, so look closely",
+  decision: "Your decision: pending, accepted, rejected (not exported), or added here",
+};
+
+/** A diameter cell of a row (`field` = longest_axial_diameter_mm | longest_diameter_mm):
+ * {mm (null when not shown), text (when mm is null), stale (edited since measured), title}.
+ * Diameters come from the server, measured on the saved mask: a lesion drawn here has
+ * none until it is saved, an edited one shows its last saved value marked stale. */
+export function diameterCell(l, field) {
+  const help = field === "longest_axial_diameter_mm" ? COLUMN_HELP.axial : COLUMN_HELP.longest;
+  if (l.local) return { mm: null, text: "…", stale: false, title: "Measured when saved" };
+  const mm = l[field] == null ? null : Number(l[field]);
+  if (mm == null) return { mm: null, text: "—", stale: false, title: "Not measured yet" };
+  if (l.changed) return { mm, text: "", stale: true, title: `${mm.toFixed(1)} mm at the last save; edited since, measured again when saved` };
+  return { mm, text: "", stale: false, title: help };
+}
+
 /** Copies of the server rows and the local rows, each with `localVolume` (from the
  * editor's voxel counts when there is an editor) and `changed` (edited here). */
 export function mergeLesions(serverRows, localRows, volumeOf = null) {

@@ -1,11 +1,20 @@
-/* The lesion panel: lesions ranked by volume, with probability, disagreement, decision
- * and an *unsaved* tag; ticks along the slice slider; selecting a lesion centres all
+/* The lesion panel: lesions ranked by volume (mm³ throughout), with the longest axial and
+ * 3D diameters (mm, the server's, measured at each save), probability, disagreement,
+ * decision and an *unsaved* tag, under a header that names each column and its unit; ticks along the slice slider; selecting a lesion centres all
  * three planes on it and rings it. Installs on `app`: allLesions, sortedLesions,
  * lesionByLabel, selectLesion, stepLesion, renderLesions, rejectedLabels. */
-import { mergeLesions, sortLesions, shownVolume, pendingLesions, stepLesion, SMALL_MM3 } from "./lesion-data.js";
+import { mergeLesions, sortLesions, shownVolume, pendingLesions, stepLesion, SMALL_MM3, COLUMN_HELP, diameterCell } from "./lesion-data.js";
+import { smallLabels } from "./measure.js";
 import { labelCss } from "./overlay.js";
 
 const { esc, fmtVol, fmtNum } = window.LL;
+
+/** The column header above the list: what each number is, in which unit (hover: why). */
+function columnHeader() {
+  const h = (cls, text, key) => `<span class="${cls}" title="${esc(COLUMN_HELP[key])}">${text}</span>`;
+  return `${h("lname", "Lesion", "lesion")}${h("vol num", "Vol<br>mm³", "volume")}${h("dax num", "⌀ ax<br>mm", "axial")}${h("d3d num", "⌀ 3D<br>mm", "longest")}` +
+    `${h("metrics", "p · Δ", "pd")}${h("dec", "Decision", "decision")}`;
+}
 
 export function installLesionPanel(app) {
   const { S, $, store } = app;
@@ -23,6 +32,14 @@ export function installLesionPanel(app) {
 
   function renderLesions() {
     const list = app.sortedLesions();
+    S.smallLabels = new Set(smallLabels(list.map((l) => ({ label: l.label, volume: shownVolume(l), decision: l.decision })), SMALL_MM3));
+    let head = $("lesion-cols");
+    if (!head) {
+      head = document.createElement("div");
+      head.id = "lesion-cols"; head.className = "lesion lesion-cols";
+      head.innerHTML = columnHeader();
+      $("lesion-list").before(head);
+    }
     $("l-count").textContent = `(${list.length})`;
     $("sort-dir").innerHTML = (S.sortAsc ? "smallest first" : "largest first") + " &#8645;";
     const pending = pendingLesions(list).length;
@@ -36,12 +53,19 @@ export function installLesionPanel(app) {
         <span class="swatch" style="background:${labelCss(l.label)}"></span>
         <span class="rank">${i + 1}</span>
         <span class="lname">Lesion ${l.label}${small ? ` <span class="badge small-lesion" title="Under ${SMALL_MM3} mm³: the kind that gets missed">small</span>` : ""}</span>
-        <span class="vol num" data-vol="${vol == null ? "" : vol}">${gone ? "erased" : fmtVol(vol)}</span>
-        <span class="metrics muted">${l.local ? "drawn here" : `p ${fmtNum(l.mean_prob, 2)} · Δ ${fmtNum(l.disagreement, 2)}`}</span>
+        <span class="vol num" data-vol="${vol == null ? "" : vol}" title="Volume in mm³">${gone ? "erased" : fmtVol(vol, { unit: false })}</span>
+        ${diameterSpan("dax", l, "longest_axial_diameter_mm", gone)}${diameterSpan("d3d", l, "longest_diameter_mm", gone)}
+        <span class="metrics muted">${l.local ? "drawn here" : `<span class="p" title="${esc(COLUMN_HELP.p)}">p ${fmtNum(l.mean_prob, 2)}</span> · <span class="dis" title="${esc(COLUMN_HELP.disagreement)}">Δ ${fmtNum(l.disagreement, 2)}</span>`}</span>
         <span class="dec">${decisionBadge(l)}</span>
       </li>`;
     }).join("");
     renderTicks();
+  }
+
+  function diameterSpan(cls, l, field, gone) {
+    const cell = diameterCell(l, field);
+    const text = gone ? "" : cell.mm == null ? cell.text : fmtNum(cell.mm, 1);
+    return `<span class="${cls} num${cell.stale ? " stale" : ""}" data-mm="${cell.mm == null ? "" : cell.mm}" title="${esc(cell.title)}">${esc(text)}</span>`;
   }
 
   /** Where the lesions are along the slice slider: a small lesion is easy to scroll past. */

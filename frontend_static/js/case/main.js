@@ -14,6 +14,7 @@ import { installLease } from "./lease.js";
 import { installHeader } from "./header.js";
 import { installMip } from "./mip-control.js";
 import { installAssist } from "./assist.js";
+import { installMeasure } from "./measure-ui.js";
 
 const LL = window.LL;
 const cs = window.cornerstone;
@@ -137,6 +138,7 @@ installLease(app);
 installAssist(app);
 installInput(app);
 installMip(app);
+installMeasure(app);
 
 /** The axial slider and its label follow the cursor. */
 store.subscribe("position", () => {

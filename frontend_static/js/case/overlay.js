@@ -2,10 +2,11 @@
  * coordinates, so they stay in register with zoom and pan, in every plane: the fused CT
  * blend and the lesion label mask (one colour per lesion, outline always opaque, fill at
  * the chosen opacity, the selected lesion brighter, rejected lesions a faint red outline
- * or hidden). Slice bitmaps are cached per plane and rebuilt only when that slice (axial),
+ * or hidden), or in outline mode contour lines between voxels only (outlineSegments). Slice bitmaps are cached per plane and rebuilt only when that slice (axial),
  * any slice (coronal, sagittal), the selection or the style changes.
- * `paintLabels` is pure (unit-tested in tests/js); the classes make canvases. */
+ * `paintLabels` and `outlineSegments` are pure (unit-tested in tests/js); the classes make canvases. */
 import { extractSlice, planeShape } from "./planes.js";
+import { labelExtents } from "./measure.js";
 
 // Distinct hues that read well on a dark grey MR; red is kept out (it means "rejected").
 const PALETTE = [
@@ -54,6 +55,47 @@ export function paintLabels(labels, rows, cols, style, out) {
   return any;
 }
 
+/** Contour lines of a (rows x cols) label image, for the outline display: the voxel
+ * edges between a label and anything else (another label, background, the image border),
+ * merged into straight runs. Returns Map label -> flat array [x0, y0, x1, y1, ...] in
+ * pixel-corner coordinates (pixel (r, c) spans x c..c+1, y r..r+1), so lines run between
+ * voxels and never cover one: a 1-voxel lesion keeps its signal visible inside a square.
+ * `skip(label)` leaves a label out (hidden or rejected-and-hidden). */
+export function outlineSegments(labels, rows, cols, skip = () => false) {
+  const out = new Map();
+  const push = (l, x0, y0, x1, y1) => {
+    if (skip(l)) return;
+    let a = out.get(l);
+    if (!a) { a = []; out.set(l, a); }
+    a.push(x0, y0, x1, y1);
+  };
+  // side(i, j): the label on one side of boundary j of line i whose edge is drawn there
+  // (0 when both sides agree); runs of equal labels along a line become one segment.
+  const runs = (lines, len, side, emit) => {
+    for (let i = 0; i <= lines; i++) {
+      for (const which of [0, 1]) {
+        let start = 0, cur = 0;
+        for (let j = 0; j <= len; j++) {
+          const l = j < len ? side(i, j, which) : 0;
+          if (l === cur) continue;
+          if (cur) emit(cur, i, start, j);
+          cur = l; start = j;
+        }
+      }
+    }
+  };
+  const at = (r, c) => (r < 0 || r >= rows || c < 0 || c >= cols ? 0 : labels[r * cols + c]);
+  runs(rows, cols, (y, c, which) => {
+    const a = at(y - 1, c), b = at(y, c);
+    return a === b ? 0 : which ? b : a;
+  }, (l, y, c0, c1) => push(l, c0, y, c1, y));
+  runs(cols, rows, (x, r, which) => {
+    const a = at(r, x - 1), b = at(r, x);
+    return a === b ? 0 : which ? b : a;
+  }, (l, x, r0, r1) => push(l, x, r0, x, r1));
+  return out;
+}
+
 function canvasOf(rows, cols, reuse) {
   const canvas = reuse || document.createElement("canvas");
   canvas.width = cols; canvas.height = rows;
@@ -67,6 +109,7 @@ export class MaskOverlay {
     this.hidden = new Set();          // labels not drawn
     this.rejected = new Set();        // drawn dimmed (outline only), or not at all
     this.showRejected = true;
+    this.outline = false;             // contour lines instead of filled labels
     this.cache = new Map();           // "plane/k" -> {canvas, version}
     this.sliceVersion = null;         // Uint32Array(D): axial slice z edited
     this.editVersion = 0;             // any slice edited (coronal and sagittal cross them all)
@@ -91,29 +134,57 @@ export class MaskOverlay {
     this.rejected = next; this.showRejected = show; this.touchAll();
   }
 
-  /** The bitmap of slice k of a plane (null when no lesion crosses it). */
-  sliceCanvas(plane, k) {
+  /** Contour lines only (no fill): the signal inside a tiny lesion stays visible. */
+  setOutline(on) { if (on !== this.outline) { this.outline = on; this.touchAll(); } }
+  skip(l) { return this.hidden.has(l) || (this.rejected.has(l) && !this.showRejected); }
+
+  /** The bitmap of slice k of a plane (null when no lesion crosses it, or in outline mode). */
+  sliceCanvas(plane, k) { const info = this.sliceInfo(plane, k); return info ? info.canvas : null; }
+
+  /** Slice k of a plane: {canvas (filled display, null in outline mode), segments
+   * (outline mode: Map label -> [x0, y0, x1, y1, ...]), extents (Map label -> pixel
+   * bounds, for the small-lesion markers)}; null when no lesion crosses it. Cached. */
+  sliceInfo(plane, k) {
     if (!this.mask) return null;
     const local = plane === "axial" ? this.sliceVersion[k] : this.editVersion;
     const version = this.globalVersion * 1e7 + local;
     const id = `${plane}/${k}`;
     const hit = this.cache.get(id);
-    if (hit && hit.version === version) return hit.canvas;
+    if (hit && hit.version === version) return hit.info;
     const { rows, cols } = planeShape(plane, this.shape);
     const labels = extractSlice(this.mask, this.shape, plane, k);
-    let canvas = null;
-    let any = false;
-    for (let i = 0; i < labels.length; i++) if (labels[i]) { any = true; break; }
-    if (any) {
-      canvas = canvasOf(rows, cols, hit && hit.canvas);
-      const ctx = canvas.getContext("2d");
-      const img = ctx.createImageData(cols, rows);
-      paintLabels(labels, rows, cols, this, new Uint32Array(img.data.buffer));
-      ctx.putImageData(img, 0, 0);
+    const extents = labelExtents(labels, rows, cols);
+    let info = null;
+    if (extents.size) {
+      info = { canvas: null, segments: null, extents };
+      if (this.outline) info.segments = outlineSegments(labels, rows, cols, (l) => this.skip(l));
+      else {
+        const canvas = canvasOf(rows, cols, hit && hit.info && hit.info.canvas);
+        const ctx = canvas.getContext("2d");
+        const img = ctx.createImageData(cols, rows);
+        paintLabels(labels, rows, cols, this, new Uint32Array(img.data.buffer));
+        ctx.putImageData(img, 0, 0);
+        info.canvas = canvas;
+      }
     }
     if (plane !== "axial" && this.cache.size > 600) this.cache.clear();
-    this.cache.set(id, { canvas, version });
-    return canvas;
+    this.cache.set(id, { info, version });
+    return info;
+  }
+
+  /** Stroke the outline of slice info `info` (image pixel coordinates; `lineWidth` in
+   * image pixels): each lesion in its colour, the selected one thicker, rejected ones
+   * faint red. */
+  strokeOutline(ctx, info, lineWidth) {
+    if (!info || !info.segments) return;
+    for (const [l, seg] of info.segments) {
+      const rejected = this.rejected.has(l);
+      ctx.strokeStyle = rejected ? `rgba(${REJECTED_RGB.join(",")},${REJECTED_ALPHA / 255})` : labelCss(l, 1);
+      ctx.lineWidth = l === this.selected ? lineWidth * 2 : lineWidth;
+      ctx.beginPath();
+      for (let i = 0; i < seg.length; i += 4) { ctx.moveTo(seg[i], seg[i + 1]); ctx.lineTo(seg[i + 2], seg[i + 3]); }
+      ctx.stroke();
+    }
   }
 }
 

@@ -2,7 +2,8 @@
  * and drawn over it after each render (cornerstone's IMAGE_RENDERED, in image pixel
  * coordinates, so everything follows zoom and pan): the fused CT, the lesion overlay,
  * the ring around the selected lesion, the crosshair of the other two planes and the
- * brush outline. Images of anisotropic voxels are drawn at their physical aspect
+ * brush outline; then, in canvas coordinates, the rulers and the scale bar (measure-ui.js).
+ * Images of anisotropic voxels are drawn at their physical aspect
  * (cornerstone scales by rowPixelSpacing / columnPixelSpacing). */
 import { planeShape, planeSpacing, sliceIndex, toPlane, bboxSlices } from "./planes.js";
 import { planeImage, imageId, getVolume, loadPlaneImage } from "./volume.js";
@@ -106,15 +107,20 @@ export class PlaneView {
       if (ct) { ctx.imageSmoothingEnabled = true; ctx.globalAlpha = S.fused.blend; ctx.drawImage(ct, 0, 0); ctx.globalAlpha = 1; }
     }
     ctx.imageSmoothingEnabled = false;  // the mask voxel by voxel: what is drawn is what is saved
-    if (S.overlay.visible && S.overlay.mask) {
-      const m = S.overlay.sliceCanvas(plane, k);
-      if (m) ctx.drawImage(m, 0, 0);
-    }
     const px = this.pixelScale(viewport);
+    const info = S.overlay.mask ? S.overlay.sliceInfo(plane, k) : null;
+    if (S.overlay.visible && info) {
+      if (info.canvas) ctx.drawImage(info.canvas, 0, 0);
+      else S.overlay.strokeOutline(ctx, info, 1.25 / Math.min(px.x, px.y));
+    }
+    const measure = app.measure;
+    if (measure) measure.drawImage(this, ctx, px, info);
     this.drawSelection(ctx, px, k);
     if (S.layout === "3") this.drawCrosshair(ctx, px);
     this.drawCursor(ctx, px);
     ctx.restore();
+    // cornerstone leaves its image transform on the context: draw the rest in canvas pixels.
+    if (measure) { ctx.save(); ctx.setTransform(1, 0, 0, 1, 0, 0); measure.drawScreen(this, ctx, viewport); ctx.restore(); }
     this.record(ev, t0, k);
     this.corners(viewport, k);
   }

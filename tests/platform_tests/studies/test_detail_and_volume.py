@@ -22,6 +22,7 @@ def test_detail_shape(api: Any, cast: Any) -> None:
         "shape_dhw": list(SHAPE),
         "spacing_mm": [4.0, 3.0, 3.0],
         "origin_xyz_mm": [0.0, 0.0, 0.0],
+        "direction": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
         "preset": "tiny",
     }
     assert body["revision"]["number"] == 1 and body["revision"]["etag"] == '"1"'

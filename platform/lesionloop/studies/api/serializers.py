@@ -79,6 +79,9 @@ class GridSerializer(serializers.Serializer):
     shape_dhw = serializers.ListField(child=serializers.IntegerField())
     spacing_mm = serializers.ListField(child=serializers.FloatField())
     origin_xyz_mm = serializers.ListField(child=serializers.FloatField())
+    # Nine values, row-major, column j = image axis j (x, y, z) in patient LPS; the viewer
+    # puts its orientation letters and patient coordinates on it.
+    direction = serializers.ListField(child=serializers.FloatField())
     preset = serializers.CharField(allow_null=True)
 
 
@@ -116,6 +119,7 @@ class StudyDetailSerializer(StudyRowSerializer):
             "shape_dhw": g.get("shape_dhw", []),
             "spacing_mm": g.get("spacing_mm", []),
             "origin_xyz_mm": g.get("origin_xyz_mm", []),
+            "direction": g.get("direction", []),
             "preset": g.get("preset"),
         }
 
