@@ -555,7 +555,8 @@ def _style_draws(style: str, seed: int) -> _StyleDraws:
     return _StyleDraws(VARIED_LESIONS, head_scale, _varied_appearance(vrng))
 
 
-def generate_study(  # long: one linear recipe (draw, paint, scan, record, write)
+# long: one linear recipe (draw, paint, scan, record, write), read top to bottom
+def generate_study(
     out_dir: str | os.PathLike[str],
     *,
     seed: int,
