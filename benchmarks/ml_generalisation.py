@@ -15,9 +15,13 @@ Per variant and per combination (U-Net alone >= 0.5, DeepMedic alone >= 0.5, the
 model's calibrated rule ``ml.inference.rule``, the union rule ``ml.inference.union``
 calibrated on the same validation studies): lesion sensitivity per size group (< 100,
 100-500, 500-1500, > 1500 mm3; any-overlap rule), FP lesions per study and mean
-lesion-wise Dice (``ml.metrics.lesionwise``). Missing studies are generated and
+lesion-wise Dice (``ml.metrics.lesionwise``), and lesions matched one-to-one at
+IoU >= 0.5 (BraTS-style; a component spread over the head "finds" every lesion
+under the any-overlap rule, not under this one). Missing studies are generated and
 prepared first (not counted in the budget). Results go to
-``<work>/results_seed<seed>.json``.
+``<work>/results_seed<seed>_<variants>.json``. The variants can run as separate
+processes side by side (``--variants plain`` and ``--variants augment``), which on a
+shared machine gives both the same load.
 """
 
 from __future__ import annotations
@@ -129,15 +133,17 @@ def _cell(block: dict) -> str:
 
 
 def print_table(results: dict) -> None:
-    head = " | ".join(["variant", "combination", *GROUP_NAMES, "all", "FP / study", "lesion Dice"])
-    print("| " + head + " |")
-    print("|" + " --- |" * (len(GROUP_NAMES) + 5))
+    cols = ["variant", "combination", *GROUP_NAMES, "all", "FP / study", "lesion Dice", "IoU>=0.5"]
+    print("| " + " | ".join(cols) + " |")
+    print("|" + " --- |" * len(cols))
     for variant, res in results.items():
         for combo, summ in res["summary"].items():
             cells = [_cell(summ["groups"][g]) for g in GROUP_NAMES]
             o = summ["overall"]
             dice = "-" if o["lesion_dice"] is None else f"{o['lesion_dice']:.3f}"
-            row = [variant, combo, *cells, _cell(o), f"{o['fp_per_study']:.2f}", dice]
+            b = summ["brats"]
+            matched = f"{b['tp']}/{b['tp'] + b['fn']}"
+            row = [variant, combo, *cells, _cell(o), f"{o['fp_per_study']:.2f}", dice, matched]
             print("| " + " | ".join(row) + " |")
         print(f"  {variant}: model rule = {res['model_rule']}; union = {res['union_rule']}")
 
@@ -168,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         results[variant] = evaluate_variant(out, val, test, config)
         print(f"  {variant}: evaluated in {time.monotonic() - t0:.0f} s", flush=True)
-    path = args.work / f"results_seed{args.seed}.json"
+    tag = args.variants.replace(",", "+")
+    path = args.work / f"results_seed{args.seed}_{tag}.json"
     path.write_text(
         json.dumps(
             {"args": {k: str(v) for k, v in vars(args).items()}, "results": results}, indent=2

@@ -119,3 +119,16 @@ def test_no_cases_gives_both_networks_at_one_half():
 def test_bad_operating_points_are_refused(t, p):
     with pytest.raises(ValueError):
         NetOperatingPoint(t, p)
+
+
+def test_a_component_spread_over_the_head_detects_nothing():
+    # DeepMedic's map is 0.6 everywhere: one component touching every lesion. Under
+    # the any-overlap rule it would "find" both without a false positive; calibration
+    # counts it as a false positive (under 10 % of it is lesion) and cuts it away.
+    flood = np.full(SHAPE, 0.6, np.float32)
+    case = ValidationMaps(SPLIT.unet_prob, flood, SPLIT.gt, SPACING)
+    rule, rec = calibrate_union([case], max_fp_per_case=0.0, min_lesion_mm3=10.0)
+    assert not rule.kept("deepmedic", flood).any()
+    assert rec["n_detected"] == 1 and rec["fp_bound_per_case"] == 0.0
+    _rule, rec1 = calibrate_union([case], max_fp_per_case=1.0, min_lesion_mm3=10.0)
+    assert rec1["n_detected"] == 1
