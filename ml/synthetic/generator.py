@@ -6,6 +6,14 @@ known rigid transform and the scanner uses its own grid (spacing, field of view,
 slice thickness, axial or sagittal slices). Ground truth is evaluated analytically
 on the CT grid. Everything is drawn from one ``numpy`` generator seeded by ``seed``,
 and UIDs are derived from the seed, so a seed always gives byte-identical files.
+
+``style="classic"`` is the generator the models were developed on (its output is
+unchanged byte for byte); ``style="varied"`` draws from a wider distribution that
+nothing was tuned on (docs/IMAGING.md "Synthetic styles"): head shapes and sizes,
+solid enhancing and fainter lesions, lesions against the dura and beside the middle
+cerebral arteries, thin-slice 3D and thick-slice 2D MR acquisitions, motion ghosts,
+stronger bias fields, other MR contrast and noise. Its extra draws come from a second
+generator seeded by ``[seed, 17]``, so the classic stream is untouched.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import datetime as dt
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +33,64 @@ from ml.imaging.geometry import AXIAL, SAGITTAL, GridGeometry
 from ml.imaging.registration import euler_to_dict
 from ml.presets import grid_preset
 from ml.synthetic.dicom_writer import stable_uid, write_series
-from ml.synthetic.phantom import BOX_MIN_MM, Lesion, PhantomGrid, paint_head, place_lesions
+from ml.synthetic.phantom import (
+    BOX_MIN_MM,
+    CLASSIC_LESIONS,
+    VARIED_LESIONS,
+    Lesion,
+    PhantomGrid,
+    paint_head,
+    place_lesions,
+)
 
 GENERATOR_VERSION = 3
+STYLES = ("classic", "varied")
+
+
+@dataclass(frozen=True)
+class MrAppearance:
+    """How a ``varied`` MR differs from the classic one (all drawn per study).
+
+    ``bias_strength``: range of the bias polynomial's coefficients (classic 0.12);
+    ``noise_sigma``: Rician sigma (classic 18); ``gamma``: signal mapped by
+    ``s -> 1500 (s / 1500) ** gamma`` (other T1 contrast); ``motion_fraction``:
+    share of phase-encode lines acquired after the head moved by up to
+    ``motion_shift_px`` pixels along the phase-encode direction (ghosts; 0: none);
+    ``acquisition``: "3d_iso" (thin isotropic slices), "2d_thick" (4-5 mm slices)
+    or "3d" (the grid's usual slices).
+    """
+
+    bias_strength: float
+    noise_sigma: float
+    gamma: float
+    motion_fraction: float
+    motion_shift_px: float
+    acquisition: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {k: (float(v) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+def _varied_appearance(vrng: np.random.Generator) -> MrAppearance:
+    moving = vrng.uniform() < 0.5
+    return MrAppearance(
+        bias_strength=float(vrng.uniform(0.1, 0.3)),
+        noise_sigma=float(vrng.uniform(10.0, 40.0)),
+        gamma=float(np.exp(vrng.uniform(-0.25, 0.25))),
+        motion_fraction=float(vrng.uniform(0.03, 0.15)) if moving else 0.0,
+        motion_shift_px=float(vrng.uniform(1.0, 4.0)),
+        acquisition=str(vrng.choice(["3d_iso", "2d_thick", "3d"])),
+    )
+
+
+def _mr_acquisition(acq: Acquisition, kind: str) -> Acquisition:
+    """``acq`` with the MR slice thickness of an acquisition kind (``MrAppearance``)."""
+    if kind == "3d_iso":
+        return replace(acq, mr_slice_mm=acq.mr_pixel_mm)
+    if kind == "2d_thick":
+        lo, hi = acq.mr_slice_mm
+        return replace(acq, mr_slice_mm=(max(4.0, 1.5 * lo), max(5.0, 1.5 * hi)))
+    return acq
 
 
 @dataclass(frozen=True)
@@ -87,7 +150,7 @@ def _rician(rng: np.random.Generator, signal: np.ndarray, sigma: float) -> np.nd
     return np.sqrt((signal + n1) ** 2 + n2**2)
 
 
-def _bias_field(rng: np.random.Generator, geom: GridGeometry) -> np.ndarray:
+def _bias_field(rng: np.random.Generator, geom: GridGeometry, strength: float = 0.12) -> np.ndarray:
     """A smooth multiplicative receive-coil field over the MR grid, (z, y, x)."""
     nx, ny, nz = geom.size_xyz
     gz, gy, gx = np.meshgrid(
@@ -97,22 +160,49 @@ def _bias_field(rng: np.random.Generator, geom: GridGeometry) -> np.ndarray:
         indexing="ij",
         sparse=True,
     )
-    c = rng.uniform(-0.12, 0.12, size=7).astype(np.float32)
+    c = rng.uniform(-strength, strength, size=7).astype(np.float32)
     return (
         1.0 + c[0] * gx + c[1] * gy + c[2] * gz + c[3] * gx * gx + c[4] * gy * gy
         + c[5] * gz * gz + c[6] * gx * gy
     )  # fmt: skip
 
 
-def _truth_on_grid(
-    lesions: list[Lesion], geom: GridGeometry, head_centre: np.ndarray
+def _motion_ghosts(
+    rng: np.random.Generator, sig: np.ndarray, fraction: float, shift_px: float
 ) -> np.ndarray:
-    """Lesion labels 1..N (z, y, x) uint16, evaluated at the grid's voxel centres."""
+    """``sig`` (slice, row, column) as if the head moved during ``fraction`` of the
+    phase-encode lines (rows): each such line ``k_y`` of every slice's 2D k-space is
+    multiplied by ``exp(-2 pi i k_y dy)`` (the Fourier shift theorem), ``dy`` uniform in
+    +-``shift_px``; the magnitude image then shows ghosts along the rows."""
+    n_rows = sig.shape[1]
+    moved = rng.uniform(size=n_rows) < fraction
+    shifts = rng.uniform(-shift_px, shift_px, size=n_rows) * moved
+    phase = np.exp(-2j * np.pi * np.fft.fftfreq(n_rows) * shifts).astype(np.complex64)
+    k = np.fft.fft2(sig.astype(np.complex64), axes=(1, 2)) * phase[None, :, None]
+    return np.abs(np.fft.ifft2(k, axes=(1, 2))).astype(np.float32)
+
+
+def _truth_on_grid(
+    lesions: list[Lesion],
+    geom: GridGeometry,
+    head_centre: np.ndarray,
+    head_scale: np.ndarray | None = None,
+) -> np.ndarray:
+    """Lesion labels 1..N (z, y, x) uint16, evaluated at the grid's voxel centres.
+
+    ``head_scale`` (x, y, z factors): the head was stretched by it about its centre
+    (``varied`` style), so a point ``p`` is inside a lesion when
+    ``(p - head_centre) / head_scale`` is."""
     nx, ny, nz = geom.size_xyz
     labels = np.zeros((nz, ny, nx), dtype=np.uint16)
+    scale = np.ones(3) if head_scale is None else np.asarray(head_scale, dtype=float)
     for i, les in enumerate(lesions, start=1):
-        c = les.centre_mm + head_centre
-        r = les.extent_mm + 1.0
+        c = (
+            les.centre_mm * scale + head_centre
+            if head_scale is not None
+            else les.centre_mm + head_centre
+        )
+        r = les.extent_mm * float(scale.max()) + 1.0
         corners = np.array(
             [[c[0] + a, c[1] + b, c[2] + e] for a in (-r, r) for b in (-r, r) for e in (-r, r)]
         )
@@ -123,7 +213,8 @@ def _truth_on_grid(
             np.arange(lo[0], hi[0]), np.arange(lo[1], hi[1]), np.arange(lo[2], hi[2]), indexing="ij"
         )
         ijk = np.stack([ii.ravel(), jj.ravel(), kk.ravel()], axis=1)
-        inside = les.contains(geom.index_to_physical(ijk) - head_centre)
+        local = geom.index_to_physical(ijk) - head_centre
+        inside = les.contains(local if head_scale is None else local / scale)
         hit = ijk[inside]
         if len(hit) == 0:  # smaller than a voxel: keep the voxel at its centre
             hit = np.round(geom.physical_to_index(c[None]))[0].astype(int)[None]
@@ -183,10 +274,12 @@ def _scan_mr(
     head_centre: np.ndarray,
     ct_to_mr: sitk.Euler3DTransform,
     phantom: sitk.Image,
+    look: MrAppearance | None = None,
 ) -> tuple[GridGeometry, np.ndarray]:
     """The MR: its own grid and orientation, the head moved by ``ct_to_mr``, a smooth
-    bias field and Rician noise (sigma 18). Returns the MR grid and its stored values,
-    uint16 (slice, row, column) clipped to [0, 4095]."""
+    bias field and Rician noise (sigma 18; ``look`` changes them and adds contrast and
+    motion, ``varied`` style). Returns the MR grid and its stored values, uint16
+    (slice, row, column) clipped to [0, 4095]."""
     mr_px = float(rng.uniform(*acq.mr_pixel_mm))
     mr_dz = float(rng.uniform(*acq.mr_slice_mm))
     if orientation == "axial":
@@ -206,9 +299,18 @@ def _scan_mr(
     mr_img = sitk.Resample(
         phantom, mr_geom.reference(), ct_to_mr.GetInverse(), sitk.sitkLinear, 0.0
     )
-    mr_sig = sitk.GetArrayFromImage(mr_img) * _bias_field(rng, mr_geom)
+    if look is None:
+        mr_sig = sitk.GetArrayFromImage(mr_img) * _bias_field(rng, mr_geom)
+        del mr_img
+        mr_sig = _rician(rng, mr_sig, 18.0)
+        return mr_geom, np.clip(np.round(mr_sig), 0, 4095).astype(np.uint16)
+    mr_sig = sitk.GetArrayFromImage(mr_img)
     del mr_img
-    mr_sig = _rician(rng, mr_sig, 18.0)
+    mr_sig = 1500.0 * (np.clip(mr_sig, 0.0, None) / 1500.0) ** look.gamma
+    mr_sig = (mr_sig * _bias_field(rng, mr_geom, look.bias_strength)).astype(np.float32)
+    if look.motion_fraction > 0:
+        mr_sig = _motion_ghosts(rng, mr_sig, look.motion_fraction, look.motion_shift_px)
+    mr_sig = _rician(rng, mr_sig, look.noise_sigma)
     return mr_geom, np.clip(np.round(mr_sig), 0, 4095).astype(np.uint16)
 
 
@@ -292,7 +394,11 @@ def _mr_tags(
 
 
 def _lesion_rows(
-    lesions: list[Lesion], labels: np.ndarray, ct_geom: GridGeometry, head_centre: np.ndarray
+    lesions: list[Lesion],
+    labels: np.ndarray,
+    ct_geom: GridGeometry,
+    head_centre: np.ndarray,
+    head_scale: np.ndarray | None = None,
 ) -> list[dict[str, object]]:
     """truth.json's lesion rows: the phantom lesion, its label, its centre in patient mm
     and its volume on the CT grid (voxels and mm3 = voxels * CT voxel volume)."""
@@ -303,7 +409,8 @@ def _lesion_rows(
     for i, les in enumerate(lesions, start=1):
         row = les.to_dict()
         row["label"] = i
-        row["centre_xyz_mm"] = [float(v) for v in les.centre_mm + head_centre]
+        centre = les.centre_mm if head_scale is None else les.centre_mm * head_scale
+        row["centre_xyz_mm"] = [float(v) for v in centre + head_centre]
         row["volume_vox_ct"] = int(counts[i])
         row["volume_mm3_ct"] = float(counts[i] * ct_voxel_mm3)
         rows.append(row)
@@ -316,12 +423,21 @@ def _write_nifti(arr: np.ndarray, geom: GridGeometry, path: Path) -> None:
     sitk.WriteImage(img, str(path), useCompression=True)
 
 
-def _phantom_image(arr: np.ndarray, spacing_mm: float, head_centre: np.ndarray) -> sitk.Image:
+def _phantom_image(
+    arr: np.ndarray,
+    spacing_mm: float,
+    head_centre: np.ndarray,
+    head_scale: np.ndarray | None = None,
+) -> sitk.Image:
     """A phantom array (z, y, x) as an image of isotropic ``spacing_mm`` placed around
-    ``head_centre`` (patient mm)."""
+    ``head_centre`` (patient mm); ``head_scale`` (x, y, z) stretches it about the centre."""
     img = sitk.GetImageFromArray(arr)
-    img.SetSpacing([spacing_mm] * 3)
-    img.SetOrigin([float(v) for v in head_centre + BOX_MIN_MM])
+    if head_scale is None:
+        img.SetSpacing([spacing_mm] * 3)
+        img.SetOrigin([float(v) for v in head_centre + BOX_MIN_MM])
+    else:
+        img.SetSpacing([float(spacing_mm * f) for f in head_scale])
+        img.SetOrigin([float(v) for v in head_centre + BOX_MIN_MM * head_scale])
     return img
 
 
@@ -411,6 +527,35 @@ def _write_study(
         raise
 
 
+@dataclass(frozen=True)
+class _StyleDraws:
+    """What a style changes in one study (all ``None`` / classic for ``classic``)."""
+
+    lesions: object  # phantom.LesionStyle
+    head_scale: np.ndarray | None
+    look: MrAppearance | None
+
+    def record(self) -> dict[str, object]:
+        """truth.json's ``style`` block (``varied`` only: classic files stay as they were)."""
+        assert self.head_scale is not None and self.look is not None
+        return {
+            "name": "varied",
+            "head_scale_xyz": [float(v) for v in self.head_scale],
+            "mr": self.look.to_dict(),
+        }
+
+
+def _style_draws(style: str, seed: int) -> _StyleDraws:
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+    if style == "classic":
+        return _StyleDraws(CLASSIC_LESIONS, None, None)
+    vrng = np.random.default_rng([int(seed), 17])
+    head_scale = vrng.uniform(0.88, 1.12, size=3)
+    return _StyleDraws(VARIED_LESIONS, head_scale, _varied_appearance(vrng))
+
+
+# long: one linear recipe (draw, paint, scan, record, write), read top to bottom
 def generate_study(
     out_dir: str | os.PathLike[str],
     *,
@@ -420,6 +565,7 @@ def generate_study(
     mr_orientation: str | None = None,
     transfer_syntax: str | None = None,
     misalignment: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None,
+    style: str = "classic",
 ) -> dict[str, object]:
     """Write a synthetic CT + contrast T1 MR study and its ground truth to ``out_dir``.
 
@@ -433,9 +579,13 @@ def generate_study(
     "sagittal" (default: drawn from the seed); ``transfer_syntax`` compresses the
     pixel data (e.g. RLE or JPEG-LS lossless UIDs); ``misalignment`` forces
     ``(angles_deg_xyz, translation_mm_xyz)`` of the head motion between sessions.
-    ``ValueError`` for a negative ``n_lesions``, an unknown ``mr_orientation`` or grid.
+    ``style``: "classic" (default, the unchanged generator) or "varied" (module
+    docstring; truth.json then has a ``style`` block with what was drawn).
+    ``ValueError`` for a negative ``n_lesions``, an unknown ``mr_orientation``, grid
+    or style.
     """
     grid_preset(grid)  # validates the name
+    draws = _style_draws(style, seed)
     acq = ACQUISITIONS[grid]
     out = Path(out_dir)
     rng = np.random.default_rng(seed)
@@ -443,7 +593,8 @@ def generate_study(
     if n < 0:
         raise ValueError("n_lesions must be >= 0")
 
-    lesions = place_lesions(rng, n, (acq.min_lesion_mm3, acq.max_lesion_mm3)) if n else []
+    rng_v = (acq.min_lesion_mm3, acq.max_lesion_mm3)
+    lesions = place_lesions(rng, n, rng_v, draws.lesions) if n else []
     pgrid = PhantomGrid(acq.phantom_mm)
     ct_ph, mr_ph, info = paint_head(rng, pgrid, lesions)
 
@@ -457,15 +608,21 @@ def generate_study(
     # UIDs depend on everything that changes the images, so two different synthetic
     # studies never share a UID (the platform keys studies on them).
     variant = (seed, grid, n_lesions, mr_orientation, misalignment)
+    if style != "classic":
+        variant = (*variant, style)
 
+    scale = draws.head_scale
     ct_geom, ct_stored = _scan_ct(
-        rng, acq, head_centre, _phantom_image(ct_ph, pgrid.h, head_centre)
+        rng, acq, head_centre, _phantom_image(ct_ph, pgrid.h, head_centre, scale)
     )
     del ct_ph
-    mr_phantom = _phantom_image(mr_ph, pgrid.h, head_centre)
-    mr_geom, mr_stored = _scan_mr(rng, acq, orientation, head_centre, ct_to_mr, mr_phantom)
+    mr_phantom = _phantom_image(mr_ph, pgrid.h, head_centre, scale)
+    mr_acq = acq if draws.look is None else _mr_acquisition(acq, draws.look.acquisition)
+    mr_geom, mr_stored = _scan_mr(
+        rng, mr_acq, orientation, head_centre, ct_to_mr, mr_phantom, draws.look
+    )
     del mr_ph, mr_phantom
-    labels = _truth_on_grid(lesions, ct_geom, head_centre)
+    labels = _truth_on_grid(lesions, ct_geom, head_centre, scale)
     patient, ct_tags, mr_tags = _series_tags(rng, seed, variant, orientation)
     truth: dict[str, object] = {
         "generator_version": GENERATOR_VERSION,
@@ -473,7 +630,7 @@ def generate_study(
         "grid": grid,
         "n_lesions": len(lesions),
         "lesion_volume_range_mm3": [acq.min_lesion_mm3, acq.max_lesion_mm3],
-        "lesions": _lesion_rows(lesions, labels, ct_geom, head_centre),
+        "lesions": _lesion_rows(lesions, labels, ct_geom, head_centre, scale),
         "transform": {
             **transform_to_dict(ct_to_mr),
             "angles_deg": [float(np.degrees(a)) for a in angles],
@@ -484,6 +641,8 @@ def generate_study(
         "phantom": {"spacing_mm": pgrid.h, **info},
         "files": _files_record(),
     }
+    if style != "classic":
+        truth["style"] = draws.record()
     series = (("CT", ct_stored, ct_geom, ct_tags), ("MR", mr_stored, mr_geom, mr_tags))
     _write_study(out, series, labels, ct_geom, truth, variant, transfer_syntax)
     return truth

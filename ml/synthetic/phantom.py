@@ -160,15 +160,50 @@ def _random_rotation(rng: np.random.Generator) -> np.ndarray:
     return q
 
 
+@dataclass(frozen=True)
+class LesionStyle:
+    """How lesions look and where they sit (``generate_study``'s ``style``).
+
+    ``kind_p``: probabilities of the kinds after the first three lesions (which are
+    one of each of the first three kinds); ``necrotic_p``: share of lesions over
+    1000 mm3 with a necrotic core (the rest enhance solidly, without a rim);
+    ``enhancement``: range of the enhancing tissue's MR signal factor.
+    The defaults are the ``classic`` generator's.
+    """
+
+    kind_p: tuple[tuple[str, float], ...] = (
+        ("cortical", 0.45),
+        ("skull_base", 0.2),
+        ("deep", 0.35),
+    )
+    necrotic_p: float = 0.85
+    enhancement: tuple[float, float] = (0.8, 1.25)
+
+
+CLASSIC_LESIONS = LesionStyle()
+# Solid enhancing lesions, fainter ones, and lesions against the dura and beside the
+# middle cerebral arteries (where bright vessels and meninges make them hard to see).
+VARIED_LESIONS = LesionStyle(
+    kind_p=(("cortical", 0.25), ("skull_base", 0.1), ("deep", 0.25), ("dural", 0.2),
+            ("perivascular", 0.2)),
+    necrotic_p=0.35,
+    enhancement=(0.55, 1.3),
+)  # fmt: skip
+
+
 def make_lesion(
-    rng: np.random.Generator, volume_mm3: float, centre_mm: np.ndarray, kind: str
+    rng: np.random.Generator,
+    volume_mm3: float,
+    centre_mm: np.ndarray,
+    kind: str,
+    style: LesionStyle = CLASSIC_LESIONS,
 ) -> Lesion:
     ratios = np.exp(rng.uniform(-0.3, 0.3, size=3))
     lobes = rng.normal(scale=0.07, size=10) * (1.0 if volume_mm3 > 200 else 0.4)
     unit = _unit_volume(lobes)
     axes = ratios * (volume_mm3 / (unit * ratios.prod())) ** (1.0 / 3.0)
     r_eq = (3.0 * volume_mm3 / (4.0 * np.pi)) ** (1.0 / 3.0)
-    necrotic = volume_mm3 > 1000.0 and rng.uniform() < 0.85
+    necrotic = volume_mm3 > 1000.0 and rng.uniform() < style.necrotic_p
     return Lesion(
         centre_mm=np.asarray(centre_mm, dtype=float),
         axes_mm=axes,
@@ -178,26 +213,31 @@ def make_lesion(
         kind=kind,
         rim_mm=float(min(rng.uniform(1.5, 3.5), 0.45 * r_eq)),
         necrotic=bool(necrotic),
-        enhancement=float(rng.uniform(0.8, 1.25)),
+        enhancement=float(rng.uniform(*style.enhancement)),
         edema_mm=float(rng.uniform(0.5, 3.0) + 0.25 * r_eq),
     )
 
 
 def place_lesions(
-    rng: np.random.Generator, n: int, volume_range_mm3: tuple[float, float]
+    rng: np.random.Generator,
+    n: int,
+    volume_range_mm3: tuple[float, float],
+    style: LesionStyle = CLASSIC_LESIONS,
 ) -> list[Lesion]:
-    """Metastases with log-uniform volumes, some at the cortex and some at the skull base."""
+    """Metastases with log-uniform volumes, some at the cortex and some at the skull base
+    (kinds and appearance from ``style``)."""
     lesions: list[Lesion] = []
     lo, hi = np.log(volume_range_mm3[0]), np.log(volume_range_mm3[1])
     # Spread the volumes over the whole range (stratified), then shuffle.
     u = (np.arange(n) + rng.uniform(size=n)) / max(n, 1)
     volumes = np.exp(lo + u * (hi - lo))
     rng.shuffle(volumes)
-    kinds = ["cortical", "skull_base", "deep"]
+    kinds = [k for k, _p in style.kind_p]
+    probs = [p for _k, p in style.kind_p]
     for i, vol in enumerate(volumes):
-        kind = kinds[i % 3] if i < 3 else str(rng.choice(kinds, p=[0.45, 0.2, 0.35]))
+        kind = kinds[i % 3] if i < 3 else str(rng.choice(kinds, p=probs))
         for _attempt in range(400):
-            les = make_lesion(rng, float(vol), np.zeros(3), kind)
+            les = make_lesion(rng, float(vol), np.zeros(3), kind, style)
             centre = _sample_centre(rng, kind, les.extent_mm)
             if centre is None:
                 continue
@@ -209,7 +249,7 @@ def place_lesions(
                 lesions.append(les)
                 break
         else:  # crowded head: shrink rather than fail
-            les = make_lesion(rng, float(volume_range_mm3[0]) * 2, np.zeros(3), "deep")
+            les = make_lesion(rng, float(volume_range_mm3[0]) * 2, np.zeros(3), "deep", style)
             for _attempt in range(400):
                 centre = _sample_centre(rng, "deep", les.extent_mm)
                 if centre is not None and all(
@@ -228,7 +268,50 @@ def _inside_brain(p: np.ndarray, margin: float) -> bool:
     return d < -(BRAIN_DEPTH_MM + 2.5 + margin) and p[2] - zb > margin + 3.0
 
 
+# Inner surface of the skull (the dura) below the skin, mm: scalp + skull.
+DURA_DEPTH_MM = SCALP_MM + SKULL_MM
+# Nominal course of a middle cerebral artery (x of the right one; mirrored for the left),
+# head coordinates in mm: ``vessel_tree`` jitters it by ~2 mm.
+MCA_COURSE_MM = np.array([[22.0, -10.0, -26.0], [40.0, -6.0, -16.0], [52.0, 4.0, 2.0]])
+MCA_MAX_RADIUS_MM = 1.8
+
+
+def _inside_skull(p: np.ndarray, margin: float) -> bool:
+    """Inside the intracranial space with ``margin`` mm to the dura and the skull base."""
+    d = float(ellipsoid_depth(p[0:1], p[1:2], p[2:3])[0])
+    zb = float(skull_base_z(p[0:1], p[1:2])[0])
+    return d < -(DURA_DEPTH_MM + margin) and p[2] - zb > margin + 3.0
+
+
+def _dural_centre(rng: np.random.Generator, extent: float) -> np.ndarray | None:
+    """A lesion whose surface reaches to within 0-1 mm of the dura (dural-based)."""
+    n = rng.normal(size=3)
+    n[2] = abs(n[2]) * 0.8 + 0.1
+    n /= np.linalg.norm(n)
+    t_surface = 1.0 / np.linalg.norm(n / HEAD_AXES_MM)
+    p = n * (t_surface - DURA_DEPTH_MM - 0.8 * extent - rng.uniform(0.0, 1.0))
+    return p if _inside_skull(p, 0.0) else None
+
+
+def _perivascular_centre(rng: np.random.Generator, extent: float) -> np.ndarray | None:
+    """A lesion beside a middle cerebral artery, 0.5-2 mm from its wall."""
+    side = 1.0 if rng.uniform() < 0.5 else -1.0
+    seg = int(rng.integers(len(MCA_COURSE_MM) - 1))
+    a, b = MCA_COURSE_MM[seg] * [side, 1, 1], MCA_COURSE_MM[seg + 1] * [side, 1, 1]
+    on = a + rng.uniform() * (b - a)
+    away = rng.normal(size=3)
+    t = (b - a) / np.linalg.norm(b - a)
+    away -= (away @ t) * t
+    away /= np.linalg.norm(away)
+    p = on + away * (MCA_MAX_RADIUS_MM + 0.8 * extent + rng.uniform(0.5, 2.0))
+    return p if _inside_skull(p, extent * 0.5) else None
+
+
 def _sample_centre(rng: np.random.Generator, kind: str, extent: float) -> np.ndarray | None:
+    if kind == "dural":
+        return _dural_centre(rng, extent)
+    if kind == "perivascular":
+        return _perivascular_centre(rng, extent)
     if kind == "cortical":
         n = rng.normal(size=3)
         n[2] = abs(n[2]) * 0.8 + 0.1

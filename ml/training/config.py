@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ml.augment.config import AugmentConfig
+
 _LOSSES = ("dice", "vol_dice_br", "vol_dice_cr")
 
 
@@ -47,6 +49,7 @@ class UNetTrainConfig:
 
 
 _DM_SAMPLERS = ("head", "segment")
+_SECTIONS = ("unet", "deepmedic", "augment")
 
 
 @dataclass
@@ -136,6 +139,9 @@ class EnsembleTrainConfig:
     calibration_min_mm3: float = 100.0
     unet: UNetTrainConfig = field(default_factory=UNetTrainConfig)
     deepmedic: DeepMedicTrainConfig = field(default_factory=DeepMedicTrainConfig)
+    # Training-time augmentation of both networks' samples (ml.augment); off by
+    # default (the paper's recipe), on in the ``lite`` recipe.
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def validate(self) -> None:
         from ml.networks import NETWORK_PRESETS
@@ -150,6 +156,7 @@ class EnsembleTrainConfig:
             raise ValueError("max_fp_per_case and calibration_min_mm3 must be >= 0")
         self.unet.validate()
         self.deepmedic.validate()
+        self.augment.validate()
 
     @classmethod
     def for_grid(cls, grid: str, **top: Any) -> EnsembleTrainConfig:
@@ -159,9 +166,9 @@ class EnsembleTrainConfig:
         spec = grid_preset(grid)
         recipe = GRID_RECIPES.get(grid, {})
         data: dict[str, Any] = {"preset": spec.network_preset}
-        data.update({k: v for k, v in recipe.items() if k not in ("unet", "deepmedic")})
-        data.update({k: v for k, v in top.items() if k not in ("unet", "deepmedic")})
-        for section in ("unet", "deepmedic"):
+        data.update({k: v for k, v in recipe.items() if k not in _SECTIONS})
+        data.update({k: v for k, v in top.items() if k not in _SECTIONS})
+        for section in _SECTIONS:
             data[section] = {**recipe.get(section, {}), **top.get(section, {})}
         return cls.from_dict(data)
 
@@ -176,7 +183,8 @@ class EnsembleTrainConfig:
         data = dict(data)
         unet = _from_dict(UNetTrainConfig, data.pop("unet", {}))
         dm = _from_dict(DeepMedicTrainConfig, data.pop("deepmedic", {}))
-        return _from_dict(cls, data, unet=unet, deepmedic=dm)
+        aug = _from_dict(AugmentConfig, data.pop("augment", {}))
+        return _from_dict(cls, data, unet=unet, deepmedic=dm, augment=aug)
 
     @classmethod
     def from_json(cls, path_or_text: str | Path) -> EnsembleTrainConfig:
@@ -197,7 +205,9 @@ class EnsembleTrainConfig:
 # the two maps (ml.inference.rule). The U-Net's output bias starts at logit(0.01)
 # (the first steps need not silence the whole head first), and the operating point
 # is calibrated for half the target's false positives (0.5 a case), leaving margin
-# for the few validation studies it is chosen on.
+# for the few validation studies it is chosen on. ``lite`` trains with augmentation
+# (bias field, gamma, noise, blur, thicker slices, small rotations and scaling;
+# docs/ML.md "Augmentation") so it does not learn one generator's look.
 GRID_RECIPES: dict[str, dict[str, Any]] = {
     "paper": {},
     "lite": {
@@ -205,6 +215,7 @@ GRID_RECIPES: dict[str, dict[str, Any]] = {
         "max_fp_per_case": 0.5,
         "unet": {"batch_size": 2, "steps_per_epoch": 30, "init_prior": 0.01},
         "deepmedic": {"batch_size": 1, "out_depth": 20, "segments_per_epoch": 8},
+        "augment": {"enabled": True},
     },
     "tiny": {},
 }

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ml.augment import AugmentConfig, augment_sample
 from ml.losses import DiceLoss, VolumeAwareDiceLoss, build_loss, deepmedic_loss
 from ml.training.config import DeepMedicTrainConfig, EnsembleTrainConfig, UNetTrainConfig
 from ml.training.data import Case, sample_head_window, sample_segment, sample_slab
@@ -119,15 +120,20 @@ def unet_batch(
     cfg: UNetTrainConfig,
     rng: np.random.Generator,
     device: torch.device | str,
+    augment: AugmentConfig | None = None,
 ) -> Batch:
     """(x, g, v): slabs ``(B, 2, slab_depth, H, W)``, labels and lesion volumes
     ``(B, 1, slab_depth, H, W)`` float32 (volumes in voxels), randomly flipped
-    left-right; head crops of different sizes are zero-padded."""
+    left-right, then augmented (``ml.augment``) when ``augment.enabled``; head crops
+    of different sizes are zero-padded. The volume map follows spatial transforms by
+    nearest neighbour and keeps each lesion's volume on the unaugmented study."""
     imgs, gts, vms = [], [], []
     for ci, want in items:
         img, gt, vm = sample_slab(cases[ci], cfg.slab_depth, want_tumour=want, rng=rng)
         if cfg.flip and rng.random() < 0.5:
             img, gt, vm = img[..., ::-1], gt[..., ::-1], vm[..., ::-1]
+        if augment is not None and augment.enabled:
+            img, (gt, vm) = augment_sample(img, (gt, vm), cases[ci].spacing_mm, augment, rng)
         imgs.append(img)
         gts.append(gt[None])
         vms.append(vm[None])
@@ -154,6 +160,7 @@ def deepmedic_batch(
     rng: np.random.Generator,
     device: torch.device | str,
     halo: int = 8,
+    augment: AugmentConfig | None = None,
 ) -> Batch:
     """(x, g, mask): inputs ``(B, 2, D, H, W)`` float32, labels ``(B, D, H, W)``
     int64 and the voxels that enter the loss ``(B, D, H, W)`` bool.
@@ -161,6 +168,8 @@ def deepmedic_batch(
     Head windows of different sizes are zero-padded to a common shape; the
     padding is outside ``mask``. For segments, ``mask`` is the interior inside
     ``loss_margin_dhw``. ``halo``: slices of context each side of a head window.
+    With ``augment.enabled`` each window is augmented (``ml.augment``); ``gt`` and
+    ``mask`` follow spatial transforms by nearest neighbour.
     """
     imgs, gts, masks = [], [], []
     for ci, fg in items:
@@ -172,6 +181,8 @@ def deepmedic_batch(
             img, gt, mask = _segment_with_mask(cases[ci], cfg, fg, rng)
         if cfg.flip and rng.random() < 0.5:
             img, gt, mask = img[..., ::-1], gt[..., ::-1], mask[..., ::-1]
+        if augment is not None and augment.enabled:
+            img, (gt, mask) = augment_sample(img, (gt, mask), cases[ci].spacing_mm, augment, rng)
         imgs.append(np.ascontiguousarray(img))
         gts.append(np.ascontiguousarray(gt))
         masks.append(np.ascontiguousarray(mask))
@@ -187,6 +198,7 @@ class UNetStrategy:
 
     cfg: UNetTrainConfig
     loss_fn: DiceLoss | VolumeAwareDiceLoss  # build_loss(cfg.loss, ...)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     arch: str = field(default="unet", init=False)
     seed_offset: int = field(default=1, init=False)
 
@@ -205,7 +217,7 @@ class UNetStrategy:
         rng: np.random.Generator,
         device: torch.device | str,
     ) -> Batch:
-        return unet_batch(cases, items, self.cfg, rng, device)
+        return unet_batch(cases, items, self.cfg, rng, device, self.augment)
 
     def loss(self, net: nn.Module, batch: Batch) -> torch.Tensor:
         x, g, v = batch
@@ -218,6 +230,7 @@ class DeepMedicStrategy:
     """Head windows (or segments) and the class-balanced cross-entropy."""
 
     cfg: DeepMedicTrainConfig
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     arch: str = field(default="deepmedic", init=False)
     seed_offset: int = field(default=2, init=False)
 
@@ -236,7 +249,9 @@ class DeepMedicStrategy:
         rng: np.random.Generator,
         device: torch.device | str,
     ) -> Batch:
-        return deepmedic_batch(cases, items, self.cfg, rng, device, halo=int(net.z_halo))
+        return deepmedic_batch(
+            cases, items, self.cfg, rng, device, halo=int(net.z_halo), augment=self.augment
+        )
 
     def loss(self, net: nn.Module, batch: Batch) -> torch.Tensor:
         x, g, m = batch
@@ -257,7 +272,8 @@ def strategy_for(arch: str, config: EnsembleTrainConfig) -> ArchStrategy:
     """
     if arch == "unet":
         cfg = config.unet
-        return UNetStrategy(cfg, build_loss(cfg.loss, lambda_c=cfg.lambda_c, eps=cfg.eps))
+        loss_fn = build_loss(cfg.loss, lambda_c=cfg.lambda_c, eps=cfg.eps)
+        return UNetStrategy(cfg, loss_fn, config.augment)
     if arch == "deepmedic":
-        return DeepMedicStrategy(config.deepmedic)
+        return DeepMedicStrategy(config.deepmedic, config.augment)
     raise ValueError(f"unknown architecture {arch!r}")

@@ -34,6 +34,7 @@ GRID_DEFAULTS: dict[str, dict[str, Any]] = {
         "max_fp_per_case": 0.5,
         "unet": {"batch_size": 2, "steps_per_epoch": 30, "init_prior": 0.01},
         "deepmedic": {"batch_size": 1, "out_depth": 20, "segments_per_epoch": 8},
+        "augment": {"enabled": True},
     },
     "paper": {},
 }

@@ -396,3 +396,41 @@ def test_next_step_fits_prices_the_slowest_recent_step(elapsed, steps, val, budg
 def test_calibration_time_is_kept_back_from_the_budget(calibrate_on, n_val, seconds):
     cfg = EnsembleTrainConfig.for_grid("lite", calibrate=calibrate_on)
     assert calibration_reserve_s(cfg, n_val) == seconds
+
+
+@pytest.mark.parametrize(
+    "grid, top, enabled",
+    [("lite", {}, True), ("paper", {}, False), ("tiny", {}, False),
+     ("paper", {"augment": {"enabled": True}}, True),
+     ("lite", {"augment": {"enabled": False}}, False)],
+)  # fmt: skip
+def test_augmentation_on_in_lite_off_in_paper_unless_set(grid, top, enabled):
+    cfg = EnsembleTrainConfig.for_grid(grid, **top)
+    cfg.validate()
+    assert cfg.augment.enabled is enabled
+    assert EnsembleTrainConfig.from_dict(json.loads(cfg.to_json())).augment == cfg.augment
+
+
+@pytest.mark.parametrize("arch", ["unet", "deepmedic"])
+def test_batches_are_augmented_only_when_enabled(studies, arch):
+    from ml.training.strategies import strategy_for
+
+    cases = [load_case(d) for d in studies[0]]
+    cfg = EnsembleTrainConfig.for_grid("tiny", deepmedic={"out_depth": 2})
+    net = build(arch, "lite")
+    items = [(0, True), (1, True)]
+
+    def batch(aug_on: bool, seed: int):
+        cfg.augment.enabled = aug_on
+        cfg.augment.rotate_p = cfg.augment.bias_p = 1.0
+        return strategy_for(arch, cfg).batch(net, cases, items, np.random.default_rng(seed), "cpu")
+
+    plain, plain2 = batch(False, 0), batch(False, 0)
+    aug, aug2, other = batch(True, 0), batch(True, 0), batch(True, 1)
+    assert all(torch.equal(a, b) for a, b in zip(plain, plain2, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(aug, aug2, strict=True))
+    assert not torch.equal(aug[0], plain[0]) and not torch.equal(aug[0], other[0])
+    for a, p in zip(aug, plain, strict=True):
+        assert a.shape == p.shape and a.dtype == p.dtype
+    assert torch.isfinite(aug[0]).all()
+    assert set(torch.unique(aug[1]).tolist()) <= {0, 1}
