@@ -73,8 +73,9 @@ def test_admin_starts_retraining_in_the_browser_and_a_real_worker_trains(
         )
         shot(page, "models-training-real-worker")
         stage_seen = page.inner_text("#run-stage")
-        # ... and when the run ends, the page lists the version it produced.
-        page.wait_for_selector("#versions tbody tr[data-id]", timeout=240_000)
+        # ... and when the run ends, the page lists the version it produced, active (the
+        # table also refreshes while the run is going, so any row is not enough).
+        page.wait_for_selector("#versions tbody tr.active-version[data-id]", timeout=240_000)
         elapsed = time.monotonic() - t0
     finally:
         context.close()
