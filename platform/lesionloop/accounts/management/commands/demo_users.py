@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.conf import settings
@@ -13,6 +14,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         rows = demo_users_ensure(secrets_file=settings.VAR_DIR / "demo_users.json")
-        self.stdout.write("Demo users (log in at http://127.0.0.1:8000/accounts/login/):")
+        port = os.environ.get("PORT", "8000")  # scripts/run.sh serves on $PORT
+        self.stdout.write(f"Demo users (log in at http://127.0.0.1:{port}/accounts/login/):")
         for username, role, password in rows:
             self.stdout.write(f"  {role:<10} user={username:<10} password={password}")
