@@ -16,25 +16,13 @@ lesion rule) on each case, a prepared-study directory with ``ground_truth.npy`` 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ml.metrics import aggregate, evaluate_case
+from ml.metrics import aggregate, evaluate_case, json_finite
 from ml.metrics.lesionwise import lesionwise_case, size_group_summary
-
-
-def _clean(value: Any) -> Any:
-    """NaN and infinity are not JSON: None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
 
 
 def summarise(
@@ -44,7 +32,7 @@ def summarise(
     agg = aggregate(voxel_cases)
     small, large = agg["groups"]["small"], agg["groups"]["large"]
     groups = size_group_summary(lesion_cases)
-    return _clean(
+    return json_finite(
         {
             "dsc": agg["dsc"],
             "precision": agg["precision"],

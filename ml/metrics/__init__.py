@@ -10,6 +10,18 @@ recall. ``aggregate`` pools per-case results into the paper's tables.
 
 from __future__ import annotations
 
-from ml.metrics.case import SMALL_LESION_MAX_MM3, aggregate, detection_summary, evaluate_case
+from ml.metrics.case import (
+    SMALL_LESION_MAX_MM3,
+    aggregate,
+    detection_summary,
+    evaluate_case,
+    json_finite,
+)
 
-__all__ = ["SMALL_LESION_MAX_MM3", "aggregate", "detection_summary", "evaluate_case"]
+__all__ = [
+    "SMALL_LESION_MAX_MM3",
+    "aggregate",
+    "detection_summary",
+    "evaluate_case",
+    "json_finite",
+]

@@ -10,6 +10,7 @@ Conventions for empty masks (chosen so that no case is silently dropped):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -18,6 +19,18 @@ import numpy as np
 from ml.lesions import label_lesions, voxel_volume_mm3
 
 SMALL_LESION_MAX_MM3 = 1500.0
+
+
+def json_finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float (also inside dicts, lists and tuples)
+    replaced by None: they are not JSON, and a metric that is undefined reads as None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_finite(v) for v in value]
+    return value
 
 
 def _ratio(num: float, den: float) -> float | None:

@@ -18,11 +18,12 @@ folder that the supervisor publishes by renaming it.
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from pathlib import Path
 from typing import Any
+
+from ml.metrics import json_finite
 
 EXIT_CANCELLED = 3
 
@@ -40,22 +41,11 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def _clean(value: Any) -> Any:
-    """NaN and infinity are not JSON; they become None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
-
-
 def summarise_metrics(aggregate: dict[str, Any], per_case: dict[str, Any]) -> dict[str, Any]:
     """The registry's metric names from an ``ml.metrics.aggregate`` result."""
     small = aggregate["groups"]["small"]
     large = aggregate["groups"]["large"]
-    return _clean(
+    return json_finite(
         {
             "dsc": aggregate["dsc"],
             "precision": aggregate["precision"],
@@ -128,7 +118,7 @@ def run(spec: dict[str, Any]) -> int:
             val_dirs=[c["dir"] for c in val],
             out_dir=out_dir,
             warm_start_dir=spec.get("warm_start_dir"),
-            progress=lambda event: _emit({"type": "progress", **_clean(event)}),
+            progress=lambda event: _emit({"type": "progress", **json_finite(event)}),
             should_stop=should_stop,
         )
     except TrainingCancelled:
