@@ -63,7 +63,7 @@ class SweepResult:
 def sweep() -> SweepResult:
     """One sweep over study jobs and training runs (see the module docstring)."""
     from lesionloop.pacs.services import pacs_rows_sweep
-    from lesionloop.studies.services import jobs_sweep, studies_awaiting_model_enqueue
+    from lesionloop.studies.services import jobs_sweep
     from lesionloop.training.gate import gate_scores_sweep
     from lesionloop.training.services import training_runs_sweep
 
@@ -78,23 +78,24 @@ def sweep() -> SweepResult:
         runs_failed=runs.failed,
         pacs_resent=pacs_rows_sweep(),
         gate_scores_resent=gate_scores_sweep(),
-        studies_released=_release_awaiting_studies(studies_awaiting_model_enqueue),
+        studies_released=_release_awaiting_studies(),
     )
     if result:
         log.info("sweep: %s", result)
     return result
 
 
-def _release_awaiting_studies(release: Any) -> int:
-    """``release()`` when a study awaits a model and has no pre-segmentation job open:
-    with an active model that means the activation's own message was lost."""
+def _release_awaiting_studies() -> int:
+    """Queue the studies awaiting a model when one has no pre-segmentation job open: with
+    an active model that means the activation's own message was lost."""
     from lesionloop.studies.models import Job, Study
+    from lesionloop.studies.services import studies_awaiting_model_enqueue
 
     open_jobs = Job.objects.filter(
         kind=Job.Kind.PRESEGMENT, state__in=[Job.State.QUEUED, Job.State.RUNNING]
     ).values("study_id")
     waiting = Study.objects.filter(status=Study.Status.AWAITING_MODEL).exclude(pk__in=open_jobs)
-    return release() if waiting.exists() else 0
+    return studies_awaiting_model_enqueue() if waiting.exists() else 0
 
 
 class SweeperMiddleware(Middleware):
