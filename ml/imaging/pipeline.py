@@ -28,7 +28,8 @@ FORMAT_VERSION = 1
 def _head_centre_xy(ct: sitk.Image) -> np.ndarray:
     """Centre of the head's bounding box (physical, x and y) from a coarse CT."""
     coarse = bin_to(sitk.Cast(ct, sitk.sitkFloat32), 4.0)  # an int16 CT: mean HU, not rounded
-    mask = sitk.GetArrayViewFromImage(head_mask(coarse, -400.0)) > 0
+    head = head_mask(coarse, -400.0)  # named: an array view does not keep its image alive
+    mask = sitk.GetArrayViewFromImage(head) > 0
     geom = ImageGeometry.of(coarse)
     idx = np.argwhere(mask)
     if len(idx) == 0:
