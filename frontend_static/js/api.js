@@ -85,6 +85,8 @@
     lesion: (id, lesionId) => `/api/studies/${id}/lesions/${lesionId}/`,
     mask: (id) => `/api/studies/${id}/mask/`,
     proposeLesion: (id) => `/api/studies/${id}/propose-lesion/`,
+    rulers: (id) => `/api/studies/${id}/rulers/`,
+    ruler: (id, rulerId) => `/api/studies/${id}/rulers/${rulerId}/`,
     volume: (id, channel, slice = null, plane = "axial") => `/api/studies/${id}/volume/${channel}/` +
       (slice == null ? "" : `?slice=${slice}`) + (slice != null && plane !== "axial" ? `&plane=${plane}` : ""),
     lease: (id) => `/api/studies/${id}/lease/`,
@@ -127,6 +129,11 @@
       volume: (channel, slice = null) => getBinary(urls.volume(id, channel, slice)),
       approve: (body) => request("POST", urls.approve(id), { json: body }),
       reopen: () => request("POST", urls.reopen(id), { json: {} }),
+      // The user's rulers on the study (one per plane; saving one replaces that plane's).
+      rulers: async () => { const data = await request("GET", urls.rulers(id)); return Array.isArray(data) ? data : []; },
+      saveRuler: (body) => request("POST", urls.rulers(id), { json: body }),
+      deleteRuler: (rulerId) => request("DELETE", urls.ruler(id, rulerId)),
+      clearRulers: () => request("DELETE", urls.rulers(id)),
       exportUrl: (format) => urls.exportFile(id, format),
       leaseUrl: urls.lease(id),
     };

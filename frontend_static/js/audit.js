@@ -47,6 +47,8 @@
       case "study_approved": return `<strong>Approved</strong> revision ${esc(p.revision)}${mv ? ` (pre-contour by ${mv})` : ""} · training-eligible: ${yesno(p.training_eligible)}${Array.isArray(p.lesions) ? ` · ${p.lesions.length} lesion(s) kept` : ""}`;
       case "study_reopened": return "Reopened for review";
       case "study_exported": return `Exported as ${esc(p.format || "")} (revision ${esc(p.revision)})`;
+      case "ruler_saved": return `Ruler of ${fmtNum(p.length_mm, 1)} mm on ${esc(p.plane)} slice ${esc(Number(p.slice) + 1)}${Array.isArray(p.replaced) && p.replaced.length ? " (replacing the plane's previous one)" : ""}`;
+      case "ruler_deleted": return `Deleted ruler(s) on ${esc((p.planes || []).join(", "))}`;
       case "login_failed": return `Failed login as ${esc(p.username || "")}`;
       case "training.requested": return `Retraining requested (${esc(p.trigger || "manual")}, ${esc(Array.isArray(p.eligible_studies) ? p.eligible_studies.length : p.eligible_studies)} eligible studies)`;
       case "training.started": return `Training of ${mv} started from ${p.parent ? esc(p.parent) : "scratch"} on ${esc((p.train_study_ids || []).length)} studies, validating on ${esc((p.val_study_ids || []).length)}`;

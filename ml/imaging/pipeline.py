@@ -215,6 +215,34 @@ def _warn_if_head_cut(head: np.ndarray, spec: GridSpec, report: dict[str, list])
         )
 
 
+REGISTRATION_KINDS = ("registration", "registration_doubtful")
+# Prefixes of RegistrationResult.message that the report's sentence already says.
+_REGISTRATION_PREFIXES = ("registration looks wrong: ", "registration ")
+
+
+def registration_note(reg: RegistrationResult, *, series: str | None = None) -> Note:
+    """The report's one sentence about the MR to CT registration.
+
+    Ok: ``MR to CT registration ok: rotation 8.4 deg, head Dice 0.997`` (the measures,
+    once; ``reg.message`` says the same again and is left out). Not ok: ``MR to CT
+    registration NOT ok: <what looks wrong, from reg.message>`` (its numbers are in the
+    problems it lists). Kind ``registration`` or ``registration_doubtful``.
+    """
+    q = reg.quality
+    if reg.ok:
+        text = (
+            f"MR to CT registration ok: rotation {q.get('rotation_deg', float('nan')):.1f} deg, "
+            f"head Dice {q.get('head_dice', float('nan')):.3f}"
+        )
+        return Note("registration", text, series=series)
+    why = reg.message or "no reason given"
+    for prefix in _REGISTRATION_PREFIXES:
+        if why.startswith(prefix):
+            why = why[len(prefix) :]
+            break
+    return Note("registration_doubtful", f"MR to CT registration NOT ok: {why}", series=series)
+
+
 def _study_meta(
     ing: IngestResult,
     model: ImageGeometry,
@@ -225,16 +253,10 @@ def _study_meta(
     timings: dict[str, float],
 ) -> dict[str, object]:
     """The content of ``study.json`` (docs/ARCHITECTURE.md)."""
-    q = reg.quality
-    ing.report.setdefault("warnings", []).append(
-        Note(
-            "registration" if reg.ok else "registration_doubtful",
-            f"MR to CT registration {'ok' if reg.ok else 'NOT ok'}: "
-            f"rotation {q.get('rotation_deg', float('nan')):.1f} deg, head Dice "
-            f"{q.get('head_dice', float('nan')):.3f}" + (f"; {reg.message}" if reg.message else ""),
-            series=ing.mr_series.series_uid,
-        )
-    )
+    warnings = ing.report.setdefault("warnings", [])
+    # One registration line per report, even if the report is built again.
+    warnings[:] = [w for w in warnings if getattr(w, "kind", "") not in REGISTRATION_KINDS]
+    warnings.append(registration_note(reg, series=ing.mr_series.series_uid))
     ing.report["rows"] = report_rows(ing.report)
     return {
         "format_version": FORMAT_VERSION,

@@ -234,3 +234,45 @@ def test_layout_at_small_windows(
     page.set_viewport_size({"width": 1600, "height": 900})
     page.wait_for_function("document.getElementById('viewports').dataset.layout === '3'")
     assert not page.js_errors, page.js_errors
+
+
+MIP_ON = """[...document.querySelectorAll('#mip-seg button')]
+  .filter((b) => b.classList.contains('on')).map((b) => Number(b.dataset.mip))"""
+MIP_DISABLED = "[...document.querySelectorAll('#mip-seg button')].map((b) => b.disabled)"
+
+
+def test_mip_buttons_show_the_real_state_in_every_view(cast: Any, browser_login: Any) -> None:
+    """The lit button is the slab on screen: in CT view (never projected) Off, disabled."""
+    study = large_study(shape=(24, 64, 64), spacing=(2.0, 1.0, 1.0), n_lesions=2, seed=3)
+    page = open_case(browser_login, study)
+    state = lambda: (page.evaluate(MIP_ON), set(page.evaluate(MIP_DISABLED)))  # noqa: E731
+    assert state() == ([0], {False})
+    page.click('#mip-seg button[data-mip="10"]')
+    page.wait_for_selector('#viewports[data-mip="10"]')
+    assert state() == ([10], {False})
+
+    page.keyboard.press("c")  # CT: the MIP goes off, the buttons say so
+    page.wait_for_selector('#viewports[data-mip="0"]')
+    assert state() == ([0], {True})
+    assert page.evaluate("window.LLViewer.mipMm") == 0
+    page.wait_for_function(
+        "document.querySelector('#viewport .corner.tr').textContent.startsWith('CT')"
+    )
+    assert "MIP" not in page.locator("#viewport .corner.tr").inner_text()
+    page.keyboard.press("t")  # nothing to project on CT
+    assert state() == ([0], {True}) and page.evaluate("window.LLViewer.mipMm") == 0
+
+    page.keyboard.press("f")  # fused: its MR layer is projected
+    page.wait_for_function(f"({MIP_DISABLED}).every((d) => !d)")
+    assert state() == ([0], {False})
+    page.keyboard.press("t")  # the last width again
+    page.wait_for_selector('#viewports[data-mip="10"]')
+    assert state() == ([10], {False})
+    page.keyboard.press("m")
+    page.wait_for_function("window.LLViewer.channel === 'mr'")
+    assert state() == ([10], {False})
+    assert "MIP 10 mm" in page.locator("#viewport .corner.tr").inner_text()
+    page.click('#channel-seg button[data-channel="ct"]')
+    page.wait_for_selector('#viewports[data-mip="0"]')
+    assert state() == ([0], {True})
+    assert not page.js_errors, page.js_errors

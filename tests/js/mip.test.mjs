@@ -154,3 +154,20 @@ test("mipDepth finds the slice of the maximum under a pixel", () => {
     assert.equal(mipDepth(v, SHAPE, plane, k, w, iso, row, col), depth, `${plane} ${k} (${row}, ${col})`);
   }
 });
+
+test("MIP buttons show the width really projected: Off and disabled in CT view", async () => {
+  const { mipButtonState } = await import("../../frontend_static/js/case/mip.js");
+  const table = [
+    // [chosen mm, channel, MR volume loaded, shown mm, disabled]
+    [0, "mr", true, 0, false],
+    [10, "mr", true, 10, false],
+    [10, "fused", true, 10, false],  // the fused view projects its MR layer
+    [10, "ct", true, 0, true],       // CT is never projected: Off, not 10
+    [20, "ct", false, 0, true],
+    [10, "mr", false, 0, true],      // the slab needs the whole MR volume
+    [7, "mr", true, 0, false],       // not a width offered
+  ];
+  for (const [mm, ch, loaded, shownMm, disabled] of table) {
+    assert.deepEqual(mipButtonState(mm, ch, loaded), { shownMm, disabled }, `${mm} ${ch} ${loaded}`);
+  }
+});

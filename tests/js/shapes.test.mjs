@@ -2,7 +2,7 @@
 // and the 3D brush / fill of the mask editor (tools.js). Answers are worked by hand.
 import test from "node:test";
 import assert from "node:assert/strict";
-import { sphereOffsets, interpolateSlices, signedDistance, gapsBetween, decodeRuns } from "../../frontend_static/js/case/shapes.js";
+import { sphereOffsets, sphereSection, pixelOutline, interpolateSlices, signedDistance, gapsBetween, decodeRuns } from "../../frontend_static/js/case/shapes.js";
 import { MaskEditor } from "../../frontend_static/js/case/tools.js";
 
 function perSlice(offsets) {
@@ -142,4 +142,59 @@ test("fill paints only over background, as one change", () => {
   assert.deepEqual([...mask], [0, 1, 4, 1, 0, 0, 0, 0]);
   assert.deepEqual(ch.idx, [1, 3]);
   ed.begin(1, "interpolate"); ed.fill([]); assert.equal(ed.end(), null);
+});
+
+// The 3D brush outline: the sphere's cross-section on a slice of each plane, in voxels.
+const rows = (cells) => {
+  const n = {};
+  for (const [r] of cells) n[r] = (n[r] || 0) + 1;
+  return n;
+};
+
+test("the 3D brush's footprint on a slice of each plane (r = 1.5 mm, 2 x 1 x 1 mm voxels)", () => {
+  const ball = sphereOffsets(1.5, [2, 1, 1]);  // 9 + 5 + 5 = 19 voxels (worked above)
+  const table = [
+    // [plane, slices from the centre's, voxels, voxels per row]  (hand-worked)
+    ["axial", 0, 9, { "-1": 3, 0: 3, 1: 3 }],   // the 3 x 3 square: corners 1.41 mm
+    ["axial", 1, 5, { "-1": 1, 0: 3, 1: 1 }],   // the plus: r' = 1.12 mm at the face 1 mm up
+    ["axial", -1, 5, { "-1": 1, 0: 3, 1: 1 }],
+    ["axial", 2, 0, {}],                          // the face 3 mm away: beyond the ball
+    // Coronal through the centre: rows are slices (2 mm), so the painted footprint is 3
+    // rows tall (z -1..1) and 3 columns wide; a flat disc of 1.5 mm would be under a row.
+    ["coronal", 0, 9, { "-1": 3, 0: 3, 1: 3 }],
+    ["coronal", 1, 5, { "-1": 1, 0: 3, 1: 1 }],  // y = 1 mm: the ball's x-extent 1.12 mm
+    ["sagittal", 0, 9, { "-1": 3, 0: 3, 1: 3 }],
+    ["sagittal", -1, 5, { "-1": 1, 0: 3, 1: 1 }],
+    ["sagittal", 2, 0, {}],                       // 2 mm off-centre: beyond 1.5 mm
+  ];
+  for (const [plane, dk, n, perRow] of table) {
+    const cells = sphereSection(ball, plane, dk);
+    assert.equal(cells.length, n, `${plane} ${dk}`);
+    assert.deepEqual(rows(cells), perRow, `${plane} ${dk}`);
+  }
+  // Every voxel of the ball is on exactly one slice of each plane.
+  for (const plane of ["axial", "coronal", "sagittal"]) {
+    let total = 0;
+    for (let dk = -3; dk <= 3; dk++) total += sphereSection(ball, plane, dk).length;
+    assert.equal(total, 19, plane);
+  }
+  // Coronal rows run towards lower z: the voxel 1 slice above the centre is row -1.
+  assert.deepEqual(sphereSection([[1, 0, 2]], "coronal", 0), [[-1, 2]]);
+  assert.deepEqual(sphereSection([[1, 3, 2]], "sagittal", 2), [[-1, 3]]);
+  assert.throws(() => sphereSection(ball, "oblique", 0), /unknown plane/);
+});
+
+test("pixel outline: the unit edges around a set of pixels", () => {
+  assert.deepEqual(pixelOutline([]), []);
+  assert.deepEqual(pixelOutline([[0, 0]]).sort(), [[0, 0, 0, 1], [1, 0, 1, 1], [0, 0, 1, 0], [0, 1, 1, 1]].sort());
+  const square = [];
+  for (let r = -1; r <= 1; r++) for (let c = -1; c <= 1; c++) square.push([r, c]);
+  assert.equal(pixelOutline(square).length, 12);  // 3 per side
+  const plus = [[-1, 0], [0, -1], [0, 0], [0, 1], [1, 0]];
+  assert.equal(pixelOutline(plus).length, 12);    // 3 per arm
+  // Every edge lies on the square's border (|coordinate| = 1.5 around the centre pixel's middle).
+  for (const [r0, c0, r1, c1] of pixelOutline(square)) {
+    const onBorder = (r0 === r1 && (r0 === -1 || r0 === 2)) || (c0 === c1 && (c0 === -1 || c0 === 2));
+    assert.ok(onBorder, `${[r0, c0, r1, c1]}`);
+  }
 });

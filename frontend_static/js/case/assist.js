@@ -40,7 +40,7 @@ export function installAssist(app) {
 
   // ---- 3D brush -------------------------------------------------------------------------
   S.brush3d = false;
-  $("brush-3d").addEventListener("change", (e) => { S.brush3d = e.target.checked; app.focusActive(); });
+  $("brush-3d").addEventListener("change", (e) => { S.brush3d = e.target.checked; app.views.redrawAll(); app.focusActive(); });
 
   // ---- interpolation --------------------------------------------------------------------
   /** Fill the gaps between the drawn slices of the selected lesion in `plane` (one undo step). */

@@ -2,7 +2,8 @@
  * Every plane: drag = window/level (shared by the planes), right/middle or shift-drag =
  * pan, ctrl-drag or ctrl+wheel = zoom, wheel = that plane's slice, a click (no drag) =
  * move the cursor there (the other planes follow). Brush/eraser paint with the left
- * button in any plane. Keys act on the plane last used (S.active). */
+ * button in any plane; the brush outline follows the mouse (the 3D brush's in every plane
+ * its ball reaches). Keys act on the plane last used (S.active). */
 const cs = window.cornerstone;
 
 export function installInput(app) {
@@ -50,8 +51,12 @@ export function installInput(app) {
       });
       S.cursor = under && under.hasImage() ? { plane: under.plane, point: under.imagePoint(ev) } : null;
       if (!drag) {
-        if (was && (!S.cursor || was.plane !== S.cursor.plane)) views[was.plane].redraw();
-        if (S.cursor) under.redraw();
+        // The 3D brush is outlined in every plane its ball reaches: redraw them all.
+        if (S.brush3d) { if (was || S.cursor) app.views.redrawAll(); }
+        else {
+          if (was && (!S.cursor || was.plane !== S.cursor.plane)) views[was.plane].redraw();
+          if (S.cursor) under.redraw();
+        }
       }
     }
     if (!drag) return;
@@ -99,7 +104,9 @@ export function installInput(app) {
   for (const view of Object.values(views)) {
     const el = view.el;
     el.addEventListener("mousedown", (ev) => onDown(view, ev));
-    el.addEventListener("mouseleave", () => { if (S.cursor && S.cursor.plane === view.plane && !drag) { S.cursor = null; view.redraw(); } });
+    el.addEventListener("mouseleave", () => {
+      if (S.cursor && S.cursor.plane === view.plane && !drag) { S.cursor = null; if (S.brush3d) app.views.redrawAll(); else view.redraw(); }
+    });
     el.addEventListener("wheel", (ev) => {
       if (!S.shape || !view.hasImage()) return;
       ev.preventDefault();

@@ -1,5 +1,7 @@
 /* Measuring on the screen, in every plane: the ruler (drag in ruler mode; one line per
- * plane, on the slice it was drawn on; cleared with Esc or *Clear*), the cursor readout
+ * plane, on the slice it was drawn on; cleared with Esc or *Clear*; kept with the study
+ * for this user: `GET/POST/DELETE /api/studies/{id}/rulers/`, loaded when the case
+ * opens, so a reload finds them), the cursor readout
  * (position in mm, patient LPS when the study gives origin and direction, else grid mm;
  * the value under it: MR signal, CT in HU), the orientation letters on each plane's edges,
  * the scale bar that follows zoom, the outline display toggle and the rings around small
@@ -46,7 +48,44 @@ export function installMeasure(app) {
     if (b) { b.classList.toggle("on", S.measure.ruler); b.setAttribute("aria-pressed", S.measure.ruler ? "true" : "false"); }
     for (const v of Object.values(views)) v.el.dataset.ruler = S.measure.ruler ? "1" : "0";
   }
-  function clear() { S.measure.lines = {}; app.views.redrawAll(); }
+  function clear() {
+    const had = Object.keys(S.measure.lines).length;
+    S.measure.lines = {};
+    app.views.redrawAll();
+    if (had) app.api.clearRulers().catch((e) => window.LL.toast(`Rulers not deleted on the server: ${e.message}`, "bad"));
+  }
+
+  /** The ruler of the plane under `view` kept on the server (it replaces the plane's
+   * previous one there); the server's length is the one shown afterwards. */
+  function save(view, line) {
+    app.api.saveRuler({ plane: view.plane, slice: line.k, a: line.a, b: line.b }).then((r) => {
+      if (S.measure.lines[view.plane] !== line) return;  // drawn again meanwhile
+      line.id = r.id; line.mm = r.length_mm;
+      view.el.dataset.rulerSaved = String(r.id);
+      view.redraw();
+    }, (e) => window.LL.toast(`Ruler not saved: ${e.message}`, "bad"));
+  }
+
+  /** The user's rulers kept with the study, drawn when the case opens (a ruler drawn
+   * here before they arrive wins). */
+  function load() {
+    app.api.rulers().then((list) => {
+      for (const r of list) {
+        const view = views[r.plane];
+        if (!view || S.measure.lines[r.plane]) continue;
+        S.measure.lines[r.plane] = { id: r.id, k: r.slice, a: r.a, b: r.b, mm: r.length_mm };
+        view.el.dataset.rulerMm = Number(r.length_mm).toFixed(2);
+        view.el.dataset.rulerSaved = String(r.id);
+      }
+      app.views.redrawAll();
+    }, (e) => window.LL.toast(`Saved rulers not loaded: ${e.message}`, "bad"));
+  }
+  /** (row, col) kept within the image (half a pixel beyond the edge centres at most). */
+  function inImage(view, [row, col]) {
+    const { rows, cols } = planeShape(view.plane, S.shape);
+    const clip = (v, n) => Math.max(-0.5, Math.min(n - 0.5, v));
+    return [clip(row, rows), clip(col, cols)];
+  }
 
   // The ruler is a navigate-mode tool: picking the brush or eraser turns it off.
   const setTool = app.setTool;
@@ -59,8 +98,8 @@ export function installMeasure(app) {
     ev.preventDefault();
     S.active = view.plane;
     view.el.focus();
-    const p = view.imagePoint(ev);
-    drag = { view };
+    const p = inImage(view, view.imagePoint(ev));
+    drag = { view, prev: S.measure.lines[view.plane] };
     S.measure.lines[view.plane] = { k: view.k, a: p, b: p, mm: 0 };
     view.redraw();
   }
@@ -68,16 +107,24 @@ export function installMeasure(app) {
     if (!drag) return;
     const { view } = drag;
     const line = S.measure.lines[view.plane];
-    line.b = view.imagePoint(ev);
+    line.b = inImage(view, view.imagePoint(ev));
     line.mm = distanceMm(view.plane, S.spacing, line.a, line.b);
     view.redraw();
   }
   function onUp() {
     if (!drag) return;
-    const { view } = drag;
+    const { view, prev } = drag;
     drag = null;
     const line = S.measure.lines[view.plane];
-    if (line) view.el.dataset.rulerMm = line.mm.toFixed(2);
+    if (!line) return;
+    // A click without a drag measures nothing: the plane keeps the ruler it had.
+    if (line.a[0] === line.b[0] && line.a[1] === line.b[1]) {
+      if (prev) S.measure.lines[view.plane] = prev; else delete S.measure.lines[view.plane];
+      view.redraw();
+      return;
+    }
+    view.el.dataset.rulerMm = line.mm.toFixed(2);
+    save(view, line);
   }
 
   /** The readout of the voxel under the mouse: position in mm and the image value. */
@@ -194,6 +241,7 @@ export function installMeasure(app) {
   const small = $("small-marks-label");
   if (small) small.textContent = `Ring lesions < ${SMALL_MM3} mm³`;
   setRuler(false);
+  load();
 
   app.measure = { drawImage, drawScreen, clear, setRuler };
 }

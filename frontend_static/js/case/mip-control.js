@@ -5,10 +5,12 @@
  * lesion overlay stays the current slice's. A click in a MIP view sends the other planes
  * to the slice where the maximum under the click lies (app.mipDepthAt, used by
  * views.linkFrom). Painting tools and the MIP exclude each other (a brush or eraser turns
- * the MIP off; the MIP turns the window tool back on). Installs on `app`: setMip,
- * mipDepthAt, mipCaption; wraps app.setTool. */
+ * the MIP off; the MIP turns the window tool back on). The buttons show the width really
+ * projected (mip.mipButtonState): CT view turns the MIP off, and its buttons read Off and
+ * are disabled. Installs on `app`: setMip, mipDepthAt, mipCaption; wraps app.setTool and
+ * app.setChannel. */
 import { getVolume, loadVolume, setMipWidth, mipWidth, mipStats } from "./volume.js";
-import { mipDepth, slabRange, SLAB_WIDTHS_MM } from "./mip.js";
+import { mipButtonState, mipDepth, slabRange, SLAB_WIDTHS_MM } from "./mip.js";
 
 const DEFAULT_MM = 10;
 
@@ -27,17 +29,38 @@ export function installMip(app) {
 
   const active = () => S.mipMm > 0 && S.channel !== "ct" && !!getVolume(studyId, "mr");
 
+  /** The buttons, the seam colour and T from the real state (mipButtonState). */
+  function render() {
+    const st = mipButtonState(S.mipMm, S.channel, getVolume(studyId, "mr"));
+    box.querySelectorAll("button").forEach((b) => {
+      const on = Number(b.dataset.mip) === st.shownMm;
+      b.classList.toggle("on", on);
+      b.setAttribute("aria-pressed", on ? "true" : "false");
+      b.disabled = st.disabled;
+    });
+    box.title = S.channel === "ct" ? "MIP slab: MR and fused views only (CT is shown as single slices)" : "";
+    $("viewports").dataset.mip = String(st.shownMm);
+  }
+
+  const setChannel = app.setChannel;
+  app.setChannel = (ch) => {
+    // CT is never projected: leaving the MIP chosen would keep a button lit over plain CT.
+    if (ch === "ct" && S.mipMm) { S.mipMm = 0; setMipWidth(0); window.LL.toast("MIP off: CT is shown as single slices", "info", 2500); }
+    setChannel(ch);
+    render();
+  };
+
   app.setMip = (mm) => {
     mm = SLAB_WIDTHS_MM.includes(Number(mm)) ? Number(mm) : 0;
     if (mm && !getVolume(studyId, "mr")) return;  // the slab needs the whole volume
+    if (mm && S.channel === "ct") { window.LL.toast("MIP slab: switch to MR or fused (CT is shown as single slices)", "info", 2500); return; }
     // A MIP is for looking: the brush would paint the current slice under enhancement that
     // may lie on another slice of the slab, so painting and the MIP exclude each other.
     if (mm && S.tool !== "navigate") { setTool("navigate"); window.LL.toast("MIP on: the window tool is back (painting needs single slices)", "info", 2500); }
     S.mipMm = mm;
     if (mm) lastOn = mm;
     setMipWidth(mm);
-    box.querySelectorAll("button").forEach((b) => b.classList.toggle("on", Number(b.dataset.mip) === mm));
-    $("viewports").dataset.mip = String(mm);
+    render();
     app.views.showAll();
   };
 
@@ -57,10 +80,10 @@ export function installMip(app) {
   };
 
   box.querySelectorAll("button").forEach((b) => {
-    b.disabled = true;
     b.addEventListener("click", () => { app.setMip(b.dataset.mip); app.focusActive(); });
   });
-  loadVolume(studyId, "mr").then(() => box.querySelectorAll("button").forEach((b) => { b.disabled = false; }), () => {});
+  render();
+  loadVolume(studyId, "mr").then(render, () => {});
 
   document.addEventListener("keydown", (ev) => {
     if (ev.key !== "t" && ev.key !== "T") return;

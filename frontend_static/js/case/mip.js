@@ -107,3 +107,14 @@ export function mipDepth(data, shape, plane, k, widthMm, spacing, row, col) {
   }
   return best;
 }
+
+/** What the *MIP slab* buttons show: the width actually projected on screen (0 = Off)
+ * and whether they can be pressed. A width is projected only on MR (the MR and fused
+ * views; CT is never projected) once the whole MR volume is in memory; in CT view the
+ * buttons read Off and are disabled, whatever width was chosen before.
+ * `mipMm`: the width chosen (0 = off); `channel`: "mr" | "ct" | "fused". */
+export function mipButtonState(mipMm, channel, mrLoaded) {
+  const usable = channel !== "ct" && !!mrLoaded;
+  const mm = Number(mipMm);
+  return { shownMm: usable && SLAB_WIDTHS_MM.includes(mm) ? mm : 0, disabled: !usable };
+}

@@ -1,5 +1,6 @@
 /* Shapes for faster editing (pure, no DOM; unit-tested in tests/js/shapes.test.mjs):
- * the voxel offsets of a 3D brush sphere on anisotropic voxels, shape-based
+ * the voxel offsets of a 3D brush sphere on anisotropic voxels and its footprint on a
+ * slice of any plane (the outline drawn in every plane), shape-based
  * interpolation between two drawn slices, and decoding a proposal's run lengths.
  *
  * Volumes are flat C-order arrays (z, y, x; x fastest) with spacing_mm (dz, dy, dx);
@@ -32,6 +33,40 @@ export function sphereOffsets(radiusMm, spacing) {
     }
   }
   return out;
+}
+
+/** The 3D brush on one slice of a plane: the in-plane offsets [dRow, dCol] from the ball's
+ * centre voxel of the voxels `offsets` (sphereOffsets) paints on the slice `dk` slices away
+ * from the centre's along the plane's normal (axial: z, coronal: y, sagittal: x). Rows of
+ * coronal and sagittal images run towards lower z (planes.js: row = D - 1 - z), so
+ * dRow = -dz there. The brush outline is drawn around these voxels, in every plane:
+ * what is outlined is what a dab paints (before the background-only rule). */
+export function sphereSection(offsets, plane, dk) {
+  const out = [];
+  for (const [dz, dy, dx] of offsets) {
+    if (plane === "axial") { if (dz === dk) out.push([dy, dx]); }
+    else if (plane === "coronal") { if (dy === dk) out.push([-dz, dx]); }
+    else if (plane === "sagittal") { if (dx === dk) out.push([-dz, dy]); }
+    else throw new Error(`unknown plane ${plane}`);
+  }
+  return out;
+}
+
+/** The outline of a set of pixels given as [row, col] (offsets allowed): the unit edges
+ * [r0, c0, r1, c1] between a pixel of the set and one outside it, in pixel-corner
+ * coordinates (pixel (r, c) spans rows r..r+1 and columns c..c+1). A 3 x 3 square has
+ * 12 edges; an empty set none. */
+export function pixelOutline(cells) {
+  const key = (r, c) => `${r},${c}`;
+  const has = new Set(cells.map(([r, c]) => key(r, c)));
+  const edges = [];
+  for (const [r, c] of cells) {
+    if (!has.has(key(r - 1, c))) edges.push([r, c, r, c + 1]);
+    if (!has.has(key(r + 1, c))) edges.push([r + 1, c, r + 1, c + 1]);
+    if (!has.has(key(r, c - 1))) edges.push([r, c, r + 1, c]);
+    if (!has.has(key(r, c + 1))) edges.push([r, c + 1, r + 1, c + 1]);
+  }
+  return edges;
 }
 
 /** Squared Euclidean distance transform along one line (Felzenszwalb & Huttenlocher,

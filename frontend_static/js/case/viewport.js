@@ -2,10 +2,12 @@
  * and drawn over it after each render (cornerstone's IMAGE_RENDERED, in image pixel
  * coordinates, so everything follows zoom and pan): the fused CT, the lesion overlay,
  * the ring around the selected lesion, the crosshair of the other two planes and the
- * brush outline; then, in canvas coordinates, the rulers and the scale bar (measure-ui.js).
+ * brush outline (the 2D brush: a disc in the plane under the mouse; the 3D brush: the
+ * voxels the ball paints on this view's slice, in every plane it reaches); then, in canvas coordinates, the rulers and the scale bar (measure-ui.js).
  * Images of anisotropic voxels are drawn at their physical aspect
  * (cornerstone scales by rowPixelSpacing / columnPixelSpacing). */
-import { planeShape, planeSpacing, sliceIndex, toPlane, bboxSlices } from "./planes.js";
+import { planeShape, planeSpacing, sliceIndex, toPlane, fromPlane, bboxSlices } from "./planes.js";
+import { sphereOffsets, sphereSection, pixelOutline } from "./shapes.js";
 import { planeImage, imageId, getVolume, loadPlaneImage } from "./volume.js";
 import { labelCss } from "./overlay.js";
 
@@ -13,6 +15,8 @@ const cs = window.cornerstone;
 const { esc } = window.LL;
 export const PLANE_NAMES = { axial: "Axial", coronal: "Coronal", sagittal: "Sagittal" };
 // The colour of each plane: its crosshair line in the other views and its view's label.
+// The 3D brush's voxel offsets for the current radius and spacing (shared by the views).
+let ballCache = null;
 export const PLANE_COLOURS = { axial: "rgba(90,170,255,0.75)", coronal: "rgba(110,220,120,0.75)", sagittal: "rgba(235,170,60,0.75)" };
 
 export class PlaneView {
@@ -163,16 +167,44 @@ export class PlaneView {
 
   drawCursor(ctx, px) {
     const { S } = this;
-    if (!S.cursor || S.cursor.plane !== this.plane || (S.tool !== "brush" && S.tool !== "eraser")) return;
-    const [cy, cx] = S.cursor.point;
-    const sp = planeSpacing(this.plane, S.spacing);
-    const ry = S.radiusMm / sp.row, rx = S.radiusMm / sp.col;
-    ctx.beginPath();
-    ctx.ellipse(cx + 0.5, cy + 0.5, rx, ry, 0, 0, Math.PI * 2);
+    const c = S.cursor;
+    const painting = c && (S.tool === "brush" || S.tool === "eraser");
+    const cells = painting && S.brush3d ? this.ballCells(c) : null;
+    // Test hook: how many voxels the 3D brush outline encloses on this view's slice.
+    const n = String(cells ? cells.length : 0);
+    if (this.el.dataset.brushCells !== n) this.el.dataset.brushCells = n;
+    if (!painting || (cells ? !cells.length : c.plane !== this.plane)) return;
     ctx.lineWidth = 1 / px.x;
     ctx.strokeStyle = S.tool === "eraser" ? "rgba(255,255,255,0.9)" : labelCss(S.selected || 1, 0.95);
     ctx.setLineDash(S.tool === "eraser" ? [3 / px.x, 3 / px.x] : []);
+    ctx.beginPath();
+    if (cells) {
+      const at = toPlane(this.plane, this.ballCentre(c), S.shape);
+      for (const [r0, c0, r1, c1] of pixelOutline(cells)) {
+        ctx.moveTo(at.col + c0, at.row + r0); ctx.lineTo(at.col + c1, at.row + r1);
+      }
+    } else {
+      const [cy, cx] = c.point;
+      const sp = planeSpacing(this.plane, S.spacing);
+      ctx.ellipse(cx + 0.5, cy + 0.5, S.radiusMm / sp.col, S.radiusMm / sp.row, 0, 0, Math.PI * 2);
+    }
     ctx.stroke();
+    ctx.setLineDash([]);
+  }
+  /** The voxel [z, y, x] the 3D brush is centred on: under the mouse, on the slice of the
+   * plane under it (as MaskEditor.dabIn rounds it). */
+  ballCentre(c) {
+    const { S } = this;
+    return fromPlane(c.plane, sliceIndex(c.plane, S.pos), Math.round(c.point[0]), Math.round(c.point[1]), S.shape);
+  }
+  /** In-plane offsets of the voxels the 3D brush paints on this view's slice ([] when the
+   * ball does not reach it): the sphere's cross-section at this slice, in voxels. */
+  ballCells(c) {
+    const { S } = this;
+    const key = `${S.radiusMm}|${S.spacing.join(",")}`;
+    if (!ballCache || ballCache.key !== key) ballCache = { key, offsets: sphereOffsets(S.radiusMm, S.spacing) };
+    const dk = this.k - sliceIndex(this.plane, this.ballCentre(c));
+    return sphereSection(ballCache.offsets, this.plane, dk);
   }
 
   record(ev, t0, k) {

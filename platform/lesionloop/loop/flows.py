@@ -230,11 +230,23 @@ def late_structure_set(*, study_id: int, files: list[Path]) -> Job | None:
         study = Study.objects.select_for_update().get(pk=study_id)
         if study.status not in (Study.Status.READY, Study.Status.AWAITING_MODEL):
             report = dict(study.report or {})
-            report.setdefault("warnings", []).append(
+            message = (
                 f"{len(structure_sets)} structure set(s) arrived while the study was "
                 f"{study.status}; not applied as ground truth (import the study again to "
                 "use them)"
             )
+            report["warnings"] = [*report.get("warnings", []), message]
+            # The viewer's ingest notes read the rows (when the report has them; older ones
+            # are read from the warnings): a warning without its row went unseen.
+            row = {
+                "kind": "structure_set_not_applied",
+                "severity": "warning",
+                "message": message,
+                "files": [f.name for f in structure_sets],
+                "series": None,
+            }
+            if isinstance(report.get("rows"), list):
+                report["rows"] = [*report["rows"], row]
             study.report = report
             study.save(update_fields=["report", "updated_at"])
             return None

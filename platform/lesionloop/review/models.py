@@ -179,3 +179,39 @@ class ReviewEffort(models.Model):
     @property
     def accepted_unchanged_fraction(self) -> float | None:
         return None if not self.model_lesions else self.accepted_unchanged / self.model_lesions
+
+
+class Ruler(models.Model):
+    """A distance measured on one slice of one plane (the viewer's ruler, key D), kept
+    with the study for the user who drew it: their measurements are there when they
+    open the case again, whatever revision the contour is at (a ruler measures the
+    image, not the mask). One per user and plane, as the viewer draws them; saving a
+    new one in a plane replaces it. Points are image pixel coordinates of that plane
+    (fractions allowed; coronal / sagittal rows are superior first, planes.js)."""
+
+    class Plane(models.TextChoices):
+        AXIAL = "axial"
+        CORONAL = "coronal"
+        SAGITTAL = "sagittal"
+
+    study = models.ForeignKey("studies.Study", on_delete=models.CASCADE, related_name="rulers")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    plane = models.CharField(max_length=16, choices=Plane.choices)
+    slice_index = models.PositiveIntegerField()
+    a_row = models.FloatField()
+    a_col = models.FloatField()
+    b_row = models.FloatField()
+    b_col = models.FloatField()
+    length_mm = models.FloatField()  # from the study's grid spacing, on the server
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["study", "user", "plane"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "user", "plane"], name="one_ruler_per_user_and_plane"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Ruler {self.length_mm:.1f} mm on {self.plane} {self.slice_index} of study {self.study_id}"

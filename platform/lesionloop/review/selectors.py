@@ -1,4 +1,4 @@
-"""Reads for review: lesions and revisions."""
+"""Reads for review: lesions, revisions, rulers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from lesionloop.core.exceptions import DomainError
 from lesionloop.studies.models import Study
 
-from .models import Lesion, MaskRevision, ReviewEffort
+from .models import Lesion, MaskRevision, ReviewEffort, Ruler
 
 LESION_ORDERINGS = {
     "volume_mm3": ("volume_mm3", "id"),
@@ -104,3 +104,9 @@ def review_effort_by_model_version() -> list[dict[str, Any]]:
             }
         )
     return sorted(out, key=lambda r: -r["model_version"]["id"])
+
+
+def study_rulers(*, study_id: int, user: Any) -> QuerySet[Ruler]:
+    """``user``'s rulers on the study, one per plane at most: axial, coronal, sagittal
+    (alphabetical is that order)."""
+    return Ruler.objects.filter(study_id=study_id, user=user).order_by("plane")

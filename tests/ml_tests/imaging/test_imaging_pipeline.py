@@ -146,3 +146,13 @@ def test_ingest_cli_reports_refusals_as_json(
     assert main([str(empty), str(tmp_path / "out"), "--grid", "tiny"]) == 2
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is False and report["error"]["code"] == "not_dicom"
+
+
+def test_the_prepared_report_has_one_registration_row(prepared: tuple[Path, dict]) -> None:
+    out, meta = prepared
+    for report in (meta["report"], json.loads((out / "study.json").read_text())["report"]):
+        rows = [r for r in report["rows"] if r["kind"].startswith("registration")]
+        assert len(rows) == 1, rows
+        assert rows[0]["message"].count("registration") == 1
+        assert rows[0]["message"].count("Dice") == 1
+        assert sum("registration" in str(w) for w in report["warnings"]) == 1

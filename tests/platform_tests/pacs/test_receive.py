@@ -3,6 +3,8 @@ pynetdicom as a modality, dcmtk's storescu, and the listener restarted mid-study
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import shutil
 import subprocess
 import threading
@@ -103,7 +105,7 @@ def test_staged_objects_left_by_a_crash_are_put_back_for_completion(
 
 
 def test_a_study_becomes_a_study_and_an_ingest_job_once(
-    start_listener: Any, synthetic_case: Path
+    start_listener: Any, synthetic_case: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     listener = start_listener()
     files = case_files(synthetic_case)
@@ -115,9 +117,19 @@ def test_a_study_becomes_a_study_and_an_ingest_job_once(
     assert sum(r.object_count for r in rows) == len(files)
     assert {r.calling_ae for r in rows} == {"MODALITY"}
     assert services.received_studies_complete(quiet_seconds=3600) == []  # not quiet yet
-    assert sorted(services.received_studies_complete(quiet_seconds=0)) == [r.pk for r in rows]
-    assert services.received_studies_complete(quiet_seconds=0) == []  # claimed once
+    with caplog.at_level(logging.INFO, logger="lesionloop.pacs.services"):
+        assert sorted(services.received_studies_complete(quiet_seconds=0)) == [r.pk for r in rows]
+        assert services.received_studies_complete(quiet_seconds=0) == []  # claimed once
     rows = list(ReceivedStudy.objects.order_by("pk"))
+    # One INFO line per completed study: the UIDs' digests, the objects, the study id.
+    done = [r for r in caplog.records if "received study complete" in r.getMessage()]
+    assert [r.levelno for r in done] == [logging.INFO]
+    digests = sorted(hashlib.sha256(r.study_instance_uid.encode()).hexdigest()[:12] for r in rows)
+    assert done[0].getMessage() == (
+        f"received study complete after 0s quiet: StudyInstanceUID sha256 {', '.join(digests)}"
+        f", {len(files)} objects -> study {rows[0].study_id}, ingest queued"
+    )
+    assert not any(r.study_instance_uid in caplog.text for r in rows)
     assert {r.status for r in rows} == {"done"} and len({r.study_id for r in rows}) == 1
     study = rows[0].study
     assert study.source == "dicom"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from lesionloop.core.api import FiniteFloatField
 from lesionloop.studies.api.serializers import ModelVersionRefSerializer, RevisionSerializer
 
-from ..models import Lesion
+from ..models import Lesion, Ruler
 
 
 class LesionSerializer(serializers.ModelSerializer):
@@ -190,3 +194,43 @@ class ReviewEffortStudySerializer(serializers.Serializer):
 class ReviewEffortSerializer(serializers.Serializer):
     results = ReviewEffortVersionSerializer(many=True)
     studies = ReviewEffortStudySerializer(many=True, required=False)
+
+
+@extend_schema_field(OpenApiTypes.ANY)
+class _AsParsed(serializers.Field):
+    """The parsed JSON value as it is (DRF's JSONField refuses an infinite number before
+    the service could answer with its own code)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class RulerRequestSerializer(serializers.Serializer):
+    """A ruler to keep: checked by ``services.ruler_save`` (its error codes: bad_plane,
+    bad_slice, bad_point), so the fields take any JSON value here."""
+
+    plane = _AsParsed(help_text="axial, coronal or sagittal.")
+    slice = _AsParsed(help_text="Slice index of the plane (0-based integer).")
+    a = _AsParsed(help_text="[row, col]: one end, image pixels of the plane.")
+    b = _AsParsed(help_text="[row, col]: the other end.")
+
+
+class RulerSerializer(serializers.Serializer):
+    """A kept ruler: ends in the plane's image pixels, length in mm (from the grid)."""
+
+    id = serializers.IntegerField()
+    plane = serializers.CharField()
+    slice = serializers.IntegerField(source="slice_index")
+    a = serializers.SerializerMethodField()
+    b = serializers.SerializerMethodField()
+    length_mm = FiniteFloatField()
+    created_at = serializers.DateTimeField()
+
+    def get_a(self, ruler: Ruler) -> list[float]:
+        return [ruler.a_row, ruler.a_col]
+
+    def get_b(self, ruler: Ruler) -> list[float]:
+        return [ruler.b_row, ruler.b_col]

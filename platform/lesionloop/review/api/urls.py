@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import views
+from . import rulers, views
 
 urlpatterns = [
     path("review-effort/", views.ReviewEffortView.as_view(), name="review-effort"),
@@ -27,6 +27,12 @@ urlpatterns = [
         "studies/<int:pk>/export/report",
         views.ExportReportView.as_view(),
         name="study-export-report",
+    ),
+    path("studies/<int:pk>/rulers/", rulers.RulerListView.as_view(), name="study-rulers"),
+    path(
+        "studies/<int:pk>/rulers/<int:ruler_id>/",
+        rulers.RulerView.as_view(),
+        name="study-ruler",
     ),
     path(
         "studies/<int:pk>/propose-lesion/",

@@ -17,6 +17,7 @@ importing ``lesionloop.review.services``:
   ``study_export_report`` (the lesion measurements as CSV), ``EXPORTERS``;
 - ``measurements``: ``study_lesions_measure`` (diameters of rows from before they existed);
 - ``proposals``: ``lesion_propose`` (click to add: a lesion grown from a click, not stored);
+- ``rulers``: ``ruler_save``, ``rulers_delete`` (the viewer's rulers, per study and user);
 - ``_common``: the study lock, the grid, the editable checks.
 """
 
@@ -38,6 +39,7 @@ from .masks import mask_save
 from .measurements import studies_lesions_measure, study_lesions_measure
 from .proposals import lesion_propose
 from .revisions import current_mask, mask_revision_create
+from .rulers import ruler_save, rulers_delete
 
 __all__ = [
     "EDITABLE_STATUSES",
@@ -50,6 +52,8 @@ __all__ = [
     "lesion_propose",
     "mask_revision_create",
     "mask_save",
+    "ruler_save",
+    "rulers_delete",
     "study_approve",
     "study_export_nifti",
     "study_export_report",
