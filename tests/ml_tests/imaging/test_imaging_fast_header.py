@@ -1,8 +1,9 @@
-"""The pydicom-free header path (``ml.imaging.fast_header``) gives exactly pydicom's FileHeader or
-declines: on every DICOM file the ingest tests build (each quirk kind of the fault, error,
-HU and selection tests), on header oddities built here, and on pydicom's own test files.
-And a plain CT is scanned and loaded without importing pydicom at all (the whole-process
-speed of ingest depends on it), while a quirky one still gets pydicom."""
+"""The pydicom-free header path (``ml.imaging.fast_header``) gives exactly pydicom's
+FileHeader or declines: on every DICOM file the ingest tests build (each quirk kind of the
+fault, error, HU and selection tests), on header oddities built here, on randomly damaged
+headers and on pydicom's own test files. And a plain CT is scanned and loaded without
+importing pydicom at all (the whole-process speed of ingest depends on it), while a quirky
+one still gets pydicom."""
 
 from __future__ import annotations
 
@@ -23,18 +24,10 @@ from pydicom.uid import ImplicitVRLittleEndian
 from ml.imaging.dicom_io import FileHeader, ingest, read_header, read_header_pydicom
 from ml.imaging.errors import IngestError
 from ml.imaging.fast_header import header_fields
-from tests.ml_tests.imaging import (
-    test_imaging_hu_volume as hu_tests,
-)
-from tests.ml_tests.imaging import (
-    test_imaging_ingest_errors as error_tests,
-)
-from tests.ml_tests.imaging import (
-    test_imaging_ingest_faults as fault_tests,
-)
-from tests.ml_tests.imaging import (
-    test_imaging_ingest_select as select_tests,
-)
+from tests.ml_tests.imaging import test_imaging_hu_volume as hu_tests
+from tests.ml_tests.imaging import test_imaging_ingest_errors as error_tests
+from tests.ml_tests.imaging import test_imaging_ingest_faults as fault_tests
+from tests.ml_tests.imaging import test_imaging_ingest_select as select_tests
 from tests.ml_tests.imaging.ct_series import write_ct_series
 
 ROOT = Path(__file__).resolve().parents[3]
