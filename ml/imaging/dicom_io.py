@@ -19,16 +19,14 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pydicom
 import SimpleITK as sitk
-from pydicom.charset import python_encoding
-from pydicom.errors import InvalidDicomError
-from pydicom.uid import UID
 
 from ml.imaging.archive import safe_extract
 from ml.imaging.errors import IngestError
+from ml.imaging.fast_header import header_fields
 from ml.imaging.geometry import (
     ORIENTATION_TOLERANCE,
     SAME_POSITION_MM,
@@ -38,6 +36,9 @@ from ml.imaging.geometry import (
 )
 from ml.imaging.hu_volume import NativeSlice, pixel_data_start, read_hu_int16
 from ml.imaging.sanity import check_image, check_pixel_spacing, check_slice_step
+
+if TYPE_CHECKING:  # pydicom is imported where a file needs it (``read_header``): ~0.2 s
+    import pydicom
 
 TAG_PIXEL_DATA = "PixelData (7FE0,0010)"
 TAG_IOP = "ImageOrientationPatient (0020,0037)"
@@ -334,7 +335,24 @@ def _frames(ds: pydicom.Dataset, base: FileHeader) -> list[FileHeader]:
 
 def read_header(path: Path, name: str) -> list[FileHeader] | None:
     """The file's header (one per frame for enhanced multi-frame images), or None if it
-    is not DICOM at all."""
+    is not DICOM at all.
+
+    An ordinary slice (one frame, uncompressed little endian, 16-bit grey, ASCII text)
+    is read by ``ml.imaging.fast_header`` (the same fields, without importing pydicom);
+    everything else by pydicom (``read_header_pydicom``). Raises ``IngestError``
+    ``corrupt_dicom`` for a file that looks like DICOM but cannot be read.
+    """
+    fields = header_fields(path)
+    if fields is not None:
+        return [FileHeader(path=path, name=name, **fields)]  # type: ignore[arg-type]
+    return read_header_pydicom(path, name)
+
+
+def read_header_pydicom(path: Path, name: str) -> list[FileHeader] | None:
+    """``read_header`` by pydicom, for any file."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
     pixel_offset = None
     try:
         with open(path, "rb") as fp:
@@ -352,16 +370,16 @@ def read_header(path: Path, name: str) -> list[FileHeader] | None:
         raise IngestError(
             "corrupt_dicom", f"the file looks like DICOM but cannot be read ({exc})", file=name
         ) from exc
-    try:
+    try:  # a damaged element may raise while read here too (a pixel tag of another VR)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             headers = _headers_of(ds, path, name)
+        note = _charset_note(ds, caught)
+        native = _native_layout(ds, pixel_offset) if len(headers) == 1 else None
     except Exception as exc:
         raise IngestError(
             "corrupt_dicom", f"the DICOM header cannot be interpreted ({exc})", file=name
         ) from exc
-    note = _charset_note(ds, caught)
-    native = _native_layout(ds, pixel_offset) if len(headers) == 1 else None
     if note or native:
         headers = [replace(h, charset_note=note, native=native) for h in headers]
     return headers
@@ -387,6 +405,9 @@ def _charset_note(ds: pydicom.Dataset, caught: list[warnings.WarningMessage]) ->
     """Why the header's text was decoded with a fallback ('' when it was not): a
     SpecificCharacterSet term pydicom does not know (unknown or malformed: pydicom
     decodes with its default or a guess), or a decoding warning."""
+    import pydicom
+    from pydicom.charset import python_encoding
+
     value = ds.get("SpecificCharacterSet")
     terms = (
         []
@@ -812,6 +833,8 @@ _NATIVE_LE = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
 def _read_dataset(f: FileHeader, label: str) -> pydicom.Dataset:
     """The slice's full data set: ``corrupt_dicom`` when it cannot be read,
     ``no_pixel_data`` when it has none."""
+    import pydicom
+
     try:
         ds = pydicom.dcmread(f.path)
     except Exception as exc:
@@ -1091,6 +1114,8 @@ def _stored_plane(
                 frames[f.path] = ds.pixel_array
             arr = frames[f.path][f.frame]
     except Exception as exc:
+        from pydicom.uid import UID
+
         ts_name = UID(ts).name if ts else "unknown"
         raise IngestError(
             "undecodable_pixels",
@@ -1130,6 +1155,8 @@ def _lossy(ds: pydicom.Dataset) -> str | None:
         return None
     if ts in LOSSY_TRANSFER_SYNTAXES and flag == "00":
         return None  # a JPEG 2000 stream that says it is lossless
+    from pydicom.uid import UID
+
     parts = [f"transfer syntax {LOSSY_TRANSFER_SYNTAXES.get(ts) or UID(ts).name or ts}"]
     if flag == "01":
         ratio = ds.get("LossyImageCompressionRatio")
@@ -1502,6 +1529,8 @@ def _read_rtstructs(all_series: list[Series]) -> list[pydicom.Dataset]:
     for s in all_series:
         if s.modality != "RTSTRUCT":
             continue
+        import pydicom
+
         for f in s.files:
             try:
                 out.append(pydicom.dcmread(f.path))
