@@ -144,7 +144,7 @@ export function installInput(app) {
   // N alone is the next lesion; Shift+N draws a new one (the button's tooltip says so).
   const shiftKeys = { N: () => app.newLesion() };
   document.addEventListener("keydown", (ev) => {
-    if (ev.target.matches("input[type=search], input[type=text], textarea") || document.querySelector("dialog[open]")) return;
+    if (typingTarget(ev.target) || document.querySelector("dialog[open]")) return;
     const k = ev.key;
     const mod = ev.ctrlKey || ev.metaKey;
     if (mod && (k === "z" || k === "Z")) { ev.preventDefault(); app.historyStep(ev.shiftKey ? 1 : -1); return; }
@@ -152,8 +152,21 @@ export function installInput(app) {
     if (mod && (k === "s" || k === "S")) { ev.preventDefault(); app.save(); return; }
     if (mod || ev.altKey) return;
     const fn = (ev.shiftKey && shiftKeys[k.toUpperCase()]) || keys[k] || keys[k.toLowerCase && k.toLowerCase()];
+    // A slider keeps its arrows (the slice slider's arrows are the slice keys).
     if (fn && !(ev.target.matches("input[type=range]") && k.startsWith("Arrow") && ev.target.id !== "slice")) {
       ev.preventDefault(); fn();
     }
   });
+}
+
+/** True for an element that takes typed keys: every input but a slider, checkbox, radio
+ * or button (sliders keep their arrows, see above), a textarea, a select, or
+ * contenteditable content. Viewer shortcuts never fire there, so "20" can be typed in a
+ * number box. */
+export function typingTarget(el) {
+  if (!el || !el.matches) return false;
+  if (el.isContentEditable || el.matches("textarea, select, [contenteditable]:not([contenteditable=false])")) return true;
+  if (!el.matches("input")) return false;
+  const type = (el.getAttribute("type") || "text").toLowerCase();
+  return !["range", "checkbox", "radio", "button", "submit", "reset", "image", "file", "color"].includes(type);
 }

@@ -1,0 +1,40 @@
+"""Defects a QA tester found in the case viewer (issue 15 follow-up), each checked in the
+real browser: typing in a number box is not taken for viewer shortcuts; a deleted lesion
+reads as saved after Save; a new empty lesion is not shown as erased; click-to-add looks at
+what is on screen; click-to-add in the MIP goes to the slice the MIP shows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.e2e.browser_data import ready_study
+from tests.e2e.test_browser_edit_faster import open_for_edit
+from tests.e2e.test_browser_planes import slices
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+VIEW_STATE = """() => { const S = window.LLViewer; const vp = cornerstone.getViewport(document.getElementById('viewport'));
+    return {pos: S.pos, scale: vp.scale, tx: vp.translation.x, ty: vp.translation.y, tool: S.tool}; }"""
+
+
+def test_typing_in_the_click_to_add_radius_is_not_a_shortcut(cast: Any, browser_login: Any) -> None:
+    study = ready_study(seed=7, n_lesions=3).study
+    page = browser_login("cora", "cora-pass-1", next_path=f"/studies/{study.pk}/")
+    open_for_edit(page)
+    page.keyboard.press("g")  # the click-to-add tool, whose radius box this is
+    page.keyboard.press("+")  # zoom in, so that a Reset (0) would show
+    page.wait_for_function("cornerstone.getViewport(document.getElementById('viewport')).scale > 0")
+    before_slices, before = slices(page), page.evaluate(VIEW_STATE)
+    box = page.locator("#propose-radius")
+    box.fill("")
+    box.focus()
+    page.keyboard.type("20")  # "0" alone is Reset
+    page.keyboard.press("ArrowUp")  # a number box's own step, not the next slice
+    page.keyboard.press("ArrowDown")
+    assert box.input_value() == "20"
+    assert page.evaluate("window.LLViewer.proposeRadiusMm") == 20
+    assert slices(page) == before_slices
+    assert page.evaluate(VIEW_STATE) == before
+    assert not page.js_errors, page.js_errors
