@@ -28,13 +28,17 @@ class LesionSerializer(serializers.ModelSerializer):
         allow_null=True,
         help_text=(
             "Longest in-plane distance between voxel centres on one axial slice (mm, "
-            "RANO-BM's measure); null until measured."
+            "RANO-BM's measure); null until measured, and for a lesion erased whole "
+            "(0 mm3, rejected)."
         ),
     )
     longest_diameter_mm = FiniteFloatField(
         read_only=True,
         allow_null=True,
-        help_text="Longest 3D distance between voxel centres (mm); null until measured.",
+        help_text=(
+            "Longest 3D distance between voxel centres (mm); null until measured, and "
+            "for a lesion erased whole (0 mm3, rejected)."
+        ),
     )
     bbox = serializers.ListField(child=serializers.IntegerField(), read_only=True)
 

@@ -254,9 +254,9 @@ def _lesions_follow_edit(
         if row is None:
             if lesion is None:
                 continue
-            lesion.decision = Lesion.Decision.REJECTED
+            lesion_erased(lesion)
             lesion.decided_by, lesion.decided_at = user, now
-            lesion.save(update_fields=["decision", "decided_by", "decided_at"])
+            lesion.save(update_fields=[*ERASED_FIELDS, "decided_by", "decided_at"])
             summary["rejected"].append(label)
             continue
         if lesion is None:
@@ -284,6 +284,29 @@ def _lesions_follow_edit(
         revision=revision.number,
         **summary,
     )
+
+
+ERASED_FIELDS = (
+    "decision",
+    "volume_vox",
+    "volume_mm3",
+    "longest_axial_diameter_mm",
+    "longest_diameter_mm",
+)
+
+
+def lesion_erased(lesion: Lesion) -> None:
+    """Make a row match a mask that has no voxel of its label left (not saved here).
+
+    Rejected, 0 voxels / 0 mm3, no diameters (null). Kept as they were: the centroid, box
+    and largest slice (where the lesion stood, so the viewer can still go there) and the
+    model's probability and disagreement (what the model said of what it proposed).
+    """
+    lesion.decision = Lesion.Decision.REJECTED
+    lesion.volume_vox = 0
+    lesion.volume_mm3 = 0.0
+    lesion.longest_axial_diameter_mm = None
+    lesion.longest_diameter_mm = None
 
 
 def _prob(study: Study) -> np.ndarray | None:
