@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.browser_data import ready_study
-from tests.e2e.test_browser_edit_faster import open_for_edit
+from tests.e2e.test_browser_edit_faster import open_for_edit, save_and_wait
 from tests.e2e.test_browser_planes import slices
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -37,4 +37,48 @@ def test_typing_in_the_click_to_add_radius_is_not_a_shortcut(cast: Any, browser_
     assert page.evaluate("window.LLViewer.proposeRadiusMm") == 20
     assert slices(page) == before_slices
     assert page.evaluate(VIEW_STATE) == before
+    assert not page.js_errors, page.js_errors
+
+
+def test_deleted_lesion_reads_saved_after_save_and_reload(cast: Any, browser_login: Any) -> None:
+    from lesionloop.review.models import Lesion
+
+    study = ready_study(seed=7, n_lesions=3).study
+    label = Lesion.objects.filter(study=study).order_by("label").first().label
+    page = browser_login("cora", "cora-pass-1", next_path=f"/studies/{study.pk}/")
+    open_for_edit(page)
+    row = f'#lesion-list li[data-label="{label}"]'
+    page.click(row)
+    page.click("#delete-lesion")
+    page.wait_for_selector(f'{row}[data-state="erased"] .badge.unsaved')
+    save_and_wait(page)
+    lesion = Lesion.objects.get(study=study, label=label)
+    assert (lesion.volume_mm3, lesion.longest_diameter_mm, lesion.decision) == (
+        0.0,
+        None,
+        "rejected",
+    )
+    for _ in range(2):  # after the save, and after a reload
+        page.wait_for_selector(f'{row}[data-state="erased"] .dec:has-text("rejected")')
+        assert page.locator(f"{row} .badge.unsaved").count() == 0
+        assert page.inner_text(f"{row} .vol") == "erased"
+        page.reload()
+        open_for_edit(page)
+    assert not page.js_errors, page.js_errors
+
+
+def test_new_empty_lesion_reads_new_not_erased(cast: Any, browser_login: Any) -> None:
+    study = ready_study(seed=7, n_lesions=3).study
+    page = browser_login("cora", "cora-pass-1", next_path=f"/studies/{study.pk}/")
+    open_for_edit(page)
+    page.keyboard.press("Shift+N")
+    label = page.evaluate("window.LLViewer.selected")
+    row = f'#lesion-list li[data-label="{label}"]'
+    page.wait_for_selector(f'{row}[data-state="empty"]')
+    assert page.inner_text(f"{row} .vol") == "new · paint it"
+    assert "gone" not in (page.get_attribute(row, "class") or "")
+    decoration = page.evaluate(
+        f"getComputedStyle(document.querySelector('{row} .lname')).textDecorationLine"
+    )
+    assert decoration == "none"
     assert not page.js_errors, page.js_errors

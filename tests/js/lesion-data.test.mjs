@@ -1,7 +1,7 @@
 // node --test tests/js: lesion rows of the panel (frontend_static/js/case/lesion-data.js).
 import test from "node:test";
 import assert from "node:assert/strict";
-import { mergeLesions, sortLesions, pendingLesions, stepLesion, nextFreeLabel, shownVolume } from "../../frontend_static/js/case/lesion-data.js";
+import { mergeLesions, sortLesions, pendingLesions, stepLesion, nextFreeLabel, shownVolume, rowState } from "../../frontend_static/js/case/lesion-data.js";
 
 const server = [
   { label: 1, volume_mm3: 50, decision: "pending" },
@@ -42,4 +42,26 @@ test("stepLesion wraps both ways; starts at an end when nothing is selected", ()
 test("nextFreeLabel is one above every label in use", () => {
   assert.equal(nextFreeLabel([3], [1, 5], new Map([[9, {}]]).keys()), 10);
   assert.equal(nextFreeLabel([], []), 1);
+});
+
+test("rowState: a new empty lesion is 'empty', a lesion with no voxels left is 'erased'", () => {
+  // [row, volumeOf label (the editor's mm³; null = no editor), expected]
+  const cases = [
+    [{ label: 7, local: true, volume_mm3: null }, 0, "empty"],        // Shift+N, nothing painted
+    [{ label: 7, local: true, volume_mm3: null }, 12, "live"],        // painted, not saved
+    [{ label: 2, volume_mm3: 26 }, 0, "erased"],                      // deleted here, unsaved
+    [{ label: 2, volume_mm3: 0, decision: "rejected" }, 0, "erased"], // deleted and saved
+    [{ label: 2, volume_mm3: 0, decision: "rejected" }, null, "erased"], // read-only page
+    [{ label: 2, volume_mm3: 26 }, null, "live"],
+    [{ label: 2, volume_mm3: null }, null, "live"],                   // volume unknown
+  ];
+  for (const [row, vol, expected] of cases) {
+    const [merged] = row.local
+      ? mergeLesions([], [row], () => vol)
+      : mergeLesions([row], [], vol == null ? null : () => vol);
+    assert.equal(rowState(merged), expected, JSON.stringify([row, vol]));
+  }
+  // Deleted and saved: the server's 0 mm³ equals the editor's, so the row is not "changed" (unsaved).
+  const [saved] = mergeLesions([{ label: 2, volume_mm3: 0, decision: "rejected" }], [], () => 0);
+  assert.equal(saved.changed, false);
 });

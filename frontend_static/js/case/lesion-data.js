@@ -46,6 +46,16 @@ export function shownVolume(l) {
   return l.localVolume != null ? l.localVolume : l.volume_mm3;
 }
 
+/** What a row's volume cell says: "empty" for a lesion drawn here with no voxel yet (a
+ * new lesion waiting for the brush), "erased" for a lesion whose voxels are all gone
+ * (erased here, or erased and saved: the server keeps the row at 0 mm³, rejected),
+ * "live" otherwise (or when the volume is not known). */
+export function rowState(l) {
+  const v = shownVolume(l);
+  if (v == null || v > 0) return "live";
+  return l.local ? "empty" : "erased";
+}
+
 /** Ranked by volume (smallest first when asc), ties by label. Returns a new list. */
 export function sortLesions(list, asc = true) {
   const out = list.slice();

@@ -3,7 +3,7 @@
  * decision and an *unsaved* tag, under a header that names each column and its unit; ticks along the slice slider; selecting a lesion centres all
  * three planes on it and rings it. Installs on `app`: allLesions, sortedLesions,
  * lesionByLabel, selectLesion, stepLesion, renderLesions, rejectedLabels. */
-import { mergeLesions, sortLesions, shownVolume, pendingLesions, stepLesion, SMALL_MM3, COLUMN_HELP, diameterCell } from "./lesion-data.js";
+import { mergeLesions, sortLesions, shownVolume, pendingLesions, stepLesion, SMALL_MM3, COLUMN_HELP, diameterCell, rowState } from "./lesion-data.js";
 import { smallLabels } from "./measure.js";
 import { labelCss } from "./overlay.js";
 
@@ -47,19 +47,25 @@ export function installLesionPanel(app) {
       : pending ? `${pending} of ${list.length} awaiting a decision` : "Every lesion has a decision.";
     $("lesion-list").innerHTML = list.map((l, i) => {
       const vol = shownVolume(l);
-      const small = vol != null && vol < SMALL_MM3;
-      const gone = S.editor && (l.localVolume || 0) === 0;
-      return `<li class="lesion ${l.label === S.selected ? "selected" : ""} ${gone ? "gone" : ""}" data-label="${l.label}" tabindex="-1">
+      const state = rowState(l);  // a new lesion with no voxel yet is not "erased"
+      const gone = state !== "live";
+      const small = !gone && vol != null && vol < SMALL_MM3;
+      return `<li class="lesion ${l.label === S.selected ? "selected" : ""} ${gone ? state === "empty" ? "empty" : "gone" : ""}" data-label="${l.label}" data-state="${state}" tabindex="-1">
         <span class="swatch" style="background:${labelCss(l.label)}"></span>
         <span class="rank">${i + 1}</span>
         <span class="lname">Lesion ${l.label}${small ? ` <span class="badge small-lesion" title="Under ${SMALL_MM3} mm³: the kind that gets missed">small</span>` : ""}</span>
-        <span class="vol num" data-vol="${vol == null ? "" : vol}" title="Volume in mm³">${gone ? "erased" : fmtVol(vol, { unit: false })}</span>
+        <span class="vol num" data-vol="${vol == null ? "" : vol}" title="Volume in mm³">${volumeText(state, vol)}</span>
         ${diameterSpan("dax", l, "longest_axial_diameter_mm", gone)}${diameterSpan("d3d", l, "longest_diameter_mm", gone)}
         <span class="metrics muted">${l.local ? "drawn here" : `<span class="p" title="${esc(COLUMN_HELP.p)}">p ${fmtNum(l.mean_prob, 2)}</span> · <span class="dis" title="${esc(COLUMN_HELP.disagreement)}">Δ ${fmtNum(l.disagreement, 2)}</span>`}</span>
         <span class="dec">${decisionBadge(l)}</span>
       </li>`;
     }).join("");
     renderTicks();
+  }
+
+  function volumeText(state, vol) {
+    if (state === "empty") return '<span class="new-empty" title="A new lesion: paint it with the brush (B)">new · paint it</span>';
+    return state === "erased" ? "erased" : fmtVol(vol, { unit: false });
   }
 
   function diameterSpan(cls, l, field, gone) {
@@ -73,7 +79,7 @@ export function installLesionPanel(app) {
     const box = $("slice-ticks");
     if (!box || !S.shape) return;
     const D = Math.max(1, S.shape[0] - 1);
-    box.innerHTML = app.allLesions().filter((l) => l.largest_slice != null && !(S.editor && l.localVolume === 0))
+    box.innerHTML = app.allLesions().filter((l) => l.largest_slice != null && rowState(l) === "live")
       .map((l) => `<i class="${l.decision === "rejected" ? "rejected" : ""}" title="Lesion ${l.label}" style="left:${(100 * l.largest_slice / D).toFixed(2)}%;background:${labelCss(l.label)}"></i>`).join("");
   }
 
