@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e.browser_data import ready_study
 from tests.e2e.test_browser_edit_faster import open_for_edit, save_and_wait
-from tests.e2e.test_browser_planes import slices
+from tests.e2e.test_browser_planes import pixel_page, slices
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -81,4 +81,36 @@ def test_new_empty_lesion_reads_new_not_erased(cast: Any, browser_login: Any) ->
         f"getComputedStyle(document.querySelector('{row} .lname')).textDecorationLine"
     )
     assert decoration == "none"
+    assert not page.js_errors, page.js_errors
+
+
+def test_click_to_add_where_a_lesion_was_deleted_unsaved(cast: Any, browser_login: Any) -> None:
+    from lesionloop.review.models import Lesion
+
+    study = ready_study(seed=7, n_lesions=3).study
+    lesion = Lesion.objects.filter(study=study).order_by("-volume_mm3").first()
+    page = browser_login("cora", "cora-pass-1", next_path=f"/studies/{study.pk}/")
+    open_for_edit(page)
+    page.click(f'#lesion-list li[data-label="{lesion.label}"]')
+    z, y, x = page.evaluate(
+        """(label) => { const S = window.LLViewer; const [, H, W] = S.shape; const i = S.mask.indexOf(label);
+            return [Math.floor(i / (H * W)), Math.floor(i / W) % H, i % W]; }""",
+        lesion.label,
+    )
+    page.click("#delete-lesion")  # erased on screen, not saved
+    page.keyboard.press("g")
+    page.evaluate(f"window.LLViewer.app.views.setSlice('axial', {z})")
+    page.wait_for_function(f"document.getElementById('viewport').dataset.slice === '{z}'")
+    requests: list[Any] = []
+    page.on("request", lambda r: requests.append(r) if "propose-lesion" in r.url else None)
+    page.mouse.click(*pixel_page(page, "axial", y, x))
+    page.wait_for_selector('#proposal[data-state="shown"]', timeout=10000)
+    assert requests and requests[-1].post_data_json["ignore_labels"] == [lesion.label]
+    assert page.evaluate("window.LLViewer.proposal.volume_vox") > 0
+    page.click("#proposal-accept")
+    label = page.evaluate("window.LLViewer.selected")
+    assert label != lesion.label
+    save_and_wait(page)
+    assert Lesion.objects.get(study=study, label=label).decision == "added"
+    assert Lesion.objects.get(study=study, label=lesion.label).volume_mm3 == 0.0
     assert not page.js_errors, page.js_errors

@@ -1,7 +1,7 @@
 // node --test tests/js: lesion rows of the panel (frontend_static/js/case/lesion-data.js).
 import test from "node:test";
 import assert from "node:assert/strict";
-import { mergeLesions, sortLesions, pendingLesions, stepLesion, nextFreeLabel, shownVolume, rowState } from "../../frontend_static/js/case/lesion-data.js";
+import { mergeLesions, sortLesions, pendingLesions, stepLesion, nextFreeLabel, shownVolume, rowState, unsavedChangedLabels } from "../../frontend_static/js/case/lesion-data.js";
 
 const server = [
   { label: 1, volume_mm3: 50, decision: "pending" },
@@ -64,4 +64,14 @@ test("rowState: a new empty lesion is 'empty', a lesion with no voxels left is '
   // Deleted and saved: the server's 0 mm³ equals the editor's, so the row is not "changed" (unsaved).
   const [saved] = mergeLesions([{ label: 2, volume_mm3: 0, decision: "rejected" }], [], () => 0);
   assert.equal(saved.changed, false);
+});
+
+test("unsavedChangedLabels: saved lesions edited here, not drawn-here ones", () => {
+  const rows = mergeLesions(
+    [{ label: 3, volume_mm3: 40 }, { label: 2, volume_mm3: 26 }, { label: 5, volume_mm3: 9 }],
+    [{ label: 7, local: true, volume_mm3: null }],
+    (label) => ({ 2: 0, 3: 40, 5: 4, 7: 12 })[label],   // 2 deleted, 5 partly erased, 3 untouched
+  );
+  assert.deepEqual(unsavedChangedLabels(rows), [2, 5]);
+  assert.deepEqual(unsavedChangedLabels(mergeLesions([{ label: 2, volume_mm3: 26 }], [], null)), []);  // no editor
 });

@@ -7,7 +7,7 @@
  * proposeAt, acceptProposal, discardProposal. The geometry is in shapes.js (pure). */
 import { interpolateSlices, gapsBetween, decodeRuns } from "./shapes.js";
 import { planeShape, planeSpacing, sliceIndex, fromPlane, toPlane } from "./planes.js";
-import { nextFreeLabel } from "./lesion-data.js";
+import { nextFreeLabel, unsavedChangedLabels } from "./lesion-data.js";
 
 const LL = window.LL;
 const cs = window.cornerstone;
@@ -109,7 +109,10 @@ export function installAssist(app) {
     app.views.redrawAll();
     const t0 = performance.now();
     try {
-      const body = await LL.request("POST", LL.urls.proposeLesion(app.studyId), { json: { z, y, x, radius_mm: S.proposeRadiusMm } });
+      // Lesions erased here and not saved are free on screen: the server ignores them.
+      const ignore = unsavedChangedLabels(app.allLesions());
+      const json = { z, y, x, radius_mm: S.proposeRadiusMm, ...(ignore.length ? { ignore_labels: ignore } : {}) };
+      const body = await LL.request("POST", LL.urls.proposeLesion(app.studyId), { json });
       if (mine !== asked) return;
       S.proposeMs = performance.now() - t0;
       const indices = decodeRuns(body.runs, body.bbox, S.shape);

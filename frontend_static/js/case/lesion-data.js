@@ -56,6 +56,14 @@ export function rowState(l) {
   return l.local ? "empty" : "erased";
 }
 
+/** Labels of saved lesions edited here and not saved yet (their volume differs from the
+ * saved one: erased whole or in part), ascending. Click to add sends them as
+ * `ignore_labels`: the server checks the saved mask, so without them a click where a
+ * lesion was erased on screen would hit "already belongs to lesion N". */
+export function unsavedChangedLabels(list) {
+  return list.filter((l) => !l.local && l.changed).map((l) => l.label).sort((a, b) => a - b);
+}
+
 /** Ranked by volume (smallest first when asc), ties by label. Returns a new list. */
 export function sortLesions(list, asc = true) {
   const out = list.slice();

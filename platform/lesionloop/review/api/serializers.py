@@ -129,6 +129,16 @@ class LesionProposalRequestSerializer(serializers.Serializer):
         default=20.0,
         help_text="The proposal stays within this distance of the click (mm, at most 50).",
     )
+    ignore_labels = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=65535),
+        required=False,
+        default=list,
+        max_length=1000,
+        help_text=(
+            "Labels erased in the viewer and not saved yet: their voxels on the saved mask "
+            "count as free (a click where an erased lesion was proposes a lesion there)."
+        ),
+    )
 
 
 class LesionProposalSerializer(serializers.Serializer):

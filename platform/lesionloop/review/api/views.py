@@ -346,7 +346,9 @@ class LesionProposalView(APIView):
             "Grow a lesion from the clicked voxel in the current model's probability map, "
             "else the MR, within radius_mm, avoiding lesions on the working mask. Nothing "
             "is stored: paint the proposal into the mask and save it (PUT mask) to keep it. "
-            "400 bad_point / bad_radius / unknown_field; 409 approved / not_ready; "
+            "ignore_labels: labels erased in the viewer, not saved yet (their voxels count "
+            "as free). 400 bad_point / bad_radius / bad_labels / unknown_field; "
+            "409 approved / not_ready; "
             "422 no_lesion_found."
         ),
         request=LesionProposalRequestSerializer,
@@ -355,7 +357,10 @@ class LesionProposalView(APIView):
     def post(self, request: Request, pk: int) -> Response:
         data = strict_body(LesionProposalRequestSerializer, request.data)
         proposal = services.lesion_propose(
-            study_id=pk, point_zyx=(data["z"], data["y"], data["x"]), radius_mm=data["radius_mm"]
+            study_id=pk,
+            point_zyx=(data["z"], data["y"], data["x"]),
+            radius_mm=data["radius_mm"],
+            ignore_labels=data["ignore_labels"],
         )
         return Response(LesionProposalSerializer(proposal).data)
 

@@ -10,6 +10,7 @@ checks), so proposing needs no lease and writes nothing, not even an audit event
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from .revisions import _working_copy_path, current_mask
 
 DEFAULT_RADIUS_MM = 20.0
 MAX_RADIUS_MM = 50.0
+MAX_IGNORE_LABELS = 1000
 
 
 def _study(study_id: int) -> Study:
@@ -74,8 +76,37 @@ def _image(study: Study) -> np.ndarray | None:
     return np.load(path, mmap_mode="r") if path.exists() else None
 
 
+class _Without:
+    """The working mask read with ``labels`` counted as background: labels the viewer has
+    erased and not saved yet. Only box reads (``mask[box]``, ``mask[point]``), as
+    ``grow_from_click`` makes, so a memory-mapped mask stays mapped."""
+
+    def __init__(self, mask: np.ndarray, labels: Sequence[int]) -> None:
+        self.mask, self.labels = mask, np.asarray(sorted(set(labels)), dtype=np.int64)
+        self.shape = mask.shape
+
+    def __getitem__(self, key: Any) -> Any:
+        values = np.array(self.mask[key])
+        if values.ndim == 0:
+            return 0 if int(values) in self.labels else values
+        values[np.isin(values, self.labels)] = 0
+        return values
+
+
+def _check_ignore(labels: Sequence[int]) -> None:
+    if len(labels) > MAX_IGNORE_LABELS or not all(0 < int(v) <= 65535 for v in labels):
+        raise DomainError(
+            f"ignore_labels must hold at most {MAX_IGNORE_LABELS} labels, each 1..65535.",
+            code="bad_labels",
+        )
+
+
 def lesion_propose(
-    *, study_id: int, point_zyx: tuple[int, int, int], radius_mm: float = DEFAULT_RADIUS_MM
+    *,
+    study_id: int,
+    point_zyx: tuple[int, int, int],
+    radius_mm: float = DEFAULT_RADIUS_MM,
+    ignore_labels: Sequence[int] = (),
 ) -> dict[str, Any]:
     """A lesion grown from voxel ``point_zyx`` (slice, row, column), not stored.
 
@@ -83,7 +114,10 @@ def lesion_propose(
     mask on the box), ``volume_vox``, ``volume_mm3``, ``longest_axial_diameter_mm``,
     ``longest_diameter_mm``, ``method`` ("probability" | "image"), ``seed`` (the peak
     voxel grown from), ``threshold``, ``radius_mm``, ``revision`` (the working mask it
-    avoids). 400 ``bad_point`` / ``bad_radius``; 404 ``not_found``; 409 ``approved`` /
+    avoids). ``ignore_labels``: labels the viewer has erased (whole or in part) and not
+    saved yet; their voxels on the saved mask count as free, so the answer follows what the
+    reviewer sees. 400 ``bad_point`` / ``bad_radius`` / ``bad_labels``; 404 ``not_found``;
+    409 ``approved`` /
     ``not_ready``; 422 ``no_lesion_found`` (nothing stands out there, or the click is on
     a lesion already drawn).
     """
@@ -92,7 +126,10 @@ def lesion_propose(
     point = tuple(int(c) for c in point_zyx)
     _check_point(point, shape)  # type: ignore[arg-type]
     _check_radius(radius_mm)
-    drawn = _working_mask(study)
+    _check_ignore(ignore_labels)
+    drawn: Any = _working_mask(study)
+    if ignore_labels:
+        drawn = _Without(drawn, ignore_labels)
     label = int(drawn[point])
     if label:
         raise DomainError(
