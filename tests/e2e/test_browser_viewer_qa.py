@@ -33,7 +33,12 @@ def test_typing_in_the_click_to_add_radius_is_not_a_shortcut(cast: Any, browser_
     page.keyboard.type("20")  # "0" alone is Reset
     page.keyboard.press("ArrowUp")  # a number box's own step, not the next slice
     page.keyboard.press("ArrowDown")
+    for key in ("t", "d", "n", "l"):  # MIP, ruler, next lesion, layout: not from the box
+        page.keyboard.press(key)
     assert box.input_value() == "20"
+    assert page.evaluate(
+        "[window.LLViewer.mipMm, !!window.LLViewer.measure.ruler, window.LLViewer.layout]"
+    ) == [0, False, "3"]
     assert page.evaluate("window.LLViewer.proposeRadiusMm") == 20
     assert slices(page) == before_slices
     assert page.evaluate(VIEW_STATE) == before

@@ -17,6 +17,7 @@ import { fromPlane, planeShape, planeSpacing } from "./planes.js";
 import { getVolume } from "./volume.js";
 import { SMALL_MM3 } from "./lesion-data.js";
 import { labelCss } from "./overlay.js";
+import { typingTarget } from "./input.js";
 
 const cs = window.cornerstone;
 const RULER_CSS = "rgba(255,235,90,0.95)";
@@ -165,7 +166,7 @@ export function installMeasure(app) {
   window.addEventListener("mouseup", onUp);
   document.addEventListener("keydown", (ev) => {
     if (ev.ctrlKey || ev.metaKey || ev.altKey || document.querySelector("dialog[open]")) return;
-    if (ev.target.matches("input[type=search], input[type=text], textarea")) return;
+    if (typingTarget(ev.target)) return;
     if (ev.key === "Escape" && Object.keys(S.measure.lines).length) { ev.preventDefault(); clear(); }
     else if (ev.key === "d" || ev.key === "D") { ev.preventDefault(); if (!S.measure.ruler) app.setTool("navigate"); setRuler(!S.measure.ruler); }
   });

@@ -11,6 +11,7 @@
  * app.setChannel. */
 import { getVolume, loadVolume, setMipWidth, mipWidth, mipStats } from "./volume.js";
 import { mipButtonState, mipDepth, slabRange, SLAB_WIDTHS_MM } from "./mip.js";
+import { typingTarget } from "./input.js";
 
 const DEFAULT_MM = 10;
 
@@ -87,7 +88,7 @@ export function installMip(app) {
 
   document.addEventListener("keydown", (ev) => {
     if (ev.key !== "t" && ev.key !== "T") return;
-    if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.target.matches("input[type=search], input[type=text], textarea") || document.querySelector("dialog[open]")) return;
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || typingTarget(ev.target) || document.querySelector("dialog[open]")) return;
     ev.preventDefault();
     app.setMip(S.mipMm ? 0 : lastOn);
   });
