@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.browser_data import ready_study
+from tests.e2e.browser_helpers import shot
 from tests.e2e.test_browser_edit_faster import open_for_edit, save_and_wait
 from tests.e2e.test_browser_planes import pixel_page, slices
 
@@ -118,4 +119,72 @@ def test_click_to_add_where_a_lesion_was_deleted_unsaved(cast: Any, browser_logi
     save_and_wait(page)
     assert Lesion.objects.get(study=study, label=label).decision == "added"
     assert Lesion.objects.get(study=study, label=lesion.label).volume_mm3 == 0.0
+    assert not page.js_errors, page.js_errors
+
+
+def test_click_to_add_in_the_mip_goes_to_the_brightest_slice(cast: Any, browser_login: Any) -> None:
+    from lesionloop.review.models import Lesion
+
+    ready = ready_study(seed=7, n_lesions=3)
+    study, missed = ready.study, ready.missed
+    assert missed, "the fixture misses its smallest lesion"
+    d = study.grid["shape_dhw"][0]
+    dz = study.grid["spacing_mm"][0]
+    page = browser_login("cora", "cora-pass-1", next_path=f"/studies/{study.pk}/")
+    open_for_edit(page)
+    mz, my, mx = missed["z"], round(missed["y"]), round(missed["x"])
+    # The slab's centre 8 mm (at least one slice) off the missed lesion, within the 20 mm slab.
+    off = max(1, min(int(8 // dz), int(10 // dz)))
+    centre = mz + off if mz + off < d else mz - off
+    page.evaluate(f"window.LLViewer.app.views.setSlice('axial', {centre})")
+    page.wait_for_function(f"document.getElementById('viewport').dataset.slice === '{centre}'")
+    page.click("#mip-seg button[data-mip='20']")
+    page.wait_for_function(
+        "window.LLViewer.mipMm === 20 && document.getElementById('viewports').dataset.mip === '20'"
+    )
+    page.keyboard.press("g")
+    assert page.evaluate("[window.LLViewer.tool, window.LLViewer.mipMm]") == [
+        "add",
+        20,
+    ]  # G keeps the MIP
+    depth = page.evaluate(f"window.LLViewer.app.mipDepthAt('axial', {centre}, {my}, {mx})")
+    assert depth != centre and abs(depth - mz) <= 2, (depth, centre, mz)
+    page.mouse.click(*pixel_page(page, "axial", my, mx))
+    page.wait_for_selector('#proposal[data-state="shown"]', timeout=10000)
+    assert page.evaluate("window.LLViewer.proposal.click") == [depth, my, mx]
+    assert page.evaluate("window.LLViewer.pos") == [depth, my, mx]
+    page.wait_for_function(f"document.getElementById('viewport').dataset.slice === '{depth}'")
+    vox = page.evaluate("window.LLViewer.proposal.volume_vox")
+    assert missed["voxels"] / 3 <= vox <= missed["voxels"] * 3, (vox, missed)
+    assert page.evaluate("window.LLViewer.mipMm") == 20
+    shot(page, "qa-mip-click-to-add")
+
+    # The slab's overlay: a contoured lesion off the current slice but within the slab is
+    # outlined (dashed) in the MIP; on its own slice only, it would look missed.
+    page.click("#proposal-discard")
+    drawn = (
+        Lesion.objects.filter(study=study)
+        .exclude(decision="rejected")
+        .order_by("-volume_mm3")
+        .first()
+    )
+    z0, z1 = drawn.bbox[0], drawn.bbox[3]  # slices z0 .. z1 - 1
+    k = next(
+        (z for z in range(d) if not z0 <= z < z1 and min(abs(z - z0), abs(z - z1 + 1)) * dz <= 8),
+        None,
+    )
+    assert k is not None
+    page.evaluate(f"window.LLViewer.app.views.setSlice('axial', {k})")
+    page.wait_for_function(f"document.getElementById('viewport').dataset.slice === '{k}'")
+    outlined = page.evaluate(
+        f"""() => {{ const S = window.LLViewer; const [lo, hi] = S.app.mipSlab('axial', {k});
+            const slab = S.overlay.slabSegments('axial', lo, hi, {k});
+            const slice = S.overlay.sliceInfo('axial', {k});
+            return [slab.has({drawn.label}), !!(slice && slice.extents.has({drawn.label}))]; }}"""
+    )
+    assert outlined == [True, False]
+    shot(page, "qa-mip-slab-outline")
+    page.click("#mip-seg button[data-mip='0']")
+    page.wait_for_function("window.LLViewer.mipMm === 0")
+    assert page.evaluate("window.LLViewer.app.mipSlab('axial', 0)") is None
     assert not page.js_errors, page.js_errors

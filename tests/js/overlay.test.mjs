@@ -1,7 +1,7 @@
 // node --test tests/js: the label bitmap of the lesion overlay (frontend_static/js/case/overlay.js).
 import test from "node:test";
 import assert from "node:assert/strict";
-import { paintLabels, outlineSegments, labelColor, REJECTED_RGB, REJECTED_ALPHA } from "../../frontend_static/js/case/overlay.js";
+import { paintLabels, outlineSegments, projectSlab, labelColor, REJECTED_RGB, REJECTED_ALPHA } from "../../frontend_static/js/case/overlay.js";
 
 const alpha = (v) => v >>> 24;
 const red = (v) => v & 255;
@@ -74,4 +74,22 @@ test("outline: two touching labels each get the shared edge; skipped labels and 
   assert.deepEqual(segs(out.get(1)), ["0,0-0,1", "0,0-2,0", "0,1-2,1", "2,0-2,1"].sort());
   assert.equal(outlineSegments(two, 2, 3, (l) => l === 3).has(3), false);
   assert.equal(outlineSegments(new Uint16Array(6), 2, 3).size, 0);
+});
+
+test("projectSlab: lesions of the slab slices projected, the slice nearest k wins a pixel", () => {
+  // (D, H, W) = (5, 2, 3); label 1 on slice 0, 2 on slice 2 (= k), 3 on slice 4, 4 on slices 1 and 3.
+  const shape = [5, 2, 3];
+  const m = new Uint16Array(30);
+  const put = (z, y, x, l) => { m[z * 6 + y * 3 + x] = l; };
+  put(0, 0, 0, 1); put(2, 1, 1, 2); put(4, 1, 2, 3); put(1, 0, 1, 4); put(3, 0, 1, 5);
+  put(0, 1, 1, 1);  // under lesion 2 (k): k wins
+  put(1, 0, 2, 4); put(3, 0, 2, 5);  // same distance from k: the lower slice wins
+  assert.deepEqual([...projectSlab(m, shape, "axial", 0, 4, 2)], [1, 4, 4, 0, 2, 3]);
+  assert.deepEqual([...projectSlab(m, shape, "axial", 1, 3, 2)], [0, 4, 4, 0, 2, 0]);  // slab 1..3
+  assert.deepEqual([...projectSlab(m, shape, "axial", 2, 2, 2)], [0, 0, 0, 0, 2, 0]);  // the slice itself
+  // Coronal y = 0..1 around k = 0: rows are superior first (row = D - 1 - z).
+  const cor = projectSlab(m, shape, "coronal", 0, 1, 0);
+  assert.equal(cor.length, 5 * 3);
+  assert.deepEqual([...cor.slice(4 * 3, 5 * 3)], [1, 1, 0]);  // z = 0: (y0,x0)=1; x1: y0 empty, y1 = 1
+  assert.deepEqual([...cor.slice(0, 3)], [0, 0, 3]);           // z = 4: lesion 3 at y1
 });

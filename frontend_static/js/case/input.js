@@ -93,7 +93,15 @@ export function installInput(app) {
     drag = null;
     if (d.mode === "paint") { S.editor.end(); return; }
     // Click to add: a click (no drag) asks the server for a lesion grown from that voxel.
-    if (d.mode === "add" && !d.moved && ev.button === 0) { const [row, col] = d.view.imagePoint(ev); app.views.linkFrom(d.view.plane, row, col); app.proposeAt(d.view.plane, d.view.k, row, col); return; }
+    // In a MIP view the click goes to the slice of the slab where the MR is brightest under
+    // it (the voxel the MIP shows): every plane moves there and the server is asked there.
+    if (d.mode === "add" && !d.moved && ev.button === 0) {
+      const [row, col] = d.view.imagePoint(ev);
+      const depth = app.mipDepthAt ? app.mipDepthAt(d.view.plane, d.view.k, row, col) : d.view.k;
+      app.views.linkFrom(d.view.plane, row, col);
+      app.proposeAt(d.view.plane, depth, row, col);
+      return;
+    }
     // A click without a drag moves the cursor: the other planes go through that point.
     if (d.mode === "wl" && !d.moved && ev.button === 0) {
       const [row, col] = d.view.imagePoint(ev);

@@ -2,12 +2,13 @@
  * key (MIP on at the last width / off). MR only (CT and the fused CT layer stay slices);
  * every shown plane projects the slab centred on its current slice along its normal
  * (mip.js, computed from the in-memory int16 volume by volume.planeImage), while the
- * lesion overlay stays the current slice's. A click in a MIP view sends the other planes
- * to the slice where the maximum under the click lies (app.mipDepthAt, used by
- * views.linkFrom). Painting tools and the MIP exclude each other (a brush or eraser turns
- * the MIP off; the MIP turns the window tool back on). The buttons show the width really
+ * lesion overlay shows the current slice's lesions plus, dashed and dimmer, those within
+ * the slab (app.mipSlab). A click in a MIP view sends every plane to the slice where the
+ * maximum under the click lies (app.mipDepthAt, used by views.linkFrom), and click to add
+ * asks there. Painting tools and the MIP exclude each other (a brush or eraser turns the
+ * MIP off; the MIP turns the window tool back on); click to add keeps the MIP. The buttons show the width really
  * projected (mip.mipButtonState): CT view turns the MIP off, and its buttons read Off and
- * are disabled. Installs on `app`: setMip, mipDepthAt, mipCaption; wraps app.setTool and
+ * are disabled. Installs on `app`: setMip, mipDepthAt, mipSlab, mipCaption; wraps app.setTool and
  * app.setChannel. */
 import { getVolume, loadVolume, setMipWidth, mipWidth, mipStats } from "./volume.js";
 import { mipButtonState, mipDepth, slabRange, SLAB_WIDTHS_MM } from "./mip.js";
@@ -25,7 +26,8 @@ export function installMip(app) {
   const setTool = app.setTool;
   app.setTool = (tool) => {
     setTool(tool);  // may refuse (read-only, rejected lesion): then the MIP stays
-    if (S.tool !== "navigate" && S.mipMm) { app.setMip(0); window.LL.toast("MIP off: painting works on single slices", "info", 2500); }
+    // Click to add works in the MIP (the click goes to the slice of the voxel it shows).
+    if (S.tool !== "navigate" && S.tool !== "add" && S.mipMm) { app.setMip(0); window.LL.toast("MIP off: painting works on single slices", "info", 2500); }
   };
 
   const active = () => S.mipMm > 0 && S.channel !== "ct" && !!getVolume(studyId, "mr");
@@ -57,7 +59,7 @@ export function installMip(app) {
     if (mm && S.channel === "ct") { window.LL.toast("MIP slab: switch to MR or fused (CT is shown as single slices)", "info", 2500); return; }
     // A MIP is for looking: the brush would paint the current slice under enhancement that
     // may lie on another slice of the slab, so painting and the MIP exclude each other.
-    if (mm && S.tool !== "navigate") { setTool("navigate"); window.LL.toast("MIP on: the window tool is back (painting needs single slices)", "info", 2500); }
+    if (mm && S.tool !== "navigate" && S.tool !== "add") { setTool("navigate"); window.LL.toast("MIP on: the window tool is back (painting needs single slices)", "info", 2500); }
     S.mipMm = mm;
     if (mm) lastOn = mm;
     setMipWidth(mm);
@@ -72,6 +74,10 @@ export function installMip(app) {
     const vol = getVolume(studyId, "mr");
     return mipDepth(vol.data, vol.shape, plane, k, S.mipMm, vol.spacing, row, col);
   };
+
+  /** [lo, hi] slices of the slab shown in `plane` around slice k, or null when no MIP is
+   * shown there (the overlay draws the lesions within the slab). */
+  app.mipSlab = (plane, k) => (active() ? slabRange(plane, k, S.mipMm, S.shape, S.spacing) : null);
 
   /** Corner text of a view showing a slab: width asked and the slices it covers. */
   app.mipCaption = (plane, k) => {

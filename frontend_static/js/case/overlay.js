@@ -2,7 +2,8 @@
  * coordinates, so they stay in register with zoom and pan, in every plane: the fused CT
  * blend and the lesion label mask (one colour per lesion, outline always opaque, fill at
  * the chosen opacity, the selected lesion brighter, rejected lesions a faint red outline
- * or hidden), or in outline mode contour lines between voxels only (outlineSegments). Slice bitmaps are cached per plane and rebuilt only when that slice (axial),
+ * or hidden), or in outline mode contour lines between voxels only (outlineSegments); in
+ * a MIP view also the dashed, dimmer outline of every lesion within the slab (projectSlab). Slice bitmaps are cached per plane and rebuilt only when that slice (axial),
  * any slice (coronal, sagittal), the selection or the style changes.
  * `paintLabels` and `outlineSegments` are pure (unit-tested in tests/js); the classes make canvases. */
 import { extractSlice, planeShape } from "./planes.js";
@@ -96,6 +97,24 @@ export function outlineSegments(labels, rows, cols, skip = () => false) {
   return out;
 }
 
+/** The labels of slices lo..hi (inclusive) of `plane` projected onto one (rows x cols)
+ * image, for the MIP view: a pixel takes the label of the slab slice nearest slice k
+ * that has one there (ties: the lower slice), so lesions anywhere in the slab show
+ * where the MIP shows their signal. `mask` is the flat (D, H, W) label volume. */
+export function projectSlab(mask, shape, plane, lo, hi, k) {
+  const { rows, cols } = planeShape(plane, shape);
+  const out = new mask.constructor(rows * cols);
+  const order = [];
+  for (let s = lo; s <= hi; s++) order.push(s);
+  order.sort((a, b) => Math.abs(b - k) - Math.abs(a - k) || b - a);  // nearest written last
+  const tmp = plane === "axial" ? null : new mask.constructor(rows * cols);
+  for (const s of order) {
+    const slice = extractSlice(mask, shape, plane, s, tmp);
+    for (let i = 0; i < slice.length; i++) if (slice[i]) out[i] = slice[i];
+  }
+  return out;
+}
+
 function canvasOf(rows, cols, reuse) {
   const canvas = reuse || document.createElement("canvas");
   canvas.width = cols; canvas.height = rows;
@@ -111,6 +130,7 @@ export class MaskOverlay {
     this.showRejected = true;
     this.outline = false;             // contour lines instead of filled labels
     this.cache = new Map();           // "plane/k" -> {canvas, version}
+    this.slabCache = new Map();       // plane -> {version, segments} of the MIP slab's outline
     this.sliceVersion = null;         // Uint32Array(D): axial slice z edited
     this.editVersion = 0;             // any slice edited (coronal and sagittal cross them all)
     this.globalVersion = 1;
@@ -172,19 +192,36 @@ export class MaskOverlay {
     return info;
   }
 
+  /** Outline segments (Map label -> [x0, y0, x1, y1, ...]) of the lesions within the
+   * MIP slab lo..hi of a plane, projected onto it (projectSlab); cached per plane until
+   * the slab, its centre k, the mask or the style changes. */
+  slabSegments(plane, lo, hi, k) {
+    if (!this.mask) return null;
+    const version = `${this.globalVersion}/${this.editVersion}/${lo}/${hi}/${k}`;
+    const hit = this.slabCache.get(plane);
+    if (hit && hit.version === version) return hit.segments;
+    const { rows, cols } = planeShape(plane, this.shape);
+    const segments = outlineSegments(projectSlab(this.mask, this.shape, plane, lo, hi, k), rows, cols, (l) => this.skip(l));
+    this.slabCache.set(plane, { version, segments });
+    return segments;
+  }
+
   /** Stroke the outline of slice info `info` (image pixel coordinates; `lineWidth` in
    * image pixels): each lesion in its colour, the selected one thicker, rejected ones
-   * faint red. */
-  strokeOutline(ctx, info, lineWidth) {
+   * faint red. `dash` (image pixels) and `alpha`: the MIP slab's projected outline is
+   * drawn dashed and dimmer than the current slice's. */
+  strokeOutline(ctx, info, lineWidth, { dash = null, alpha = 1 } = {}) {
     if (!info || !info.segments) return;
+    ctx.setLineDash(dash || []);
     for (const [l, seg] of info.segments) {
       const rejected = this.rejected.has(l);
-      ctx.strokeStyle = rejected ? `rgba(${REJECTED_RGB.join(",")},${REJECTED_ALPHA / 255})` : labelCss(l, 1);
+      ctx.strokeStyle = rejected ? `rgba(${REJECTED_RGB.join(",")},${(alpha * REJECTED_ALPHA) / 255})` : labelCss(l, alpha);
       ctx.lineWidth = l === this.selected ? lineWidth * 2 : lineWidth;
       ctx.beginPath();
       for (let i = 0; i < seg.length; i += 4) { ctx.moveTo(seg[i], seg[i + 1]); ctx.lineTo(seg[i + 2], seg[i + 3]); }
       ctx.stroke();
     }
+    ctx.setLineDash([]);
   }
 }
 

@@ -113,6 +113,13 @@ export class PlaneView {
     ctx.imageSmoothingEnabled = false;  // the mask voxel by voxel: what is drawn is what is saved
     const px = this.pixelScale(viewport);
     const info = S.overlay.mask ? S.overlay.sliceInfo(plane, k) : null;
+    // MIP: lesions anywhere in the slab, dashed and dimmer, so a contoured lesion off this
+    // slice does not look missed; the current slice's overlay goes on top.
+    const slab = S.overlay.mask && S.overlay.visible && app.mipSlab ? app.mipSlab(plane, k) : null;
+    if (slab) {
+      const lw = 1.25 / Math.min(px.x, px.y);
+      S.overlay.strokeOutline(ctx, { segments: S.overlay.slabSegments(plane, slab[0], slab[1], k) }, lw, { dash: [3 * lw, 2 * lw], alpha: 0.7 });
+    }
     if (S.overlay.visible && info) {
       if (info.canvas) ctx.drawImage(info.canvas, 0, 0);
       else S.overlay.strokeOutline(ctx, info, 1.25 / Math.min(px.x, px.y));
