@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e.browser_data import ready_study
 from tests.e2e.browser_helpers import shot
-from tests.e2e.test_browser_edit_faster import open_for_edit, save_and_wait
+from tests.e2e.test_browser_edit_faster import open_for_edit, save_and_wait, set_range
 from tests.e2e.test_browser_planes import pixel_page, slices
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -187,4 +187,43 @@ def test_click_to_add_in_the_mip_goes_to_the_brightest_slice(cast: Any, browser_
     page.click("#mip-seg button[data-mip='0']")
     page.wait_for_function("window.LLViewer.mipMm === 0")
     assert page.evaluate("window.LLViewer.app.mipSlab('axial', 0)") is None
+    assert not page.js_errors, page.js_errors
+
+
+# RGB of the axial canvas in a box of +-60 canvas pixels around image pixel (row, col).
+CANVAS_BOX = """([row, col]) => { const el = document.getElementById('viewport'); const c = el.querySelector('canvas');
+    const p = cornerstone.pixelToCanvas(el, {x: col + 0.5, y: row + 0.5});
+    const x0 = Math.max(0, Math.round(p.x) - 60), y0 = Math.max(0, Math.round(p.y) - 60);
+    const d = c.getContext('2d').getImageData(x0, y0, 120, 120).data; const out = [];
+    for (let i = 0; i < d.length; i += 4) out.push([d[i], d[i + 1], d[i + 2]]);
+    return out; }"""
+
+
+def test_brush_outline_is_white_on_a_dark_halo_over_the_lesion(
+    cast: Any, browser_login: Any
+) -> None:
+    from lesionloop.review.models import Lesion
+
+    study = ready_study(seed=7, n_lesions=3).study
+    lesion = Lesion.objects.filter(study=study).order_by("-volume_mm3").first()
+    _, h, w = study.grid["shape_dhw"]
+    page = browser_login("cora", "cora-pass-1", next_path=f"/studies/{study.pk}/")
+    open_for_edit(page)
+    page.click(f'#lesion-list li[data-label="{lesion.label}"]')  # centres the planes on it
+    set_range(page, "#radius", 6.0)
+    page.keyboard.press("b")
+    z, y, x = page.evaluate("window.LLViewer.pos")
+    assert page.evaluate(f"window.LLViewer.mask[{(z * h + y) * w + x}]") == lesion.label
+    before = page.evaluate(CANVAS_BOX, [y, x])
+    page.mouse.move(*pixel_page(page, "axial", y, x))  # the outline over the lesion itself
+    page.wait_for_function("window.LLViewer.cursor !== null")
+    page.wait_for_timeout(300)
+    after = page.evaluate(CANVAS_BOX, [y, x])
+    shot(page, "qa-brush-outline")
+    pairs = [(b, a) for b, a in zip(before, after, strict=True) if a != b]
+    assert pairs, "the brush outline drew nothing"
+    # White line: near-white now. Dark halo: much darker than the lesion under it was.
+    white = sum(1 for _, a in pairs if min(a) >= 200)
+    darker = sum(1 for b, a in pairs if sum(b) - sum(a) >= 200)
+    assert white >= 20 and darker >= 20, (white, darker, len(pairs))
     assert not page.js_errors, page.js_errors

@@ -1,7 +1,7 @@
 // node --test tests/js: the label bitmap of the lesion overlay (frontend_static/js/case/overlay.js).
 import test from "node:test";
 import assert from "node:assert/strict";
-import { paintLabels, outlineSegments, projectSlab, labelColor, REJECTED_RGB, REJECTED_ALPHA } from "../../frontend_static/js/case/overlay.js";
+import { paintLabels, outlineSegments, projectSlab, brushOutlineStrokes, labelColor, REJECTED_RGB, REJECTED_ALPHA } from "../../frontend_static/js/case/overlay.js";
 
 const alpha = (v) => v >>> 24;
 const red = (v) => v & 255;
@@ -92,4 +92,17 @@ test("projectSlab: lesions of the slab slices projected, the slice nearest k win
   assert.equal(cor.length, 5 * 3);
   assert.deepEqual([...cor.slice(4 * 3, 5 * 3)], [1, 1, 0]);  // z = 0: (y0,x0)=1; x1: y0 empty, y1 = 1
   assert.deepEqual([...cor.slice(0, 3)], [0, 0, 3]);           // z = 4: lesion 3 at y1
+});
+
+test("brushOutlineStrokes: a wide dark halo, then a thin white line; the eraser dashed", () => {
+  for (const tool of ["brush", "eraser"]) {
+    const [halo, line] = brushOutlineStrokes(tool);
+    assert.match(halo.colour, /^rgba\(0,0,0,/);
+    assert.match(line.colour, /^rgba\(255,255,255,/);
+    assert.ok(halo.width > line.width);
+    assert.deepEqual(halo.dash, tool === "eraser" ? [3, 3] : null);
+    assert.deepEqual(line.dash, halo.dash);
+  }
+  // Never the lesion's colour: the same strokes whatever lesion is selected.
+  assert.deepEqual(brushOutlineStrokes("brush"), brushOutlineStrokes("brush"));
 });

@@ -22,6 +22,18 @@ export function labelCss(label, a = 1) { const c = labelColor(label); return `rg
 
 function packRgba(c, a) { return (((a & 255) << 24) | (c[2] << 16) | (c[1] << 8) | c[0]) >>> 0; } // little-endian RGBA
 
+/** How the brush / eraser outline is stroked, in order (`width` in screen pixels, `dash`
+ * in screen pixels or null): a dark halo under a white line, so the outline reads over
+ * the lesion being painted whatever its colour, and over bright or dark MR. The eraser
+ * is dashed. */
+export function brushOutlineStrokes(tool) {
+  const dash = tool === "eraser" ? [3, 3] : null;
+  return [
+    { colour: "rgba(0,0,0,0.75)", width: 3, dash },
+    { colour: "rgba(255,255,255,0.95)", width: 1.25, dash },
+  ];
+}
+
 /** Paint a (rows x cols) label image into `out` (Uint32Array of little-endian RGBA, 0 =
  * transparent). style: {opacity 0..1, selected, rejected: Set, showRejected, hidden: Set}.
  * Returns whether any pixel was painted. */

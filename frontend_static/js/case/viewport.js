@@ -9,7 +9,7 @@
 import { planeShape, planeSpacing, sliceIndex, toPlane, fromPlane, bboxSlices } from "./planes.js";
 import { sphereOffsets, sphereSection, pixelOutline } from "./shapes.js";
 import { planeImage, imageId, getVolume, loadPlaneImage } from "./volume.js";
-import { labelCss } from "./overlay.js";
+import { labelCss, brushOutlineStrokes } from "./overlay.js";
 
 const cs = window.cornerstone;
 const { esc } = window.LL;
@@ -181,9 +181,6 @@ export class PlaneView {
     const n = String(cells ? cells.length : 0);
     if (this.el.dataset.brushCells !== n) this.el.dataset.brushCells = n;
     if (!painting || (cells ? !cells.length : c.plane !== this.plane)) return;
-    ctx.lineWidth = 1 / px.x;
-    ctx.strokeStyle = S.tool === "eraser" ? "rgba(255,255,255,0.9)" : labelCss(S.selected || 1, 0.95);
-    ctx.setLineDash(S.tool === "eraser" ? [3 / px.x, 3 / px.x] : []);
     ctx.beginPath();
     if (cells) {
       const at = toPlane(this.plane, this.ballCentre(c), S.shape);
@@ -195,7 +192,13 @@ export class PlaneView {
       const sp = planeSpacing(this.plane, S.spacing);
       ctx.ellipse(cx + 0.5, cy + 0.5, S.radiusMm / sp.col, S.radiusMm / sp.row, 0, 0, Math.PI * 2);
     }
-    ctx.stroke();
+    // White over a dark halo: readable over the lesion's own colour (not the lesion colour).
+    for (const st of brushOutlineStrokes(S.tool)) {
+      ctx.lineWidth = st.width / px.x;
+      ctx.strokeStyle = st.colour;
+      ctx.setLineDash(st.dash ? st.dash.map((v) => v / px.x) : []);
+      ctx.stroke();
+    }
     ctx.setLineDash([]);
   }
   /** The voxel [z, y, x] the 3D brush is centred on: under the mouse, on the slice of the
