@@ -75,3 +75,13 @@ test("unsavedChangedLabels: saved lesions edited here, not drawn-here ones", () 
   assert.deepEqual(unsavedChangedLabels(rows), [2, 5]);
   assert.deepEqual(unsavedChangedLabels(mergeLesions([{ label: 2, volume_mm3: 26 }], [], null)), []);  // no editor
 });
+
+test("sortLesions: erased rows (0 voxels left) go last in both directions", () => {
+  const rows = mergeLesions(
+    [{ label: 1, volume_mm3: 50 }, { label: 2, volume_mm3: 0, decision: "rejected" }, { label: 3, volume_mm3: 500 }, { label: 4, volume_mm3: 20 }],
+    [{ label: 7, local: true, volume_mm3: null }],
+    (label) => ({ 1: 50, 2: 0, 3: 500, 4: 0, 7: 0 })[label],   // 2 saved erased, 4 erased here, 7 new and empty
+  );
+  assert.deepEqual(sortLesions(rows, true).map((l) => l.label), [7, 1, 3, 2, 4]);
+  assert.deepEqual(sortLesions(rows, false).map((l) => l.label), [3, 1, 7, 2, 4]);
+});

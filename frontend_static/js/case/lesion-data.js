@@ -64,12 +64,15 @@ export function unsavedChangedLabels(list) {
   return list.filter((l) => !l.local && l.changed).map((l) => l.label).sort((a, b) => a - b);
 }
 
-/** Ranked by volume (smallest first when asc), ties by label. Returns a new list. */
+/** Ranked by volume (smallest first when asc), ties by label; erased rows (no voxels
+ * left, rowState "erased") go last either way, so "smallest first" opens on a lesion that
+ * is there. Returns a new list. */
 export function sortLesions(list, asc = true) {
   const out = list.slice();
+  const gone = (l) => (rowState(l) === "erased" ? 1 : 0);
   out.sort((a, b) => {
     const va = shownVolume(a) || 0, vb = shownVolume(b) || 0;
-    return asc ? va - vb || a.label - b.label : vb - va || a.label - b.label;
+    return gone(a) - gone(b) || (asc ? va - vb || a.label - b.label : vb - va || a.label - b.label);
   });
   return out;
 }

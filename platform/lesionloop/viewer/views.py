@@ -43,9 +43,11 @@ def _case_initial(study_id: int) -> tuple[dict[str, Any] | None, int | None]:
             return None, None
         lesions = list(review_selectors.study_lesions(study_id=study_id, ordering="volume_mm3"))
         depth = int(study.grid["shape_dhw"][0])
+        # The smallest lesion still on the mask (an erased one is kept at 0 mm3).
+        present = [les for les in lesions if les.volume_mm3 > 0]
         first = (
-            lesions[0].largest_slice
-            if lesions and lesions[0].largest_slice is not None
+            present[0].largest_slice
+            if present and present[0].largest_slice is not None
             else depth // 2
         )
         data = {

@@ -95,3 +95,20 @@ def test_saving_the_same_mask_again_changes_no_erased_row(api: Any, cast: Any) -
         "rejected",
         None,
     )
+
+
+def test_the_case_page_preloads_a_lesion_still_there(api: Any, cast: Any, client: Any) -> None:
+    """The page preloads the smallest lesion's slice; an erased row (0 mm3) is skipped."""
+    boxes = [(2, 4, 4, 3, 5, 5), (5, 10, 10, 7, 13, 13), (4, 20, 20, 7, 26, 26)]
+    study = make_study(boxes=boxes)
+    by_label = {les.label: les for les in Lesion.objects.filter(study=study)}
+    assert (by_label[1].largest_slice, by_label[2].largest_slice) == (2, 5)
+    client.force_login(cast.clinician)
+    preload = "/volume/mr/?slice={}"
+    page = client.get(f"/studies/{study.pk}/").content.decode()
+    assert preload.format(by_label[1].largest_slice) in page  # lesion 1: 36 mm3, the smallest
+    mask = labels_with_boxes(boxes)
+    erase_1(mask)
+    assert put_mask(api(cast.clinician), study.pk, mask, revision=1).status_code == 200
+    page = client.get(f"/studies/{study.pk}/").content.decode()
+    assert preload.format(by_label[2].largest_slice) in page  # lesion 2: 648 mm3
