@@ -7,6 +7,7 @@ Default boxes on the 4 x 3 x 3 mm grid: lesion 1 = 1 voxel (36 mm3), lesion 2 = 
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import numpy as np
@@ -112,3 +113,27 @@ def test_the_case_page_preloads_a_lesion_still_there(api: Any, cast: Any, client
     assert put_mask(api(cast.clinician), study.pk, mask, revision=1).status_code == 200
     page = client.get(f"/studies/{study.pk}/").content.decode()
     assert preload.format(by_label[2].largest_slice) in page  # lesion 2: 648 mm3
+
+
+def test_measure_all_repairs_erased_rows_saved_with_their_old_size(api: Any, cast: Any) -> None:
+    """Rows erased before this fix kept their old size: ``measure_lesions --all`` zeroes
+    them and leaves the decision alone; the lesions still on the mask keep their sizes."""
+    from django.core.management import call_command
+
+    study = make_study()
+    mask = labels_with_boxes(DEFAULT_BOXES)
+    erase_1(mask)
+    assert put_mask(api(cast.clinician), study.pk, mask, revision=1).status_code == 200
+    Lesion.objects.filter(study=study, label=1).update(
+        volume_vox=1, volume_mm3=36.0, longest_axial_diameter_mm=0.0, longest_diameter_mm=0.0
+    )
+    kept = {les.label: les.longest_diameter_mm for les in Lesion.objects.filter(study=study)}
+    call_command("measure_lesions", "--all", stdout=io.StringIO())
+    rows = {les.label: les for les in Lesion.objects.filter(study=study)}
+    one = rows[1]
+    assert (one.volume_vox, one.volume_mm3, one.longest_diameter_mm) == (0, 0.0, None)
+    assert one.longest_axial_diameter_mm is None and one.decision == "rejected"
+    assert {label: rows[label].longest_diameter_mm for label in (2, 3)} == {
+        label: kept[label] for label in (2, 3)
+    }
+    assert rows[2].volume_mm3 == pytest.approx(18 * VOX_MM3)

@@ -11,6 +11,8 @@ as "not measured yet" meanwhile, and the command can run while the site is up.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import transaction
 
 from lesionloop.audit.services import audit_record
@@ -26,8 +28,10 @@ def study_lesions_measure(*, study_id: int, only_missing: bool = True) -> int:
     """Measure the study's lesions on its current mask; returns how many rows changed.
 
     ``only_missing``: only rows whose diameters are null (the backfill). A lesion whose
-    label no longer has voxels (erased, so rejected) keeps null. Measuring changes no
-    contour or decision, so approved studies are measured too. 404 ``not_found``.
+    label no longer has voxels (erased, so rejected) keeps null; with ``only_missing``
+    False, such a row saved with its old size (before mask saves zeroed erased rows) is
+    set to 0 voxels / 0 mm3 with null diameters. Measuring changes no contour or
+    decision, so approved studies are measured too. 404 ``not_found``.
     """
     with transaction.atomic():
         study = _lock(study_id)
@@ -44,12 +48,28 @@ def study_lesions_measure(*, study_id: int, only_missing: bool = True) -> int:
             lesion.longest_axial_diameter_mm = row["longest_axial_diameter_mm"]
             lesion.longest_diameter_mm = row["longest_diameter_mm"]
             changed.append(lesion)
-        Lesion.objects.bulk_update(changed, ["longest_axial_diameter_mm", "longest_diameter_mm"])
+        erased = [] if only_missing else _zero_erased(todo, stats)
+        fields = ["longest_axial_diameter_mm", "longest_diameter_mm"]
+        Lesion.objects.bulk_update(changed, fields)
+        Lesion.objects.bulk_update(erased, [*fields, "volume_vox", "volume_mm3"])
+        changed += erased
     if changed:
         audit_record(
             event_type="lesions_measured", study=study, labels=[les.label for les in changed]
         )
     return len(changed)
+
+
+def _zero_erased(todo: dict[int, Lesion], stats: dict[int, Any]) -> list[Lesion]:
+    """Rows with no voxel left on the mask but a size still stored, set to 0 / null."""
+    out = []
+    for label, lesion in todo.items():
+        if label in stats or (lesion.volume_vox == 0 and lesion.longest_diameter_mm is None):
+            continue
+        lesion.volume_vox, lesion.volume_mm3 = 0, 0.0
+        lesion.longest_axial_diameter_mm = lesion.longest_diameter_mm = None
+        out.append(lesion)
+    return out
 
 
 def studies_lesions_measure(*, only_missing: bool = True) -> tuple[int, int]:
