@@ -106,3 +106,24 @@ def test_query_count_does_not_grow_with_page_size(api: Any, cast: Any) -> None:
         assert len(response.json()["results"]) == size
         counts.append(len(ctx.captured_queries))
     assert counts[0] == counts[1] == 2  # count, page
+
+
+def test_the_page_query_leaves_the_json_a_row_does_not_show_unread(api: Any, cast: Any) -> None:
+    from lesionloop.registry.models import ModelVersion
+
+    make_study(patient_label="P1", boxes=[(0, 0, 0, 1, 1, 1)])
+    client = api(cast.clinician)
+    client.get("/api/studies/")
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get("/api/studies/")
+    assert response.status_code == 200 and response.json()["results"][0]["model_version"]
+    page = ctx.captured_queries[-1]["sql"]
+    study, version = Study._meta.db_table, ModelVersion._meta.db_table
+    unread = [f'"{study}"."{name}"' for name in ("grid", "report", "dicom")] + [
+        f'"{version}"."{name}"'
+        for name in ("weights", "train_study_ids", "val_study_ids", "hyperparameters", "metrics")
+    ]
+    assert [column for column in unread if column in page] == []
+    # what a row shows is still read in the same query
+    for column in (f'"{study}"."registration"', f'"{version}"."name"'):
+        assert column in page

@@ -15,6 +15,7 @@ from lesionloop.audit.services import audit_record
 from lesionloop.core.exceptions import Conflict, DomainError
 from lesionloop.studies import storage
 from lesionloop.studies.models import Study
+from lesionloop.studies.selectors import MODEL_VERSION_DETAILS
 from ml.lesions import label_stats
 from ml.lesions.voxels import Voxels, nonzero_voxels, voxel_changes
 
@@ -210,7 +211,9 @@ def mask_save(
         _denormalise(study)
         study.save(update_fields=["lesion_count", "smallest_lesion_mm3", "updated_at"])
         lesions = list(
-            study.lesions.select_related("model_version", "decided_by").order_by("volume_mm3", "id")
+            study.lesions.select_related("model_version", "decided_by")
+            .defer(*MODEL_VERSION_DETAILS)
+            .order_by("volume_mm3", "id")
         )
     return revision, lesions
 
