@@ -68,6 +68,20 @@ def study_worklist(
     return qs.order_by(*WORKLIST_ORDERINGS[ordering])
 
 
+# What the image, mask and lesion endpoints read of a study: one narrow query (the full
+# ``study_get`` joins three tables and costs four times the CPU to build and read).
+STUDY_IMAGE_FIELDS = ("id", "status", "prepared", "grid", "revision_number")
+
+
+def study_image_get(*, study_id: int) -> Study:
+    """The study with only ``STUDY_IMAGE_FIELDS`` loaded (status, prepared flag, grid,
+    revision number; anything else is read on access). 404 ``not_found``."""
+    study = Study.objects.only(*STUDY_IMAGE_FIELDS).filter(pk=study_id).first()
+    if study is None:
+        raise DomainError("No such study.", code="not_found", status_code=404)
+    return study
+
+
 def study_get(*, study_id: int) -> Study:
     study = (
         Study.objects.select_related("model_version", "lease_user", "approved_by")
