@@ -42,8 +42,9 @@ def mask_revision_create(
     number = study.revision_number + 1
     path = storage.study_dir(study.pk) / "revisions" / f"{number}.u16.gz"
     storage.atomic_write_bytes(path, data_gz)
+    sha256 = hashlib.sha256(data_gz).hexdigest()
     if voxels is not None:
-        _working_copy_write(study, number, voxels)
+        _working_copy_write(study, number, sha256, voxels)
     if author is not None:
         label = author.get_username()
     elif model_version is not None:
@@ -54,7 +55,7 @@ def mask_revision_create(
         study=study,
         number=number,
         file=storage.relative(path),
-        sha256=hashlib.sha256(data_gz).hexdigest(),
+        sha256=sha256,
         author=author,
         author_label=label,
         model_version=model_version,
@@ -80,11 +81,13 @@ def _working_copy_path(study: Study, number: int) -> Path:
     return storage.study_dir(study.pk) / "revisions" / f"working-{number}.vox"
 
 
-def _working_copy_write(study: Study, number: int, voxels: Voxels) -> None:
+def _working_copy_write(study: Study, number: int, sha256: str, voxels: Voxels) -> None:
     """The nonzero voxels of revision ``number`` (a cache: the gzip revision stays the
-    record). A few kB instead of the whole raw volume (10 MB on the lite grid)."""
+    record), after the sha256 of that revision's gzip: a copy left by a save that rolled
+    back never passes for a later revision of the same number. A few kB instead of the
+    whole raw volume (10 MB on the lite grid)."""
     path = _working_copy_path(study, number)
-    storage.atomic_write_bytes(path, voxels_to_bytes(voxels))
+    storage.atomic_write_bytes(path, bytes.fromhex(sha256) + voxels_to_bytes(voxels))
     for old in path.parent.glob("working-*"):
         if old != path:
             old.unlink(missing_ok=True)
@@ -92,12 +95,13 @@ def _working_copy_write(study: Study, number: int, voxels: Voxels) -> None:
 
 def current_voxels(study: Study) -> Voxels:
     """The nonzero voxels of the working mask (``ml.lesions.voxels``): from the working
-    copy when it is kept and well-formed, else from the current revision's gzip; none
-    before the first revision."""
+    copy when it is kept, well-formed and made from the current revision's gzip, else
+    from that gzip; none before the first revision."""
     if not study.revision_number:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint16)
-    kept = _working_copy_read(study)
-    return kept if kept is not None else nonzero_voxels(_revision_mask(study))
+    revision = _current_revision(study)
+    kept = _working_copy_read(study, revision)
+    return kept if kept is not None else nonzero_voxels(_revision_mask(study, revision))
 
 
 def current_mask(study: Study) -> np.ndarray:
@@ -106,22 +110,31 @@ def current_mask(study: Study) -> np.ndarray:
     shape = _shape(study)
     if not study.revision_number:
         return np.zeros(shape, dtype=np.uint16)
-    kept = _working_copy_read(study)
-    return dense_from_voxels(kept, shape) if kept is not None else _revision_mask(study)
+    revision = _current_revision(study)
+    kept = _working_copy_read(study, revision)
+    return dense_from_voxels(kept, shape) if kept is not None else _revision_mask(study, revision)
 
 
-def _working_copy_read(study: Study) -> Voxels | None:
-    path = _working_copy_path(study, study.revision_number)
+def _current_revision(study: Study) -> MaskRevision:
+    return MaskRevision.objects.only("number", "file", "sha256").get(
+        study=study, number=study.revision_number
+    )
+
+
+def _working_copy_read(study: Study, revision: MaskRevision) -> Voxels | None:
+    """The working copy of ``revision``, or None when missing, malformed or made from
+    other bytes than the revision's gzip."""
     try:
-        data = path.read_bytes()
+        data = _working_copy_path(study, revision.number).read_bytes()
     except FileNotFoundError:
         return None
-    return voxels_from_bytes(data, int(np.prod(_shape(study))))
+    if data[:32] != bytes.fromhex(revision.sha256):
+        return None
+    return voxels_from_bytes(data[32:], int(np.prod(_shape(study))))
 
 
-def _revision_mask(study: Study) -> np.ndarray:
-    """The current revision's gzip, inflated: uint16 (D, H, W)."""
-    revision = MaskRevision.objects.get(study=study, number=study.revision_number)
+def _revision_mask(study: Study, revision: MaskRevision) -> np.ndarray:
+    """The revision's gzip, inflated: uint16 (D, H, W)."""
     return storage.read_gz_array(
         storage.absolute(revision.file), dtype="uint16", shape=_shape(study)
     )
