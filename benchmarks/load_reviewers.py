@@ -23,11 +23,13 @@ second, errors, p50/p95/p99 per endpoint and overall, the slowest endpoint, the 
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import http.client
 import json
 import os
 import random
+import resource
 import secrets
 import signal
 import socket
@@ -167,6 +169,17 @@ def fill(n_reviewers: int, shape: tuple[int, int, int], extra: int) -> list[tupl
     return out
 
 
+@functools.cache
+def mask_bodies(shape: tuple[int, int, int]) -> tuple[bytes, bytes]:
+    """The two gzip mask bodies a reviewer saves in turn: lesion 1 edited, and as before
+    (the same for every reviewer, so built once)."""
+    labels = lesion_labels(shape)
+    edited = labels.copy()
+    d, h, w = shape
+    edited[d // 2, h // 4 : h // 4 + 2, w // 3 : w // 3 + 2] = 0  # lesion 1 edited
+    return gzip.compress(edited.tobytes(), 1), gzip.compress(labels.tobytes(), 1)
+
+
 @dataclass
 class Results:
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -200,11 +213,7 @@ class Reviewer(threading.Thread):
         self.headers = {"Authorization": f"Token {token}", "X-Lease-Client": f"load-tab-{i}"}
         self.rng = random.Random(i)
         self.revision = 1
-        labels = lesion_labels(shape)
-        edited = labels.copy()
-        d, h, w = shape
-        edited[d // 2, h // 4 : h // 4 + 2, w // 3 : w // 3 + 2] = 0  # lesion 1 edited
-        self.masks = [gzip.compress(m.tobytes(), 1) for m in (edited, labels)]
+        self.masks = mask_bodies(shape)
         self.conn: http.client.HTTPConnection | None = None
 
     def request(
@@ -305,6 +314,7 @@ def report(
     load_after: tuple,
     args: argparse.Namespace,
     server_cpu_s: float,
+    client_cpu_s: float,
 ) -> bool:
     every = [t for times in results.times.values() for t in times]
     n_err = sum(len(e) for e in results.errors.values())
@@ -319,6 +329,10 @@ def report(
     print(
         f"gunicorn CPU: {server_cpu_s:.1f} s in all, {1000 * server_cpu_s / max(1, len(every)):.1f} "
         "ms per request (PostgreSQL's own CPU not counted)"
+    )
+    print(
+        f"load client CPU: {client_cpu_s:.1f} s in all, {client_cpu_s / elapsed:.2f} cores over "
+        "the run (the simulated reviewers share the machine with the server)"
     )
     print(
         f"{'endpoint':16s} {'n':>7s} {'p50':>8s} {'p95':>8s} {'p99':>8s} {'max':>8s} {'errors':>7s}"
@@ -474,6 +488,7 @@ def main() -> None:
         results = Results()
         load_before = os.getloadavg()
         cpu_before = group_cpu_seconds(server.pid)
+        client_before = resource.getrusage(resource.RUSAGE_SELF)
         start = time.monotonic()
         threads = [
             Reviewer(i, port, token, study, shape, results, start + args.duration, args.think)
@@ -485,7 +500,11 @@ def main() -> None:
             t.join(timeout=args.duration + 120)
         elapsed = time.monotonic() - start
         cpu = group_cpu_seconds(server.pid) - cpu_before
-        ok = report(results, elapsed, load_before, os.getloadavg(), args, cpu)
+        client_after = resource.getrusage(resource.RUSAGE_SELF)
+        client_cpu = (client_after.ru_utime - client_before.ru_utime) + (
+            client_after.ru_stime - client_before.ru_stime
+        )
+        ok = report(results, elapsed, load_before, os.getloadavg(), args, cpu, client_cpu)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
