@@ -20,7 +20,7 @@ from ml.lesions import label_stats
 from ml.lesions.voxels import Voxels, nonzero_voxels, voxel_changes
 
 from ..models import Lesion, MaskRevision
-from ._common import _LESION_FIELDS, _denormalise, _lock, _require_editable, _shape, _spacing
+from ._common import _LESION_FIELDS, _denormalise_from, _lock, _require_editable, _shape, _spacing
 from .leases import _lease_hold
 from .revisions import current_voxels, mask_revision_create
 
@@ -195,6 +195,7 @@ def mask_save(
             author=user,
             reason=reason or "edit",
             voxels=new_voxels,
+            save_study=False,
         )
         if changed:
             _lesions_follow_edit(
@@ -208,12 +209,16 @@ def mask_save(
                 existing=existing,
                 revision=revision,
             )
-        _denormalise(study)
-        study.save(update_fields=["lesion_count", "smallest_lesion_mm3", "updated_at"])
         lesions = list(
             study.lesions.select_related("model_version", "decided_by")
             .defer(*MODEL_VERSION_DETAILS)
             .order_by("volume_mm3", "id")
+        )
+        _denormalise_from(study, lesions)
+        # One UPDATE for the new revision number (kept unsaved by mask_revision_create)
+        # and the worklist columns.
+        study.save(
+            update_fields=["revision_number", "lesion_count", "smallest_lesion_mm3", "updated_at"]
         )
     return revision, lesions
 

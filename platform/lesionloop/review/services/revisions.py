@@ -32,12 +32,14 @@ def mask_revision_create(
     model_version: ModelVersion | None = None,
     reason: str = "",
     voxels: Voxels | None = None,
+    save_study: bool = True,
 ) -> MaskRevision:
     """Keep ``data_gz`` (gzip of raw uint16 (D,H,W)) as the next revision. Study locked.
 
     ``voxels``, the nonzero voxels of the mask (``ml.lesions.voxels``) when the caller
     has them at hand, are also kept as the working copy, so the next save diffs against
-    them without inflating the gzip.
+    them without inflating the gzip. ``save_study=False``: ``study.revision_number`` is
+    set but not saved; the caller saves it in the same transaction (one UPDATE less).
     """
     number = study.revision_number + 1
     path = storage.study_dir(study.pk) / "revisions" / f"{number}.u16.gz"
@@ -62,7 +64,8 @@ def mask_revision_create(
         reason=reason[:500],
     )
     study.revision_number = number
-    study.save(update_fields=["revision_number", "updated_at"])
+    if save_study:
+        study.save(update_fields=["revision_number", "updated_at"])
     audit_record(
         event_type="mask_revision",
         actor=author,
