@@ -10,7 +10,6 @@ checks), so proposing needs no lease and writes nothing, not even an audit event
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +23,7 @@ from ml.lesions.grow import grow_from_click, run_lengths
 
 from ._common import _require_editable, _shape, _spacing
 from .masks import _prob
-from .revisions import _working_copy_path, current_mask
+from .revisions import current_mask
 
 DEFAULT_RADIUS_MM = 20.0
 MAX_RADIUS_MM = 50.0
@@ -59,16 +58,6 @@ def _check_radius(radius_mm: float) -> None:
         )
 
 
-def _working_mask(study: Study) -> np.ndarray:
-    """The working mask, memory-mapped when its raw copy is kept (only the ball's box is
-    read), else inflated from the current revision."""
-    path: Path = _working_copy_path(study, study.revision_number)
-    shape = _shape(study)
-    if study.revision_number and path.exists() and path.stat().st_size == np.prod(shape) * 2:
-        return np.memmap(path, dtype="<u2", mode="r", shape=shape)
-    return current_mask(study)
-
-
 def _image(study: Study) -> np.ndarray | None:
     path = storage.prepared_dir(study.pk) / "display_mr.npy"
     return np.load(path, mmap_mode="r") if path.exists() else None
@@ -92,7 +81,7 @@ def lesion_propose(
     point = tuple(int(c) for c in point_zyx)
     _check_point(point, shape)  # type: ignore[arg-type]
     _check_radius(radius_mm)
-    drawn = _working_mask(study)
+    drawn = current_mask(study)
     label = int(drawn[point])
     if label:
         raise DomainError(

@@ -140,7 +140,7 @@ class VolumeView(APIView):
     def get(self, request: Request, pk: int, channel: str) -> HttpResponse:
         if channel not in storage.DISPLAY_CHANNELS:
             raise DomainError("channel must be mr or ct.", code="bad_channel", status_code=404)
-        study = selectors.study_get(study_id=pk)
+        study = selectors.study_image_get(study_id=pk)
         if not study.prepared:
             raise DomainError(
                 f"The study is {study.status}; its images are not ready yet.",
