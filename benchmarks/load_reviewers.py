@@ -19,8 +19,11 @@ second, errors, p50/p95/p99 per endpoint and overall, the slowest endpoint, the 
 (0 errors, p95 <= 100 ms, p99 <= 250 ms) and the machine's load average before and after
 (other processes share the cores). For information it also prints the CPU of gunicorn and
 of the load client itself, and the opening burst (every reviewer's first lease and both
-volumes, 150 requests fired in the same instant) apart from the rest; the targets are
-judged on every request.
+volumes) apart from the rest; the targets are judged on every request.
+
+Reviewers arrive evenly over ``--ramp-up`` seconds (default 10 s, 5 a second, as load
+tools' spawn rate does: a clinic's reviewers do not open their cases in the same
+millisecond); ``--ramp-up 0`` starts all 50 in one instant, 150 opening requests at once.
 """
 
 from __future__ import annotations
@@ -214,8 +217,10 @@ class Reviewer(threading.Thread):
         results: Results,
         stop_at: float,
         think: float,
+        start_delay: float = 0.0,
     ) -> None:
         super().__init__(daemon=True)
+        self.start_delay = start_delay
         self.i, self.port, self.study, self.shape = i, port, study, shape
         self.results, self.stop_at, self.think = results, stop_at, think
         self.headers = {"Authorization": f"Token {token}", "X-Lease-Client": f"load-tab-{i}"}
@@ -259,6 +264,7 @@ class Reviewer(threading.Thread):
     def run(self) -> None:
         base = f"/api/studies/{self.study}"
         json_type = {"Content-Type": "application/json"}
+        time.sleep(self.start_delay)  # the ramp-up: reviewers arrive one after another
         self.request("lease", "POST", f"{base}/lease/", b"{}", json_type, opening=True)
         for channel in ("mr", "ct"):
             self.request("volume (whole)", "GET", f"{base}/volume/{channel}/", opening=True)
@@ -329,7 +335,8 @@ def report(
     every = [t for times in results.times.values() for t in times]
     n_err = sum(len(e) for e in results.errors.values())
     print(
-        f"\n{args.reviewers} reviewers, {elapsed:.0f} s, think {args.think} s, gunicorn "
+        f"\n{args.reviewers} reviewers (arriving over {args.ramp_up:g} s), {elapsed:.0f} s, "
+        f"think {args.think} s, gunicorn "
         f"{args.gunicorn_workers} workers x {args.gunicorn_threads} threads, shape {args.shape}, {os.cpu_count()} CPUs"
     )
     print(
@@ -430,6 +437,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--reviewers", type=int, default=50)
     parser.add_argument("--duration", type=float, default=180.0, help="seconds of load")
     parser.add_argument("--think", type=float, default=1.0, help="mean think time (s)")
+    parser.add_argument(
+        "--ramp-up",
+        type=float,
+        default=10.0,
+        help="seconds over which the reviewers arrive, evenly (0: all in the same instant)",
+    )
     parser.add_argument("--gunicorn-workers", type=int, default=4)
     parser.add_argument(
         "--gunicorn-threads", type=int, default=1, help="> 1: gthread workers (docker/compose.yml)"
@@ -516,7 +529,17 @@ def main() -> None:
         client_before = resource.getrusage(resource.RUSAGE_SELF)
         start = time.monotonic()
         threads = [
-            Reviewer(i, port, token, study, shape, results, start + args.duration, args.think)
+            Reviewer(
+                i,
+                port,
+                token,
+                study,
+                shape,
+                results,
+                start + args.duration,
+                args.think,
+                start_delay=args.ramp_up * i / max(len(reviewers), 1),
+            )
             for i, (token, study) in enumerate(reviewers)
         ]
         for t in threads:
