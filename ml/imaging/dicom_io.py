@@ -871,6 +871,8 @@ def _read_dataset(f: FileHeader, label: str) -> pydicom.Dataset:
 
     try:
         ds = pydicom.dcmread(f.path, force=f.forced)  # the mode ``scan`` read it with
+        if f.forced and "TransferSyntaxUID" not in ds.file_meta and _transfer_syntax(ds):
+            ds.file_meta.TransferSyntaxUID = _transfer_syntax(ds)  # pixel_array needs it
     except Exception as exc:
         raise IngestError(
             "corrupt_dicom", f"{label}: slice cannot be read ({exc})", file=f.name
@@ -1168,9 +1170,23 @@ def _stored_plane(
     return arr
 
 
+# (implicit VR?, little endian?) -> the uncompressed transfer syntax of that encoding
+_ENCODING_SYNTAX = {
+    (True, True): "1.2.840.10008.1.2",
+    (False, True): "1.2.840.10008.1.2.1",
+    (False, False): "1.2.840.10008.1.2.2",
+}
+
+
 def _transfer_syntax(ds: pydicom.Dataset) -> str:
+    """The TransferSyntaxUID of the file meta; for a data set without one (a file
+    without preamble and file meta, read with force=True), the uncompressed syntax of
+    the encoding pydicom found it in ('' when unknown)."""
     meta = getattr(ds, "file_meta", None)
-    return str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    if ts:
+        return ts
+    return _ENCODING_SYNTAX.get(getattr(ds, "original_encoding", None), "")  # type: ignore[arg-type]
 
 
 def _rescale(f: FileHeader, ds: pydicom.Dataset) -> tuple[float, float]:

@@ -23,6 +23,8 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
 from pydicom.uid import ExplicitVRBigEndian, RLELossless
 
 from ml.imaging.dicom_io import IngestResult, ingest
@@ -235,6 +237,22 @@ def _strip(modalities: tuple[str, ...], picks: slice, rle: bool = False) -> Muta
     return mutate
 
 
+def _no_file_meta(modalities: tuple[str, ...], picks: slice, implicit: bool) -> Mutation:
+    """The files ``picks`` of each series written as a bare data set: no preamble, no
+    file meta group (so no transfer syntax: pydicom finds the encoding itself)."""
+
+    def mutate(up: Path) -> None:
+        for m in modalities:
+            for p in series_files(up, m)[picks]:
+                ds = pydicom.dcmread(p)
+                fp = DicomBytesIO()
+                fp.is_little_endian, fp.is_implicit_VR = True, implicit
+                write_dataset(fp, ds)
+                p.write_bytes(fp.getvalue())
+
+    return mutate
+
+
 NO_PREAMBLE = [
     # (id, mutation, HU tolerance: float32 rounding when the CT is decoded by pydicom)
     ("one_ct_file", _strip(("ct",), slice(7, 8)), 0.0),
@@ -242,6 +260,8 @@ NO_PREAMBLE = [
     ("every_file", _strip(("ct", "mr"), slice(None)), 0.0),
     ("some_ct_files_rle", _strip(("ct",), slice(3, 9), rle=True), 1e-3),
     ("some_mr_files_rle", _strip(("mr",), slice(0, 4), rle=True), 0.0),
+    ("no_file_meta_implicit", _no_file_meta(("ct", "mr"), slice(None), True), 0.0),
+    ("no_file_meta_explicit_some", _no_file_meta(("ct",), slice(10, 20), False), 0.0),
 ]
 
 
