@@ -46,11 +46,12 @@ VALUE_RANGE: dict[str, tuple[float, float]] = {
 # Air in every axial slice of a CT (the low ``SLICE_AIR_QUANTILE`` of the slice,
 # padding left out) lies within this range (HU): -1000 give or take noise, beam
 # hardening and scanners that clip air at -1024. A missing RescaleIntercept puts it
-# near 0; a wrong slope far away too.
+# near 0 (+24 HU for a scanner's usual -1024).
 CT_SLICE_AIR_HU = (-1250.0, -750.0)
 SLICE_AIR_QUANTILE = 0.01
-# A slice minimum below this that many pixels share exactly is padding (outside the
-# reconstructed circle: -2000 or -3024 HU on most scanners), not air.
+# A slice minimum below this is padding (outside the reconstructed circle: -2000 or
+# -3024 HU on most scanners), not air: the pixels holding exactly that value are left
+# out. Air shifted that low is noisy, so little of it holds the exact minimum.
 PADDING_BELOW_HU = -1500.0
 _SLICE_SAMPLES = 64  # pixels sampled along each in-plane axis at most
 
