@@ -26,7 +26,7 @@ import SimpleITK as sitk
 
 from ml.imaging.archive import safe_extract
 from ml.imaging.errors import IngestError
-from ml.imaging.fast_header import header_fields
+from ml.imaging.fast_header import header_fields, rescale_repair_note
 from ml.imaging.geometry import (
     ORIENTATION_TOLERANCE,
     SAME_POSITION_MM,
@@ -35,7 +35,12 @@ from ml.imaging.geometry import (
     slice_axes,
 )
 from ml.imaging.hu_volume import NativeSlice, pixel_data_start, read_hu_int16
-from ml.imaging.sanity import check_image, check_pixel_spacing, check_slice_step
+from ml.imaging.sanity import (
+    check_ct_slice_air,
+    check_image,
+    check_pixel_spacing,
+    check_slice_step,
+)
 
 if TYPE_CHECKING:  # pydicom is imported where a file needs it (``read_header``): ~0.2 s
     import pydicom
@@ -116,6 +121,8 @@ class FileHeader:
     native: tuple[int, str, int] | None = None  # _native_layout: pixels read from the file
     slope_intercept: tuple[float, float] | None = None  # RescaleSlope/Intercept of a file
     lossy: str | None = None  # _lossy: how the pixels were lossily compressed
+    forced: bool = False  # read with force=True (no 128-byte preamble): every later read too
+    rescale_note: str = ""  # how a rescale value was repaired (rescale_repair_note), if it was
 
 
 class Note(str):
@@ -318,6 +325,7 @@ def _frames(ds: pydicom.Dataset, base: FileHeader) -> list[FileHeader]:
     for i, item in enumerate(per):
         slope = find(item, "PixelValueTransformationSequence", "RescaleSlope", 1)
         intercept = find(item, "PixelValueTransformationSequence", "RescaleIntercept", 1)
+        note = rescale_repair_note(slope[0] if slope else None) or base.rescale_note
         out.append(
             replace(
                 base,
@@ -326,8 +334,9 @@ def _frames(ds: pydicom.Dataset, base: FileHeader) -> list[FileHeader]:
                 iop=find(item, "PlaneOrientationSequence", "ImageOrientationPatient", 6),
                 pixel_spacing=find(item, "PixelMeasuresSequence", "PixelSpacing", 2),
                 frame=i,
-                slope=slope[0] if slope else None,
+                slope=(slope[0] or 1.0) if slope else None,  # 0 read as 1, noted
                 intercept=intercept[0] if intercept else None,
+                rescale_note=note,
             )
         )
     return out
@@ -354,16 +363,21 @@ def read_header_pydicom(path: Path, name: str) -> list[FileHeader] | None:
     from pydicom.errors import InvalidDicomError
 
     pixel_offset = None
+    forced = False
     try:
         with open(path, "rb") as fp:
             ds = pydicom.dcmread(fp, stop_before_pixels=True)
             pixel_offset = fp.tell()  # where PixelData starts, when the file has it
     except InvalidDicomError:
-        # Some exporters omit the 128-byte preamble: accept only if it parses as an image.
+        # Some exporters omit the 128-byte preamble: accept only if it parses as an image,
+        # and read it with force=True ever after (``FileHeader.forced``).
         try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+            with open(path, "rb") as fp:
+                ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+                pixel_offset = fp.tell()
             if "SOPClassUID" not in ds or not str(ds.SOPClassUID).startswith("1.2"):
                 return None
+            forced = True
         except Exception:
             return None
     except Exception as exc:  # a DICOM preamble and then garbage
@@ -374,14 +388,14 @@ def read_header_pydicom(path: Path, name: str) -> list[FileHeader] | None:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             headers = _headers_of(ds, path, name)
-        note = _charset_note(ds, caught)
+        note = _charset_note(ds, caught, headers[0])
         native = _native_layout(ds, pixel_offset) if len(headers) == 1 else None
     except Exception as exc:
         raise IngestError(
             "corrupt_dicom", f"the DICOM header cannot be interpreted ({exc})", file=name
         ) from exc
-    if note or native:
-        headers = [replace(h, charset_note=note, native=native) for h in headers]
+    if note or native or forced:
+        headers = [replace(h, charset_note=note, native=native, forced=forced) for h in headers]
     return headers
 
 
@@ -401,10 +415,14 @@ def _native_layout(ds: pydicom.Dataset, offset: int | None) -> tuple[int, str, i
 _CHARSET_WARNING = re.compile(r"encoding|character set|decod", re.I)
 
 
-def _charset_note(ds: pydicom.Dataset, caught: list[warnings.WarningMessage]) -> str:
+def _charset_note(
+    ds: pydicom.Dataset, caught: list[warnings.WarningMessage], header: FileHeader
+) -> str:
     """Why the header's text was decoded with a fallback ('' when it was not): a
     SpecificCharacterSet term pydicom does not know (unknown or malformed: pydicom
-    decodes with its default or a guess), or a decoding warning."""
+    decodes with its default or a guess), a decoding warning, or non-ASCII text in a
+    header that declares no character set (or ISO_IR 6, ASCII): pydicom guesses
+    Latin-1 for it."""
     import pydicom
     from pydicom.charset import python_encoding
 
@@ -423,7 +441,22 @@ def _charset_note(ds: pydicom.Dataset, caught: list[warnings.WarningMessage]) ->
     if unknown:
         return f"SpecificCharacterSet {_fmt_multi(terms)}: unknown or malformed term {unknown[0]!r}"
     messages = sorted({str(w.message) for w in caught if _CHARSET_WARNING.search(str(w.message))})
-    return f"SpecificCharacterSet {_fmt_multi(terms)}: {messages[0]}" if messages else ""
+    if messages:
+        return f"SpecificCharacterSet {_fmt_multi(terms)}: {messages[0]}"
+    texts = (
+        header.patient_name,
+        header.patient_id,
+        header.series_description,
+        header.study_description,
+        header.contrast_agent,
+    )
+    if all(t in ("", "ISO_IR 6") for t in terms) and not all(t.isascii() for t in texts):
+        declared = _fmt_multi(terms) if any(terms) else "absent"
+        return (
+            f"SpecificCharacterSet {declared} (ASCII) but the text holds non-ASCII bytes: "
+            "read as Latin-1 (ISO_IR 100), a guess"
+        )
+    return ""
 
 
 def _headers_of(ds: pydicom.Dataset, path: Path, name: str) -> list[FileHeader]:
@@ -469,6 +502,7 @@ def _headers_of(ds: pydicom.Dataset, path: Path, name: str) -> list[FileHeader]:
             float(ds.get("RescaleIntercept") or 0.0),
         ),
         lossy=_lossy(ds),
+        rescale_note=rescale_repair_note(_num_list(ds, "RescaleSlope", 1)),
     )
     return _frames(ds, base) if n_frames > 1 else [base]
 
@@ -836,7 +870,9 @@ def _read_dataset(f: FileHeader, label: str) -> pydicom.Dataset:
     import pydicom
 
     try:
-        ds = pydicom.dcmread(f.path)
+        ds = pydicom.dcmread(f.path, force=f.forced)  # the mode ``scan`` read it with
+        if f.forced and "TransferSyntaxUID" not in ds.file_meta and _transfer_syntax(ds):
+            ds.file_meta.TransferSyntaxUID = _transfer_syntax(ds)  # pixel_array needs it
     except Exception as exc:
         raise IngestError(
             "corrupt_dicom", f"{label}: slice cannot be read ({exc})", file=f.name
@@ -1134,9 +1170,23 @@ def _stored_plane(
     return arr
 
 
+# (implicit VR?, little endian?) -> the uncompressed transfer syntax of that encoding
+_ENCODING_SYNTAX = {
+    (True, True): "1.2.840.10008.1.2",
+    (False, True): "1.2.840.10008.1.2.1",
+    (False, False): "1.2.840.10008.1.2.2",
+}
+
+
 def _transfer_syntax(ds: pydicom.Dataset) -> str:
+    """The TransferSyntaxUID of the file meta; for a data set without one (a file
+    without preamble and file meta, read with force=True), the uncompressed syntax of
+    the encoding pydicom found it in ('' when unknown)."""
     meta = getattr(ds, "file_meta", None)
-    return str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    if ts:
+        return ts
+    return _ENCODING_SYNTAX.get(getattr(ds, "original_encoding", None), "")  # type: ignore[arg-type]
 
 
 def _rescale(f: FileHeader, ds: pydicom.Dataset) -> tuple[float, float]:
@@ -1186,6 +1236,11 @@ class _Volume:
     values: np.ndarray | None = None  # float32, rescaled
 
     def put(self, k: int, plane: np.ndarray, rescale: tuple[float, float]) -> None:
+        """Store plane ``k`` (rows, columns) with its (slope, intercept). A plane in
+        the other byte order (a big-endian transfer syntax) is made native first:
+        SimpleITK and the arithmetic here take native arrays only."""
+        if not plane.dtype.isnative:
+            plane = plane.astype(plane.dtype.newbyteorder("="))
         if k == 0 and np.issubdtype(plane.dtype, np.integer) and rescale[0] != 0:
             self.stored = np.empty((self.n, *self.shape), dtype=plane.dtype)
             self.rescale = rescale
@@ -1322,7 +1377,9 @@ def _note_pixels(
         )
 
 
-def load_series(s: Series, notes: list[str] | None = None) -> sitk.Image:
+def load_series(
+    s: Series, notes: list[str] | None = None, slice_files: list[str] | None = None
+) -> sitk.Image:
     """Validate the slices of ``s`` and stack them into a volume of rescaled values:
     int16 Hounsfield units for a CT of native 16-bit slices sharing one integral
     rescale that fits int16 (most CTs), float32 otherwise.
@@ -1332,7 +1389,8 @@ def load_series(s: Series, notes: list[str] | None = None) -> sitk.Image:
     PixelSpacing[0], median slice step) in mm and direction columns (row_dir,
     col_dir, normal) of the first slice. Exact duplicate slices are dropped with a
     ``Note`` in ``notes``, as are lossy compression, MONOCHROME1 and a disagreeing
-    SpacingBetweenSlices header.
+    SpacingBetweenSlices header. ``slice_files`` (when given) receives the file name of
+    each slice of the volume, in its order.
     Raises ``IngestError``: ``corrupt_dicom``, ``no_pixel_data``, ``mixed_dimensions``,
     ``mixed_orientation``, ``mixed_spacing``, ``duplicate_slices``, ``too_few_slices``,
     ``missing_slices``, ``non_axial_ct``, ``undecodable_pixels``, ``missing_tag``,
@@ -1365,6 +1423,8 @@ def load_series(s: Series, notes: list[str] | None = None) -> sitk.Image:
     _check_stacked_along_normal(s, headers, pos, dist, normal, ref_ps, label)
     row_dir, col_dir, normal = slice_axes(headers[0].iop)
     img = _stack(s, headers, label, notes)
+    if slice_files is not None:
+        slice_files[:] = [f.name for f in headers]
     img.SetOrigin([float(v) for v in pos[0]])
     img.SetSpacing([float(ref_ps[1]), float(ref_ps[0]), step])
     img.SetDirection([float(v) for v in np.stack([row_dir, col_dir, normal], axis=1).ravel()])
@@ -1430,9 +1490,23 @@ def check_ct_air(ct: sitk.Image, s: Series) -> None:
         )
 
 
-def _charset_notes(chosen: list[Series]) -> list[Note]:
+def _header_notes(chosen: list[Series]) -> list[Note]:
+    """Report rows for values read from the headers with a repair or a guess: text
+    decoded with a character-set fallback (``charset_fallback``) and a rescale read
+    as another value than written (``rescale_repaired``)."""
     out = []
     for s in chosen:
+        repaired = [f for f in s.files if f.rescale_note]
+        if repaired:
+            out.append(
+                Note(
+                    "rescale_repaired",
+                    f"{s.modality} series {s.description!r}: {len(repaired)} slice(s): "
+                    f"{repaired[0].rescale_note}; check the values before relying on them",
+                    files=[f.name for f in repaired[:20]],
+                    series=s.series_uid,
+                )
+            )
         odd = [f for f in s.files if f.charset_note]
         if odd:
             out.append(
@@ -1478,7 +1552,8 @@ def ingest(source: str | os.PathLike[str]) -> IngestResult:
             check_single_patient(chosen_from)
             ct_s, mr_s, report = choose_series(chosen_from)
             notes: list[str] = []
-            ct = load_series(ct_s, notes)
+            ct_files: list[str] = []
+            ct = load_series(ct_s, notes, ct_files)
             mr = load_series(mr_s, notes)
         except IngestError as exc:
             if unreadable and exc.code in _INCOMPLETE:
@@ -1492,10 +1567,11 @@ def ingest(source: str | os.PathLike[str]) -> IngestResult:
                 label=f"{modality} series {series.description!r}",
                 file=series.first.name,
             )
+        check_ct_slice_air(ct, slice_files=ct_files, label=f"CT series {ct_s.description!r}")
         check_ct_air(ct, ct_s)
         rtstructs = _read_rtstructs(all_series)
     report["ignored"] = non_dicom + strays + report["ignored"]
-    report["warnings"] = report.get("warnings", []) + notes + _charset_notes([ct_s, mr_s])
+    report["warnings"] = report.get("warnings", []) + notes + _header_notes([ct_s, mr_s])
     report["rows"] = report_rows(report)
     f_ct = ct_s.first
     dicom = {
@@ -1533,7 +1609,7 @@ def _read_rtstructs(all_series: list[Series]) -> list[pydicom.Dataset]:
 
         for f in s.files:
             try:
-                out.append(pydicom.dcmread(f.path))
+                out.append(pydicom.dcmread(f.path, force=f.forced))
             except Exception:  # noqa: BLE001 - reported as an ignored series already
                 continue
     return out

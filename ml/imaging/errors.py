@@ -23,6 +23,7 @@ INGEST_ERROR_CODES: dict[str, str] = {
     "missing_tag": "a tag needed to place the slice in space is missing or malformed",
     "non_axial_ct": "the CT is not axial",
     "ct_not_hounsfield": "the CT's air is not near -1000 HU: its values are not Hounsfield units",
+    "ct_slice_not_hounsfield": "a CT slice's air is not near -1000 HU while the other slices' is",
     "missing_frame_of_reference": "a planning CT slice has no FrameOfReferenceUID",
     "mixed_frame_of_reference": "slices of one series in different frames of reference",
     "duplicate_sop_instance": "two different slices of one series share a SOPInstanceUID",

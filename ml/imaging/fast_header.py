@@ -349,13 +349,25 @@ def _identity(v: _Values, sop_class: str) -> dict[str, object]:
     }
 
 
+def rescale_repair_note(slope: tuple[float, ...] | float | None) -> str:
+    """The report text for a RescaleSlope that is read as another value ('' when it is
+    read as written): a slope of 0 (every voxel would be the intercept) is read as 1.
+    ``slope``: the element's value(s), None when absent."""
+    values = slope if isinstance(slope, tuple) else (slope,)
+    if len(values) == 1 and values[0] == 0:
+        return "RescaleSlope is 0 (every voxel would be the intercept); read as 1"
+    return ""
+
+
 def _geometry(v: _Values) -> dict[str, object]:
     """Position, spacing and rescale (``dicom_io._headers_of``: a zero slope reads as 1,
-    as pydicom's ``float(ds.get("RescaleSlope") or 1.0)`` does)."""
+    as pydicom's ``float(ds.get("RescaleSlope") or 1.0)`` does, and is noted:
+    ``rescale_repair_note``)."""
     between = v.num_list(0x00180088, 1)
     slope = v.one(0x00281053, _DECIMAL)
     intercept = v.one(0x00281052, _DECIMAL)
     return {
+        "rescale_note": rescale_repair_note(v.num_list(0x00281053, 1)),
         "iop": v.num_list(0x00200037, 6),
         "ipp": v.num_list(0x00200032, 3),
         "pixel_spacing": v.num_list(0x00280030, 2),

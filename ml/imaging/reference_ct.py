@@ -51,7 +51,9 @@ def load_reference_ct(source: str | os.PathLike[str], series_uid: str) -> list[D
         datasets = []
         for header in files:
             try:
-                datasets.append(pydicom.dcmread(header.path, stop_before_pixels=True))
+                # The mode ``scan`` read it with (force=True for a file without preamble).
+                ds = pydicom.dcmread(header.path, stop_before_pixels=True, force=header.forced)
+                datasets.append(ds)
             except Exception as exc:
                 raise IngestError(
                     "corrupt_dicom", f"a CT slice cannot be read ({exc})", file=header.name

@@ -9,7 +9,16 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.conf import settings
+from django.core.exceptions import (
+    PermissionDenied,
+    RequestDataTooBig,
+    SuspiciousMultipartForm,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+    ValidationError,
+)
 from django.db import transaction
 from django.http import Http404
 from rest_framework import serializers
@@ -44,6 +53,9 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
         body = {"detail": exc.message, "code": exc.code, **exc.extra}
         return Response(body, status=exc.status_code)
+    if isinstance(exc, SuspiciousOperation):
+        detail, code, status = _request_body_refusal(exc)
+        return Response({"detail": detail, "code": code}, status=status)
     if isinstance(exc, ValidationError):
         return Response({"detail": " ".join(exc.messages), "code": "invalid"}, status=400)
     if isinstance(exc, (Http404, PermissionDenied)):
@@ -57,6 +69,35 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(response.data, dict) and "detail" in response.data:
         response.data.setdefault("code", getattr(response.data["detail"], "code", "error"))
     return response
+
+
+def _request_body_refusal(exc: SuspiciousOperation) -> tuple[str, str, int]:
+    """(detail, code, status) for Django's refusals of a request body, which can be
+    raised wherever the body is first read (a session's CSRF check reads it before the
+    view): too many files or fields, too big, a malformed multipart body."""
+    if isinstance(exc, TooManyFilesSent):
+        return (
+            "Too many files in one request (at most "
+            f"{settings.DATA_UPLOAD_MAX_NUMBER_FILES}); send the study as one zip.",
+            "too_many_files",
+            400,
+        )
+    if isinstance(exc, TooManyFieldsSent):
+        return (
+            f"Too many form fields (at most {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS}).",
+            "too_many_fields",
+            400,
+        )
+    if isinstance(exc, RequestDataTooBig):
+        return (
+            "The request body is larger than the limit of "
+            f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes for form data.",
+            "too_large",
+            413,
+        )
+    if isinstance(exc, SuspiciousMultipartForm):
+        return "The multipart body is malformed.", "bad_multipart", 400
+    return "The request was refused as malformed.", "bad_request", 400
 
 
 _ID = re.compile(r"[0-9]{1,18}")

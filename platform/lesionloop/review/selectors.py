@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 
 from lesionloop.core.exceptions import DomainError
 from lesionloop.studies.models import Study
+from lesionloop.studies.selectors import MODEL_VERSION_DETAILS
 
 from .models import Lesion, MaskRevision, ReviewEffort, Ruler
 
@@ -26,6 +27,7 @@ def study_lesions(*, study_id: int, ordering: str | None = None) -> QuerySet[Les
     return (
         Lesion.objects.filter(study_id=study_id)
         .select_related("model_version", "decided_by")
+        .defer(*MODEL_VERSION_DETAILS)
         .order_by(*LESION_ORDERINGS[ordering])
     )
 

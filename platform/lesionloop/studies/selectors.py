@@ -13,6 +13,15 @@ from lesionloop.core.exceptions import DomainError
 from . import storage
 from .models import Study
 
+# A model version's JSON columns that no study or lesion read shows (the training split
+# grows with every retraining): left unread when a version comes with its study or lesion.
+MODEL_VERSION_DETAILS = tuple(
+    f"model_version__{name}"
+    for name in ("weights", "train_study_ids", "val_study_ids", "hyperparameters", "metrics")
+)
+# A worklist row shows neither the grid nor the ingest report nor the DICOM identifiers.
+WORKLIST_DEFERRED = ("grid", "report", "dicom", *MODEL_VERSION_DETAILS)
+
 # API ordering name -> ORDER BY; every one ends on a unique column so pages are stable.
 WORKLIST_ORDERINGS: dict[str, tuple[str, ...]] = {
     "-priority": ("-priority", "id"),
@@ -31,13 +40,16 @@ WORKLIST_ORDERINGS: dict[str, tuple[str, ...]] = {
 def study_worklist(
     *, status: str | None = None, search: str | None = None, ordering: str | None = None
 ) -> QuerySet[Study]:
-    """The worklist rows: one query per page whatever the page size."""
+    """The worklist rows: one query per page whatever the page size (the JSON columns a
+    row does not show are left unread: ``WORKLIST_DEFERRED``)."""
     ordering = ordering or "-priority"
     if ordering not in WORKLIST_ORDERINGS:
         raise DomainError(
             f"ordering must be one of {', '.join(WORKLIST_ORDERINGS)}.", code="bad_ordering"
         )
-    qs = Study.objects.select_related("model_version", "lease_user", "approved_by")
+    qs = Study.objects.select_related("model_version", "lease_user", "approved_by").defer(
+        *WORKLIST_DEFERRED
+    )
     if status:
         wanted = [s.strip() for s in status.split(",") if s.strip()]
         unknown = sorted(set(wanted) - set(Study.Status.values))
@@ -56,9 +68,24 @@ def study_worklist(
     return qs.order_by(*WORKLIST_ORDERINGS[ordering])
 
 
+# What the image, mask and lesion endpoints read of a study: one narrow query (the full
+# ``study_get`` joins three tables and costs four times the CPU to build and read).
+STUDY_IMAGE_FIELDS = ("id", "status", "prepared", "grid", "revision_number")
+
+
+def study_image_get(*, study_id: int) -> Study:
+    """The study with only ``STUDY_IMAGE_FIELDS`` loaded (status, prepared flag, grid,
+    revision number; anything else is read on access). 404 ``not_found``."""
+    study = Study.objects.only(*STUDY_IMAGE_FIELDS).filter(pk=study_id).first()
+    if study is None:
+        raise DomainError("No such study.", code="not_found", status_code=404)
+    return study
+
+
 def study_get(*, study_id: int) -> Study:
     study = (
         Study.objects.select_related("model_version", "lease_user", "approved_by")
+        .defer(*MODEL_VERSION_DETAILS)
         .filter(pk=study_id)
         .first()
     )

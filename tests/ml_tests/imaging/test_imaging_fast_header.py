@@ -27,6 +27,7 @@ from ml.imaging.fast_header import header_fields
 from tests.ml_tests.imaging import test_imaging_hu_volume as hu_tests
 from tests.ml_tests.imaging import test_imaging_ingest_errors as error_tests
 from tests.ml_tests.imaging import test_imaging_ingest_faults as fault_tests
+from tests.ml_tests.imaging import test_imaging_ingest_quirks as quirk_tests
 from tests.ml_tests.imaging import test_imaging_ingest_select as select_tests
 from tests.ml_tests.imaging.ct_series import write_ct_series
 
@@ -108,6 +109,11 @@ BUILT = (
     + [(f"charset_{c[0]}", _rename(c[1], c[2])) for c in fault_tests.CHARSETS]
     + [(f"error_{c[0]}", c[1]) for c in error_tests.CASES]
     + [(f"hu_{c[0]}", _hu_edit(c[1])) for c in hu_tests.CASES]
+    + [(f"slice_air_{c[0]}", c[1]) for c in quirk_tests.SLICE_REFUSED]
+    + [(f"padding_{c[0]}", quirk_tests._padding(c[1])) for c in quirk_tests.PADDED]
+    + [(f"no_preamble_{c[0]}", c[1]) for c in quirk_tests.NO_PREAMBLE]
+    + [(f"repaired_{c[0]}", c[1]) for c in quirk_tests.REPAIRED]
+    + [(f"big_endian_{c[0]}", quirk_tests._big_endian("ct", c[2])) for c in quirk_tests.BYTE_ORDERS[:2]]
     + [
         ("clutter", select_tests._add_clutter),
         ("enhanced_mr", _enhanced_mr),

@@ -107,3 +107,31 @@ def test_malformed_json_is_bad_json(api: Any, cast: Any, body: str) -> None:
     assert response.status_code == 400, response.content
     parsed = json.loads(response.content)
     assert parsed["code"] in ("bad_json", "invalid") and parsed["detail"]
+
+
+# (Django's refusal of a request body, status, code)
+BODY_REFUSALS = [
+    ("TooManyFilesSent", 400, "too_many_files"),
+    ("TooManyFieldsSent", 400, "too_many_fields"),
+    ("RequestDataTooBig", 413, "too_large"),
+    ("SuspiciousMultipartForm", 400, "bad_multipart"),
+    ("SuspiciousOperation", 400, "bad_request"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "code"), BODY_REFUSALS, ids=[r[0] for r in BODY_REFUSALS]
+)
+def test_a_refused_request_body_is_a_4xx_wherever_it_is_read(
+    name: str, status: int, code: str
+) -> None:
+    """Django raises these where the body is first read: in the view, or in a session's
+    CSRF check before it. Either way the answer is ``{detail, code}``, never a 500."""
+    import django.core.exceptions as dj
+
+    from lesionloop.core.api import exception_handler
+
+    response = exception_handler(getattr(dj, name)("refused"), {})
+    assert response is not None
+    assert (response.status_code, response.data["code"]) == (status, code)
+    assert response.data["detail"]

@@ -122,3 +122,29 @@ def test_approved_study_is_frozen(api: Any, cast: Any) -> None:
     )
     response = put_mask(api(cast.clinician), study.pk, labels_with_boxes(BOXES), revision=1)
     assert response.status_code == 409 and response.json()["code"] == "approved"
+
+
+def test_a_save_of_one_edited_lesion_takes_a_bounded_number_of_queries(api: Any, cast: Any) -> None:
+    """Every statement is a round trip to PostgreSQL under load: the save reads the study
+    twice (unlocked for the grid, then locked), renews the lease, diffs against the working
+    copy, writes the revision, its audit event, the edited lesion and its audit event, and
+    updates the study once for the revision number and the worklist columns."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    study = make_study()
+    client = api(cast.clinician)
+    mask = labels_with_boxes(BOXES)
+    mask[7, 0:2, 0:2] = 3
+    assert put_mask(client, study.pk, mask, revision=1).status_code == 200
+    mask[7, 0:2, 0:2] = 0  # lesion 3 edited again
+    with CaptureQueriesContext(connection) as ctx:
+        response = put_mask(client, study.pk, mask, revision=2)
+    assert response.status_code == 200, response.content
+    statements = [q["sql"].split()[0] for q in ctx.captured_queries]
+    study_updates = [
+        q["sql"] for q in ctx.captured_queries if q["sql"].startswith('UPDATE "studies_study"')
+    ]
+    # one for the lease renewal, one for the revision number and the worklist columns
+    assert len(study_updates) == 2 and '"revision_number" = 3' in study_updates[1]
+    assert len(statements) <= 17, statements

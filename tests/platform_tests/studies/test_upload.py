@@ -175,3 +175,68 @@ def test_streaming_handler_stops_at_the_limit(settings: Any, tmp_path: Path) -> 
         handler.receive_data_chunk(b"x" * 1000, 1000)
     assert caught.value.status_code == 413
     assert [p.name for p in staging.iterdir()] == ["00001_evil_name.dcm"]
+
+
+CSRF = "k" * 32  # an unmasked 32-character secret: Django accepts it in cookie and header
+
+
+def _session_client(cast: Any, csrf: bool) -> Any:
+    from django.conf import settings as django_settings
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(cast.clinician)
+    client.cookies[django_settings.CSRF_COOKIE_NAME] = CSRF
+    return client, ({"HTTP_X_CSRFTOKEN": CSRF} if csrf else {})
+
+
+# (case, CSRF header sent, files, UPLOAD_MAX_BYTES, status, code)
+SESSION_UPLOADS = [
+    ("a study", True, "zip", None, 202, None),
+    ("no CSRF token", False, "zip", None, 403, None),
+    ("over the size limit", True, "zip", 2048, 413, "too_large"),
+    ("too many files", True, "many", None, 400, "too_many_files"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "csrf", "files", "limit", "status", "code"),
+    SESSION_UPLOADS,
+    ids=[c[0] for c in SESSION_UPLOADS],
+)
+def test_upload_with_a_browser_session(
+    cast: Any,
+    synthetic_case: Path,
+    settings: Any,
+    django_capture_on_commit_callbacks: Any,
+    name: str,
+    csrf: bool,
+    files: str,
+    limit: int | None,
+    status: int,
+    code: str | None,
+) -> None:
+    """With a session cookie the CSRF check reads the multipart body before the view: the
+    files must still stream into staging (a 500 here before), and every refusal leaves no
+    study and no staged file behind."""
+    if limit is not None:
+        settings.UPLOAD_MAX_BYTES = limit
+    settings.DATA_UPLOAD_MAX_NUMBER_FILES = 3
+    client, headers = _session_client(cast, csrf)
+    payload = (
+        [dicom_zip(synthetic_case)]
+        if files == "zip"
+        else [SimpleUploadedFile(f"{i}.dcm", b"x" * 10) for i in range(5)]
+    )
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post("/api/studies/", {"files": payload}, **headers)
+    assert response.status_code == status, response.content
+    body = response.json()
+    if status == 202:
+        assert body["status"] == "received"
+        assert (storage.upload_dir(body["id"]) / "archive.zip").exists()
+    else:
+        assert "detail" in body and (code is None or body["code"] == code)
+        assert not Study.objects.exists()
+    incoming = storage.storage_root() / "incoming"
+    assert not incoming.exists() or not any(incoming.iterdir())

@@ -74,7 +74,7 @@ class MaskView(APIView):
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
     )
     def get(self, request: Request, pk: int) -> HttpResponse:
-        study = study_selectors.study_get(study_id=pk)
+        study = study_selectors.study_image_get(study_id=pk)
         revision = selectors.revision_current(study_id=pk, number=study.revision_number)
         if revision is None:
             raise DomainError(
@@ -115,7 +115,7 @@ class MaskView(APIView):
     )
     @atomic_write
     def put(self, request: Request, pk: int) -> Response:
-        study = study_selectors.study_get(study_id=pk)
+        study = study_selectors.study_image_get(study_id=pk)
         if not study.grid:
             raise DomainError("The study has no images yet.", code="not_ready", status_code=409)
         d, h, w = study.grid["shape_dhw"]
@@ -153,7 +153,7 @@ class LesionListView(APIView):
         responses=LesionSerializer(many=True),
     )
     def get(self, request: Request, pk: int) -> Response:
-        study_selectors.study_get(study_id=pk)
+        study_selectors.study_image_get(study_id=pk)
         lesions = selectors.study_lesions(
             study_id=pk, ordering=request.query_params.get("ordering")
         )

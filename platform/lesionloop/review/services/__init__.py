@@ -8,7 +8,7 @@ importing ``lesionloop.review.services``:
 
 - ``leases``: ``lease_take``, ``lease_release`` (and the lease checks every write makes);
 - ``decisions``: ``lesion_decide``;
-- ``revisions``: ``mask_revision_create``, ``current_mask`` (with the raw working copy);
+- ``revisions``: ``mask_revision_create``, ``current_mask`` (with the sparse working copy);
 - ``masks``: ``mask_save`` (decode, diff, the lesions follow the edit);
 - ``approval``: ``study_approve``, ``study_reopen`` (with the training snapshot);
 - ``handover``: ``study_prediction_apply``, ``study_ground_truth_apply`` (a prediction or

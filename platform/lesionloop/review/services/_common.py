@@ -46,9 +46,18 @@ def _require_editable(study: Study) -> None:
 def _denormalise(study: Study) -> None:
     """Refresh the worklist columns from the lesions (call with the study locked)."""
     live = study.lesions.exclude(decision=Lesion.Decision.REJECTED)
-    volumes = list(live.values_list("volume_mm3", flat=True))
-    study.lesion_count = len(volumes)
-    study.smallest_lesion_mm3 = min(volumes) if volumes else None
+    _set_worklist_columns(study, list(live.values_list("volume_mm3", flat=True)))
+
+
+def _denormalise_from(study: Study, lesions: list[Lesion]) -> None:
+    """``_denormalise`` from every lesion row of the study, already read (no query)."""
+    live = [les.volume_mm3 for les in lesions if les.decision != Lesion.Decision.REJECTED]
+    _set_worklist_columns(study, live)
+
+
+def _set_worklist_columns(study: Study, live_volumes_mm3: list[float]) -> None:
+    study.lesion_count = len(live_volumes_mm3)
+    study.smallest_lesion_mm3 = min(live_volumes_mm3) if live_volumes_mm3 else None
 
 
 _LESION_FIELDS = (

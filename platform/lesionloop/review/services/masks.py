@@ -15,28 +15,50 @@ from lesionloop.audit.services import audit_record
 from lesionloop.core.exceptions import Conflict, DomainError
 from lesionloop.studies import storage
 from lesionloop.studies.models import Study
-from ml.lesions import changed_labels, label_stats
+from lesionloop.studies.selectors import MODEL_VERSION_DETAILS
+from ml.lesions import label_stats
+from ml.lesions.voxels import Voxels, nonzero_voxels, voxel_changes
 
 from ..models import Lesion, MaskRevision
-from ._common import _LESION_FIELDS, _denormalise, _lock, _require_editable, _shape, _spacing
+from ._common import _LESION_FIELDS, _denormalise_from, _lock, _require_editable, _shape, _spacing
 from .leases import _lease_hold
-from .revisions import current_mask, mask_revision_create
+from .revisions import current_voxels, mask_revision_create
+
+# Inflate a mask this many bytes at a time into its own buffer: one call for the whole
+# mask grows a chain of blocks and then copies them into the result, three times the
+# mask's size in fresh memory (page faults: a third of a save's time on the lite grid).
+_INFLATE_CHUNK = 1 << 18
+
+
+def _inflate(body: bytes, limit: int) -> tuple[np.ndarray, bool]:
+    """At most ``limit`` bytes (uint8) inflated from the gzip ``body``, and whether
+    ``body`` is exactly one complete gzip member (nothing after it). Raises ``zlib.error``."""
+    out = np.empty(limit, dtype=np.uint8)
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    pending, size = body, 0
+    while size < limit:
+        chunk = inflater.decompress(pending, min(_INFLATE_CHUNK, limit - size))
+        out[size : size + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
+        size += len(chunk)
+        pending = inflater.unconsumed_tail
+        if inflater.eof or not chunk:
+            break
+    return out[:size], inflater.eof and not inflater.unused_data
 
 
 def _decode_mask(
     body: bytes, *, shape: tuple[int, int, int], gzipped: bool
-) -> tuple[np.ndarray, bool]:
-    """The mask, and whether ``body`` is exactly one complete gzip member of it."""
+) -> tuple[np.ndarray, Voxels, bool]:
+    """The mask, its nonzero voxels, and whether ``body`` is exactly one complete gzip
+    member of it."""
     expected = int(np.prod(shape)) * 2
-    raw = body
+    raw: bytes | np.ndarray = body
     clean_gzip = False
     if gzipped or body[:2] == b"\x1f\x8b":
         try:
-            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            raw = inflater.decompress(body, expected + 1)  # never inflate beyond one mask
+            raw, clean_gzip = _inflate(body, expected + 1)  # never beyond one mask
         except zlib.error as exc:
             raise DomainError(f"The mask is not valid gzip ({exc}).", code="bad_mask") from None
-        clean_gzip = inflater.eof and not inflater.unused_data
     if len(raw) != expected:
         raise DomainError(
             f"The mask must be {expected} bytes of uint16 {list(shape)} (D,H,W); got "
@@ -44,17 +66,15 @@ def _decode_mask(
             code="bad_mask",
         )
     mask = np.frombuffer(raw, dtype="<u2").reshape(shape)
-    _refuse_too_many_labels(mask)
-    return mask, clean_gzip
+    voxels = nonzero_voxels(mask)
+    _refuse_too_many_labels(voxels[1])
+    return mask, voxels, clean_gzip
 
 
-def _refuse_too_many_labels(mask: np.ndarray) -> None:
-    """400 ``bad_mask`` when the mask holds more lesion labels than
-    ``LESIONLOOP_MAX_LESION_LABELS`` (each label becomes a lesion row)."""
+def _refuse_too_many_labels(lesion_voxels: np.ndarray) -> None:
+    """400 ``bad_mask`` when the labels of a mask's nonzero voxels hold more distinct
+    labels than ``LESIONLOOP_MAX_LESION_LABELS`` (each label becomes a lesion row)."""
     limit = settings.LESIONLOOP_MAX_LESION_LABELS
-    # Count over the lesion voxels only: bincount of the whole volume first widens every
-    # voxel to int64 (80x256x256: a 42 MB copy, most of a save's time under load).
-    lesion_voxels = mask[mask != 0]
     n_labels = int(np.count_nonzero(np.bincount(lesion_voxels))) if lesion_voxels.size else 0
     if n_labels > limit:
         raise DomainError(
@@ -77,27 +97,27 @@ def _require_sane_grid(spacing: tuple[float, float, float]) -> None:
 
 
 def _changed_region(
-    old: np.ndarray, new: np.ndarray, changed: set[int], existing: dict[int, Lesion]
+    shape: tuple[int, int, int],
+    diff: np.ndarray,
+    changed: set[int],
+    existing: dict[int, Lesion],
+    old_labels: set[int],
 ) -> tuple[slice, slice, slice]:
-    """A box holding every voxel of the changed labels in ``new``.
+    """A box holding every voxel of the changed labels in the new mask.
 
-    A changed label's voxels in ``new`` either did not change (so they lie in its old
-    box, kept on its lesion row) or changed (so they lie in the box of the diff).
-    Without a row for some label, the whole volume.
+    ``diff``: the flat indices of the voxels that changed; ``old_labels``: the labels of
+    the old mask. A changed label's voxels in the new mask either did not change (so
+    they lie in its old box, kept on its lesion row) or changed (so they lie in the box
+    of the diff). Without a row for some label, the whole volume.
     """
-    full = tuple(slice(0, n) for n in new.shape)
-    diff = old != new
-    boxes = []
-    for axis in range(3):
-        other = tuple(a for a in range(3) if a != axis)
-        hits = np.flatnonzero(diff.any(axis=other))
-        if hits.size == 0:
-            return full  # type: ignore[return-value]
-        boxes.append((int(hits[0]), int(hits[-1]) + 1))
+    full = tuple(slice(0, n) for n in shape)
+    if diff.size == 0:
+        return full  # type: ignore[return-value]
+    boxes = [(int(c.min()), int(c.max()) + 1) for c in np.unravel_index(diff, shape)]
     for label in changed:
         lesion = existing.get(label)
         if lesion is None or len(lesion.bbox or []) != 6:
-            if lesion is None and not np.any(old == label):
+            if lesion is None and label not in old_labels:
                 continue  # a new label: all its voxels are in the diff
             return full  # type: ignore[return-value]
         for axis in range(3):
@@ -162,9 +182,10 @@ def mask_save(
             raise _stale_revision(study, base_revision)
         _lease_hold(study, user, client, active=True)
         _require_sane_grid(_spacing(study))
-        new, clean_gzip = _decode_mask(body, shape=_shape(study), gzipped=gzipped)
-        old = current_mask(study)
-        changed = changed_labels(old, new)
+        new, new_voxels, clean_gzip = _decode_mask(body, shape=_shape(study), gzipped=gzipped)
+        old_voxels = current_voxels(study)
+        diff, before, after = voxel_changes(old_voxels, new_voxels)
+        changed = {int(v) for v in np.unique(np.concatenate([before, after]))} - {0}
         existing = {les.label: les for les in study.lesions.select_for_update()} if changed else {}
         _refuse_rejected_changes(existing, changed)
         revision = mask_revision_create(
@@ -173,22 +194,31 @@ def mask_save(
             data_gz=body if clean_gzip else storage.gzip_array(new, dtype="uint16"),
             author=user,
             reason=reason or "edit",
-            array=new,
+            voxels=new_voxels,
+            save_study=False,
         )
         if changed:
             _lesions_follow_edit(
                 study=study,
                 user=user,
-                old=old,
                 new=new,
+                region=_changed_region(
+                    new.shape, diff, changed, existing, {int(v) for v in np.unique(old_voxels[1])}
+                ),
                 changed=changed,
                 existing=existing,
                 revision=revision,
             )
-        _denormalise(study)
-        study.save(update_fields=["lesion_count", "smallest_lesion_mm3", "updated_at"])
         lesions = list(
-            study.lesions.select_related("model_version", "decided_by").order_by("volume_mm3", "id")
+            study.lesions.select_related("model_version", "decided_by")
+            .defer(*MODEL_VERSION_DETAILS)
+            .order_by("volume_mm3", "id")
+        )
+        _denormalise_from(study, lesions)
+        # One UPDATE for the new revision number (kept unsaved by mask_revision_create)
+        # and the worklist columns.
+        study.save(
+            update_fields=["revision_number", "lesion_count", "smallest_lesion_mm3", "updated_at"]
         )
     return revision, lesions
 
@@ -237,14 +267,14 @@ def _lesions_follow_edit(
     *,
     study: Study,
     user: User,
-    old: np.ndarray,
     new: np.ndarray,
+    region: tuple[slice, slice, slice],
     changed: set[int],
     existing: dict[int, Lesion],
     revision: MaskRevision,
 ) -> None:
-    """Update the rows of the changed labels from the new mask (study locked)."""
-    region = _changed_region(old, new, changed, existing)
+    """Update the rows of the changed labels from the new mask (study locked); their
+    voxels lie in ``region``."""
     stats = _stats_in_region(new, _spacing(study), region, only=sorted(changed), prob=_prob(study))
     now = timezone.now()
     summary: dict[str, list[int]] = {"added": [], "edited": [], "rejected": []}

@@ -11,7 +11,6 @@ checks), so proposing needs no lease and writes nothing, not even an audit event
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +24,7 @@ from ml.lesions.grow import grow_from_click, run_lengths
 
 from ._common import _require_editable, _shape, _spacing
 from .masks import _prob
-from .revisions import _working_copy_path, current_mask
+from .revisions import current_mask
 
 DEFAULT_RADIUS_MM = 20.0
 MAX_RADIUS_MM = 50.0
@@ -59,16 +58,6 @@ def _check_radius(radius_mm: float) -> None:
             f"radius_mm must be in (0, {MAX_RADIUS_MM:g}] mm, got {radius_mm!r}.",
             code="bad_radius",
         )
-
-
-def _working_mask(study: Study) -> np.ndarray:
-    """The working mask, memory-mapped when its raw copy is kept (only the ball's box is
-    read), else inflated from the current revision."""
-    path: Path = _working_copy_path(study, study.revision_number)
-    shape = _shape(study)
-    if study.revision_number and path.exists() and path.stat().st_size == np.prod(shape) * 2:
-        return np.memmap(path, dtype="<u2", mode="r", shape=shape)
-    return current_mask(study)
 
 
 def _image(study: Study) -> np.ndarray | None:
@@ -127,7 +116,7 @@ def lesion_propose(
     _check_point(point, shape)  # type: ignore[arg-type]
     _check_radius(radius_mm)
     _check_ignore(ignore_labels)
-    drawn: Any = _working_mask(study)
+    drawn: Any = current_mask(study)
     if ignore_labels:
         drawn = _Without(drawn, ignore_labels)
     label = int(drawn[point])

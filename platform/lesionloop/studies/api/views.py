@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.core.exceptions import TooManyFilesSent
-from django.http import FileResponse, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, status
@@ -48,6 +49,23 @@ class StudyListView(generics.ListAPIView):
     serializer_class = StudyRowSerializer
     pagination_class = WorklistPagination
 
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        """A POST's files stream into a staging folder from the first read of the body.
+
+        The upload handler is set before DRF authenticates: with a browser session, the
+        CSRF check reads the multipart body (Django looks for ``csrfmiddlewaretoken``
+        there before the header), after which handlers can no longer be set. The staging
+        folder is removed whatever the outcome (refused login, CSRF, limits, success)."""
+        self.staging: Path | None = None
+        if request.method != "POST":
+            return super().dispatch(request, *args, **kwargs)
+        self.staging = uploads.staging_dir_new()
+        try:
+            request.upload_handlers = [uploads.StorageUploadHandler(self.staging)]
+            return super().dispatch(request, *args, **kwargs)
+        finally:
+            uploads.staging_dir_remove(self.staging)
+
     def get_queryset(self) -> Any:
         params = self.request.query_params
         return selectors.study_worklist(
@@ -71,24 +89,13 @@ class StudyListView(generics.ListAPIView):
                 code="too_large",
                 status_code=413,
             )
-        staging = uploads.staging_dir_new()
-        try:
-            # Stream the files into the storage root as they arrive (no temp copy).
-            request._request.upload_handlers = [uploads.StorageUploadHandler(staging)]
-            try:
-                files = request.FILES.getlist("files")
-            except TooManyFilesSent:
-                raise DomainError(
-                    "Too many files in one request (at most "
-                    f"{settings.DATA_UPLOAD_MAX_NUMBER_FILES}); send the study as one zip.",
-                    code="too_many_files",
-                ) from None
-            ground_truth = request.FILES.get("ground_truth")
-            if ground_truth is not None and not can_manage_models(request.user):
-                raise PermissionDenied("Only admins can upload ground truth.")
-            study = services.study_upload(files=files, ground_truth=ground_truth, user=request.user)
-        finally:
-            uploads.staging_dir_remove(staging)
+        # The files stream into self.staging as they arrive (dispatch set the handler);
+        # too many files is a 400 from core.api's exception handler, wherever it is read.
+        files = request.FILES.getlist("files")
+        ground_truth = request.FILES.get("ground_truth")
+        if ground_truth is not None and not can_manage_models(request.user):
+            raise PermissionDenied("Only admins can upload ground truth.")
+        study = services.study_upload(files=files, ground_truth=ground_truth, user=request.user)
         return Response(StudyRowSerializer(study).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -133,7 +140,7 @@ class VolumeView(APIView):
     def get(self, request: Request, pk: int, channel: str) -> HttpResponse:
         if channel not in storage.DISPLAY_CHANNELS:
             raise DomainError("channel must be mr or ct.", code="bad_channel", status_code=404)
-        study = selectors.study_get(study_id=pk)
+        study = selectors.study_image_get(study_id=pk)
         if not study.prepared:
             raise DomainError(
                 f"The study is {study.status}; its images are not ready yet.",
