@@ -106,3 +106,41 @@ test("brushOutlineStrokes: a wide dark halo, then a thin white line; the eraser 
   // Never the lesion's colour: the same strokes whatever lesion is selected.
   assert.deepEqual(brushOutlineStrokes("brush"), brushOutlineStrokes("brush"));
 });
+
+test("slabOutline equals outlineSegments(projectSlab(...)) in every plane, on random volumes", async () => {
+  const { labelBoxes, slabOutline } = await import("../../frontend_static/js/case/slab.js");
+  const { planeShape } = await import("../../frontend_static/js/case/planes.js");
+  let seed = 7;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const shape = [7, 9, 11];
+  const [D, H, W] = shape;
+  for (let trial = 0; trial < 20; trial++) {
+    const m = new Uint16Array(D * H * W);
+    for (let n = 0; n < 4; n++) {  // a few boxes of labels 1..3, some overlapping
+      const l = 1 + Math.floor(rand() * 3);
+      const z0 = Math.floor(rand() * D), y0 = Math.floor(rand() * H), x0 = Math.floor(rand() * W);
+      for (let z = z0; z < Math.min(D, z0 + 2); z++) for (let y = y0; y < Math.min(H, y0 + 3); y++)
+        for (let x = x0; x < Math.min(W, x0 + 2); x++) m[(z * H + y) * W + x] = l;
+    }
+    const boxes = labelBoxes(m, shape);
+    const skip = (l) => l === 3 && trial % 2 === 0;  // hidden labels still occlude
+    for (const plane of ["axial", "coronal", "sagittal"]) {
+      const { rows, cols, count } = planeShape(plane, shape);
+      for (const [lo, hi, k] of [[0, count - 1, 2], [1, 3, 2], [2, 2, 2], [count - 2, count - 1, count - 1]]) {
+        const want = outlineSegments(projectSlab(m, shape, plane, lo, hi, k), rows, cols, skip);
+        const got = slabOutline(m, shape, plane, lo, hi, k, boxes, outlineSegments, skip);
+        const norm = (map) => [...map].map(([l, a]) => [l, [...a]]).sort((a, b) => a[0] - b[0]);
+        assert.deepEqual(norm(got), norm(want), `${plane} ${lo}..${hi} k=${k} trial ${trial}`);
+      }
+    }
+  }
+  assert.equal(slabOutline(new Uint16Array(D * H * W), shape, "axial", 0, 3, 1, new Map(), outlineSegments).size, 0);
+});
+
+test("labelBoxes: per-label bounds, ends inclusive", async () => {
+  const { labelBoxes } = await import("../../frontend_static/js/case/slab.js");
+  const shape = [3, 4, 5];
+  const m = new Uint16Array(60);
+  m[(0 * 4 + 1) * 5 + 2] = 4; m[(2 * 4 + 3) * 5 + 0] = 4; m[(1 * 4 + 2) * 5 + 4] = 9;
+  assert.deepEqual([...labelBoxes(m, shape)], [[4, [0, 1, 0, 2, 3, 2]], [9, [1, 2, 4, 1, 2, 4]]]);
+});

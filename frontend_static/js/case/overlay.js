@@ -8,6 +8,7 @@
  * `paintLabels` and `outlineSegments` are pure (unit-tested in tests/js); the classes make canvases. */
 import { extractSlice, planeShape } from "./planes.js";
 import { labelExtents } from "./measure.js";
+import { labelBoxes, slabOutline } from "./slab.js";
 
 // Distinct hues that read well on a dark grey MR; red is kept out (it means "rejected").
 const PALETTE = [
@@ -143,6 +144,8 @@ export class MaskOverlay {
     this.outline = false;             // contour lines instead of filled labels
     this.cache = new Map();           // "plane/k" -> {canvas, version}
     this.slabCache = new Map();       // plane -> {version, segments} of the MIP slab's outline
+    this.boxes = null;                // {version, boxes}: labelBoxes of the mask (slab.js)
+    this.maskSerial = 0;              // a new mask (setMask)
     this.sliceVersion = null;         // Uint32Array(D): axial slice z edited
     this.editVersion = 0;             // any slice edited (coronal and sagittal cross them all)
     this.globalVersion = 1;
@@ -151,6 +154,7 @@ export class MaskOverlay {
     this.shape = shape;
     this.mask = mask;
     this.sliceVersion = new Uint32Array(shape[0]);
+    this.maskSerial++;
     this.cache.clear();
     this.globalVersion++;
   }
@@ -205,15 +209,20 @@ export class MaskOverlay {
   }
 
   /** Outline segments (Map label -> [x0, y0, x1, y1, ...]) of the lesions within the
-   * MIP slab lo..hi of a plane, projected onto it (projectSlab); cached per plane until
-   * the slab, its centre k, the mask or the style changes. */
+   * MIP slab lo..hi of a plane, projected onto it as projectSlab does (slab.js: only the
+   * crop the lesions lie in); cached per plane until the slab, its centre k, the mask or
+   * the style changes. */
   slabSegments(plane, lo, hi, k) {
     if (!this.mask) return null;
     const version = `${this.globalVersion}/${this.editVersion}/${lo}/${hi}/${k}`;
     const hit = this.slabCache.get(plane);
     if (hit && hit.version === version) return hit.segments;
-    const { rows, cols } = planeShape(plane, this.shape);
-    const segments = outlineSegments(projectSlab(this.mask, this.shape, plane, lo, hi, k), rows, cols, (l) => this.skip(l));
+    // touchAll also follows a rebase that relabels the mask: the boxes follow it too.
+    const maskVersion = `${this.maskSerial}/${this.editVersion}/${this.globalVersion}`;
+    if (!this.boxes || this.boxes.version !== maskVersion) {
+      this.boxes = { version: maskVersion, boxes: labelBoxes(this.mask, this.shape) };
+    }
+    const segments = slabOutline(this.mask, this.shape, plane, lo, hi, k, this.boxes.boxes, outlineSegments, (l) => this.skip(l));
     this.slabCache.set(plane, { version, segments });
     return segments;
   }
