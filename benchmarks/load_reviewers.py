@@ -37,6 +37,7 @@ import os
 import random
 import resource
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -453,6 +454,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--db", default="postgres://postgres@127.0.0.1:5432/lesionloop_load")
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/11")
+    parser.add_argument(
+        "--keep-storage", action="store_true", help="keep the storage folder (gunicorn.log)"
+    )
     return parser.parse_args()
 
 
@@ -556,6 +560,8 @@ def main() -> None:
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+        if not args.keep_storage:
+            shutil.rmtree(storage, ignore_errors=True)  # 50 studies' volumes and revisions
     sys.exit(0 if ok else 1)
 
 
