@@ -21,10 +21,11 @@ from lesionloop.studies import storage
 from lesionloop.studies.models import Study
 from ml.lesions.diameters import lesion_diameters
 from ml.lesions.grow import grow_from_click, run_lengths
+from ml.lesions.voxels import dense_from_voxels
 
 from ._common import _require_editable, _shape, _spacing
 from .masks import _prob
-from .revisions import current_mask
+from .revisions import current_voxels
 
 DEFAULT_RADIUS_MM = 20.0
 MAX_RADIUS_MM = 50.0
@@ -65,21 +66,15 @@ def _image(study: Study) -> np.ndarray | None:
     return np.load(path, mmap_mode="r") if path.exists() else None
 
 
-class _Without:
-    """The working mask read with ``labels`` counted as background: labels the viewer has
-    erased and not saved yet. Only box reads (``mask[box]``, ``mask[point]``), as
-    ``grow_from_click`` makes, so a memory-mapped mask stays mapped."""
-
-    def __init__(self, mask: np.ndarray, labels: Sequence[int]) -> None:
-        self.mask, self.labels = mask, np.asarray(sorted(set(labels)), dtype=np.int64)
-        self.shape = mask.shape
-
-    def __getitem__(self, key: Any) -> Any:
-        values = np.array(self.mask[key])
-        if values.ndim == 0:
-            return 0 if int(values) in self.labels else values
-        values[np.isin(values, self.labels)] = 0
-        return values
+def _drawn(study: Study, ignore_labels: Sequence[int]) -> np.ndarray:
+    """The working mask, uint16 (D, H, W), without ``ignore_labels`` (labels the viewer
+    has erased and not saved yet): built from its nonzero voxels, so leaving labels out
+    costs O(lesion voxels)."""
+    idx, values = current_voxels(study)
+    if len(ignore_labels):
+        keep = ~np.isin(values, np.asarray(ignore_labels, dtype=np.int64))
+        idx, values = idx[keep], values[keep]
+    return dense_from_voxels((idx, values), _shape(study))
 
 
 def _check_ignore(labels: Sequence[int]) -> None:
@@ -116,9 +111,7 @@ def lesion_propose(
     _check_point(point, shape)  # type: ignore[arg-type]
     _check_radius(radius_mm)
     _check_ignore(ignore_labels)
-    drawn: Any = current_mask(study)
-    if ignore_labels:
-        drawn = _Without(drawn, ignore_labels)
+    drawn = _drawn(study, ignore_labels)
     label = int(drawn[point])
     if label:
         raise DomainError(
