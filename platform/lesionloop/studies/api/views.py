@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -56,15 +55,14 @@ class StudyListView(generics.ListAPIView):
         CSRF check reads the multipart body (Django looks for ``csrfmiddlewaretoken``
         there before the header), after which handlers can no longer be set. The staging
         folder is removed whatever the outcome (refused login, CSRF, limits, success)."""
-        self.staging: Path | None = None
         if request.method != "POST":
             return super().dispatch(request, *args, **kwargs)
-        self.staging = uploads.staging_dir_new()
+        staging = uploads.staging_dir_new()
         try:
-            request.upload_handlers = [uploads.StorageUploadHandler(self.staging)]
+            request.upload_handlers = [uploads.StorageUploadHandler(staging)]
             return super().dispatch(request, *args, **kwargs)
         finally:
-            uploads.staging_dir_remove(self.staging)
+            uploads.staging_dir_remove(staging)
 
     def get_queryset(self) -> Any:
         params = self.request.query_params
@@ -89,7 +87,7 @@ class StudyListView(generics.ListAPIView):
                 code="too_large",
                 status_code=413,
             )
-        # The files stream into self.staging as they arrive (dispatch set the handler);
+        # The files stream into staging as they arrive (dispatch set the handler);
         # too many files is a 400 from core.api's exception handler, wherever it is read.
         files = request.FILES.getlist("files")
         ground_truth = request.FILES.get("ground_truth")
