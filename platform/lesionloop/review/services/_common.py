@@ -55,6 +55,17 @@ def _denormalise_from(study: Study, lesions: list[Lesion]) -> None:
     _set_worklist_columns(study, live)
 
 
+# The size fields of a lesion row that no voxel is left of (``_size_cleared``).
+SIZE_FIELDS = ("volume_vox", "volume_mm3", "longest_axial_diameter_mm", "longest_diameter_mm")
+
+
+def _size_cleared(lesion: Lesion) -> None:
+    """A row's size as its label's voxels are gone (not saved here): 0 voxels / 0 mm3,
+    no diameters (null)."""
+    lesion.volume_vox, lesion.volume_mm3 = 0, 0.0
+    lesion.longest_axial_diameter_mm = lesion.longest_diameter_mm = None
+
+
 def _set_worklist_columns(study: Study, live_volumes_mm3: list[float]) -> None:
     study.lesion_count = len(live_volumes_mm3)
     study.smallest_lesion_mm3 = min(live_volumes_mm3) if live_volumes_mm3 else None

@@ -20,7 +20,16 @@ from ml.lesions import label_stats
 from ml.lesions.voxels import Voxels, nonzero_voxels, voxel_changes
 
 from ..models import Lesion, MaskRevision
-from ._common import _LESION_FIELDS, _denormalise_from, _lock, _require_editable, _shape, _spacing
+from ._common import (
+    _LESION_FIELDS,
+    SIZE_FIELDS,
+    _denormalise_from,
+    _lock,
+    _require_editable,
+    _shape,
+    _size_cleared,
+    _spacing,
+)
 from .leases import _lease_hold
 from .revisions import current_voxels, mask_revision_create
 
@@ -316,13 +325,7 @@ def _lesions_follow_edit(
     )
 
 
-ERASED_FIELDS = (
-    "decision",
-    "volume_vox",
-    "volume_mm3",
-    "longest_axial_diameter_mm",
-    "longest_diameter_mm",
-)
+ERASED_FIELDS = ("decision", *SIZE_FIELDS)
 
 
 def lesion_erased(lesion: Lesion) -> None:
@@ -333,10 +336,7 @@ def lesion_erased(lesion: Lesion) -> None:
     model's probability and disagreement (what the model said of what it proposed).
     """
     lesion.decision = Lesion.Decision.REJECTED
-    lesion.volume_vox = 0
-    lesion.volume_mm3 = 0.0
-    lesion.longest_axial_diameter_mm = None
-    lesion.longest_diameter_mm = None
+    _size_cleared(lesion)
 
 
 def _prob(study: Study) -> np.ndarray | None:

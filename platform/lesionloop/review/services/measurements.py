@@ -20,7 +20,7 @@ from lesionloop.studies.models import Study
 from ml.lesions import label_stats
 
 from ..models import Lesion
-from ._common import _lock, _spacing
+from ._common import SIZE_FIELDS, _lock, _size_cleared, _spacing
 from .revisions import current_mask
 
 
@@ -49,9 +49,8 @@ def study_lesions_measure(*, study_id: int, only_missing: bool = True) -> int:
             lesion.longest_diameter_mm = row["longest_diameter_mm"]
             changed.append(lesion)
         erased = [] if only_missing else _zero_erased(todo, stats)
-        fields = ["longest_axial_diameter_mm", "longest_diameter_mm"]
-        Lesion.objects.bulk_update(changed, fields)
-        Lesion.objects.bulk_update(erased, [*fields, "volume_vox", "volume_mm3"])
+        Lesion.objects.bulk_update(changed, ["longest_axial_diameter_mm", "longest_diameter_mm"])
+        Lesion.objects.bulk_update(erased, list(SIZE_FIELDS))
         changed += erased
     if changed:
         audit_record(
@@ -66,8 +65,7 @@ def _zero_erased(todo: dict[int, Lesion], stats: dict[int, Any]) -> list[Lesion]
     for label, lesion in todo.items():
         if label in stats or (lesion.volume_vox == 0 and lesion.longest_diameter_mm is None):
             continue
-        lesion.volume_vox, lesion.volume_mm3 = 0, 0.0
-        lesion.longest_axial_diameter_mm = lesion.longest_diameter_mm = None
+        _size_cleared(lesion)
         out.append(lesion)
     return out
 
