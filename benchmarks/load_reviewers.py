@@ -192,8 +192,8 @@ class Results:
     lock: threading.Lock = field(default_factory=threading.Lock)
     times: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
-    # The opening of every reviewer (first lease, both whole volumes): all 50 start in the
-    # same instant, so these 150 requests queue behind each other (reported apart, too).
+    # The opening of every reviewer (first lease, both whole volumes), reported apart too:
+    # with --ramp-up 0 all 50 start in the same instant and these 150 requests queue.
     opening: list[float] = field(default_factory=list)
 
     def add(self, name: str, ms: float, error: str | None, *, opening: bool = False) -> None:
